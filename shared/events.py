@@ -1,0 +1,394 @@
+"""The event contracts: one envelope, every event of DESIGN.md §3, their topics and Kafka form.
+
+This module is the single owner of what crosses service lines as an event. Audit consumers
+read the JSON Schema exported from these models (`event_json_schema`).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated, Any, ClassVar, Literal, Self
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_serializer,
+)
+
+PREFERENCES_EVENTS = "portal.preferences.events"
+CONTACTS_EVENTS = "portal.contacts.events"
+AUTH_EVENTS = "portal.auth.events"
+PREFERENCES_COMMANDS = "portal.preferences.commands"
+CONTACTS_COMMANDS = "portal.contacts.commands"
+ADMIN_REPLIES = "portal.admin.replies"
+DEADLETTER = "portal.deadletter"
+
+EVENT_TOPICS = (PREFERENCES_EVENTS, CONTACTS_EVENTS, AUTH_EVENTS)
+ALL_TOPICS = (*EVENT_TOPICS, PREFERENCES_COMMANDS, CONTACTS_COMMANDS, ADMIN_REPLIES, DEADLETTER)
+
+ContactKind = Literal["customer", "vendor"]
+
+
+@dataclass(frozen=True)
+class Cause:
+    """Who and what made events happen, and when: copied into every envelope it causes."""
+
+    actor: str
+    at: datetime
+    correlation_id: str | None = None
+    causation_id: str | None = None
+
+
+class Payload(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class EventEnvelope(BaseModel):
+    """Fields shared by every event; subclasses fix `event_type` and `payload`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    topic: ClassVar[str]
+    aggregate_kind: ClassVar[str]
+    current_schema_version: ClassVar[int] = 1
+
+    event_id: uuid.UUID
+    event_type: str
+    schema_version: int
+    occurred_at: datetime
+    org_id: str = Field(min_length=1)
+    aggregate_type: str
+    aggregate_id: str = Field(min_length=1)
+    aggregate_version: int = Field(ge=1)
+    correlation_id: str
+    causation_id: str | None = None
+    actor: str = Field(min_length=1)
+    payload: Payload
+
+    @field_serializer("occurred_at")
+    def _rfc3339_utc(self, value: datetime) -> str:
+        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+    @classmethod
+    def new(
+        cls,
+        *,
+        org_id: str,
+        aggregate_id: str,
+        aggregate_version: int,
+        payload: Payload,
+        cause: Cause,
+    ) -> Self:
+        event_type = cls.model_fields["event_type"].default
+        return cls(
+            event_id=uuid.uuid4(),
+            event_type=event_type,
+            schema_version=cls.current_schema_version,
+            occurred_at=cause.at,
+            org_id=org_id,
+            aggregate_type=cls.aggregate_kind,
+            aggregate_id=aggregate_id,
+            aggregate_version=aggregate_version,
+            correlation_id=cause.correlation_id or str(uuid.uuid4()),
+            causation_id=cause.causation_id,
+            actor=cause.actor,
+            payload=payload,
+        )
+
+    def kafka_key(self) -> bytes:
+        return self.aggregate_id.encode()
+
+    def kafka_headers(self) -> list[tuple[str, bytes]]:
+        return [
+            ("event_type", self.event_type.encode()),
+            ("schema_version", str(self.schema_version).encode()),
+        ]
+
+    def to_json(self) -> bytes:
+        return self.model_dump_json().encode()
+
+
+# --- portal.preferences.events (aggregate: org_preferences, key: org_id) -------------------
+
+
+class Empty(Payload):
+    pass
+
+
+class _PreferencesEvent(EventEnvelope):
+    topic = PREFERENCES_EVENTS
+    aggregate_kind = "org_preferences"
+
+
+class MfaPolicyEnabled(_PreferencesEvent):
+    event_type: Literal["MfaPolicyEnabled"] = "MfaPolicyEnabled"
+    payload: Empty
+
+
+class MfaPolicyDisabled(_PreferencesEvent):
+    event_type: Literal["MfaPolicyDisabled"] = "MfaPolicyDisabled"
+    payload: Empty
+
+
+class PortalNameSetPayload(Payload):
+    portal_name: str = Field(min_length=1, max_length=200)
+
+
+class PortalNameSet(_PreferencesEvent):
+    event_type: Literal["PortalNameSet"] = "PortalNameSet"
+    payload: PortalNameSetPayload
+
+
+# --- portal.contacts.events (aggregate: contact, key: contact_id) --------------------------
+
+
+class _ContactEvent(EventEnvelope):
+    topic = CONTACTS_EVENTS
+    aggregate_kind = "contact"
+
+
+class ContactCreatedPayload(Payload):
+    kind: ContactKind
+    display_name: str
+    email: str
+
+
+class ContactCreated(_ContactEvent):
+    event_type: Literal["ContactCreated"] = "ContactCreated"
+    payload: ContactCreatedPayload
+
+
+class PortalAccessGrantedPayload(Payload):
+    email: str
+    invitation_hash: str
+    expires_at: datetime
+
+
+class PortalAccessGranted(_ContactEvent):
+    event_type: Literal["PortalAccessGranted"] = "PortalAccessGranted"
+    payload: PortalAccessGrantedPayload
+
+
+class PortalAccessRevoked(_ContactEvent):
+    event_type: Literal["PortalAccessRevoked"] = "PortalAccessRevoked"
+    payload: Empty
+
+
+class MfaResetPayload(Payload):
+    mfa_epoch: int = Field(ge=1)
+    reason: str = ""
+
+
+class MfaReset(_ContactEvent):
+    event_type: Literal["MfaReset"] = "MfaReset"
+    payload: MfaResetPayload
+
+
+class ContactDeleted(_ContactEvent):
+    event_type: Literal["ContactDeleted"] = "ContactDeleted"
+    payload: Empty
+
+
+# --- portal.auth.events (aggregate: portal_account, key: contact_id) -----------------------
+
+
+class _AuthEvent(EventEnvelope):
+    topic = AUTH_EVENTS
+    aggregate_kind = "portal_account"
+
+
+class PortalPasswordSet(_AuthEvent):
+    event_type: Literal["PortalPasswordSet"] = "PortalPasswordSet"
+    payload: Empty
+
+
+class EnrollmentRef(Payload):
+    enrollment_id: uuid.UUID
+
+
+class MfaEnrollmentStarted(_AuthEvent):
+    event_type: Literal["MfaEnrollmentStarted"] = "MfaEnrollmentStarted"
+    payload: EnrollmentRef
+
+
+class MfaEnrolledPayload(Payload):
+    enrollment_id: uuid.UUID
+    mfa_epoch: int = Field(ge=0)
+    method: Literal["totp"] = "totp"
+
+
+class MfaEnrolled(_AuthEvent):
+    event_type: Literal["MfaEnrolled"] = "MfaEnrolled"
+    payload: MfaEnrolledPayload
+
+
+class MfaEnrollmentInvalidatedPayload(Payload):
+    enrollment_id: uuid.UUID
+    by_epoch: int = Field(ge=1)
+
+
+class MfaEnrollmentInvalidated(_AuthEvent):
+    event_type: Literal["MfaEnrollmentInvalidated"] = "MfaEnrollmentInvalidated"
+    payload: MfaEnrollmentInvalidatedPayload
+
+
+class BackupCodesIssuedPayload(Payload):
+    count: int = Field(ge=0)
+
+
+class BackupCodesIssued(_AuthEvent):
+    event_type: Literal["BackupCodesIssued"] = "BackupCodesIssued"
+    payload: BackupCodesIssuedPayload
+
+
+class BackupCodeUsedPayload(Payload):
+    remaining: int = Field(ge=0)
+
+
+class BackupCodeUsed(_AuthEvent):
+    event_type: Literal["BackupCodeUsed"] = "BackupCodeUsed"
+    payload: BackupCodeUsedPayload
+
+
+class LoginSucceededPayload(Payload):
+    factors: list[Literal["password", "totp", "backup_code"]]
+
+
+class LoginSucceeded(_AuthEvent):
+    event_type: Literal["LoginSucceeded"] = "LoginSucceeded"
+    payload: LoginSucceededPayload
+
+
+class LoginFailedPayload(Payload):
+    reason: str
+
+
+class LoginFailed(_AuthEvent):
+    event_type: Literal["LoginFailed"] = "LoginFailed"
+    payload: LoginFailedPayload
+
+
+class OtpReplayRejected(_AuthEvent):
+    event_type: Literal["OtpReplayRejected"] = "OtpReplayRejected"
+    payload: Empty
+
+
+class ContactLockedOutPayload(Payload):
+    until: datetime
+
+
+class ContactLockedOut(_AuthEvent):
+    event_type: Literal["ContactLockedOut"] = "ContactLockedOut"
+    payload: ContactLockedOutPayload
+
+
+Event = Annotated[
+    MfaPolicyEnabled
+    | MfaPolicyDisabled
+    | PortalNameSet
+    | ContactCreated
+    | PortalAccessGranted
+    | PortalAccessRevoked
+    | MfaReset
+    | ContactDeleted
+    | PortalPasswordSet
+    | MfaEnrollmentStarted
+    | MfaEnrolled
+    | MfaEnrollmentInvalidated
+    | BackupCodesIssued
+    | BackupCodeUsed
+    | LoginSucceeded
+    | LoginFailed
+    | OtpReplayRejected
+    | ContactLockedOut,
+    Field(discriminator="event_type"),
+]
+
+EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
+EVENT_TYPES: dict[str, type[EventEnvelope]] = {
+    cls.model_fields["event_type"].default: cls
+    for cls in (
+        MfaPolicyEnabled,
+        MfaPolicyDisabled,
+        PortalNameSet,
+        ContactCreated,
+        PortalAccessGranted,
+        PortalAccessRevoked,
+        MfaReset,
+        ContactDeleted,
+        PortalPasswordSet,
+        MfaEnrollmentStarted,
+        MfaEnrolled,
+        MfaEnrollmentInvalidated,
+        BackupCodesIssued,
+        BackupCodeUsed,
+        LoginSucceeded,
+        LoginFailed,
+        OtpReplayRejected,
+        ContactLockedOut,
+    )
+}
+
+# Upcasters turn a stored raw envelope of (event_type, schema_version) into the next version.
+# Events are immutable and kept forever, so readers carry every step up to the current one.
+Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
+UPCASTERS: dict[tuple[str, int], Upcaster] = {}
+
+
+class EventRejected(ValueError):
+    """A message that is not a valid event; the reason is safe to log and dead-letter."""
+
+
+def upcast(raw: dict[str, Any]) -> dict[str, Any]:
+    event_type = raw.get("event_type")
+    if not isinstance(event_type, str) or event_type not in EVENT_TYPES:
+        raise EventRejected(f"unknown event_type {event_type!r}")
+    cls = EVENT_TYPES[event_type]
+    version = raw.get("schema_version")
+    if not isinstance(version, int) or version < 1:
+        raise EventRejected(f"invalid schema_version {version!r} for {event_type}")
+    if version > cls.current_schema_version:
+        raise EventRejected(f"{event_type} v{version} is newer than this reader")
+    while version < cls.current_schema_version:
+        step = UPCASTERS.get((event_type, version))
+        if step is None:
+            raise EventRejected(f"no upcaster for {event_type} v{version}")
+        raw = step(raw)
+        version = raw["schema_version"]
+    return raw
+
+
+def parse_event(value: bytes | str | Mapping[str, Any]) -> Event:
+    """Validate one event from its wire form, upcasting old schema versions."""
+    try:
+        raw = json.loads(value) if isinstance(value, bytes | str) else dict(value)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise EventRejected(f"not JSON: {exc.__class__.__name__}") from None
+    if not isinstance(raw, dict):
+        raise EventRejected("event is not a JSON object")
+    try:
+        return EVENT_ADAPTER.validate_python(upcast(raw))
+    except EventRejected:
+        raise
+    except ValidationError as exc:
+        # pydantic's text can echo input values; keep only field locations and messages.
+        errors = exc.errors(include_input=False)
+        summary = "; ".join(
+            f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', '')}" for e in errors
+        )
+        raise EventRejected(f"invalid {raw.get('event_type')}: {summary}") from None
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
+
+
+def event_json_schema() -> dict[str, Any]:
+    return EVENT_ADAPTER.json_schema(mode="serialization")

@@ -1,0 +1,77 @@
+"""Append-only event store with optimistic concurrency, outbox in the same transaction."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+import asyncpg
+
+from shared.events import Event, EventEnvelope, parse_event
+
+OUTBOX_CHANNEL = "portal_mfa_outbox"
+
+
+class ConcurrencyConflict(Exception):
+    """Another writer appended to the same aggregate version first."""
+
+
+async def load_stream(
+    conn: asyncpg.Connection, aggregate_type: str, aggregate_id: str
+) -> list[Event]:
+    rows = await conn.fetch(
+        "SELECT envelope FROM events WHERE aggregate_type = $1 AND aggregate_id = $2"
+        " ORDER BY aggregate_version",
+        aggregate_type,
+        aggregate_id,
+    )
+    return [parse_event(row["envelope"]) for row in rows]
+
+
+async def append_events(conn: asyncpg.Connection, events: Sequence[EventEnvelope]) -> None:
+    """Store events and queue them for publishing; the caller owns the transaction."""
+    if not events:
+        return
+    try:
+        async with conn.transaction():
+            await conn.executemany(
+                "INSERT INTO events (event_id, aggregate_type, aggregate_id, aggregate_version,"
+                " event_type, schema_version, org_id, occurred_at, envelope)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                [
+                    (
+                        e.event_id,
+                        e.aggregate_type,
+                        e.aggregate_id,
+                        e.aggregate_version,
+                        e.event_type,
+                        e.schema_version,
+                        e.org_id,
+                        e.occurred_at,
+                        e.model_dump(mode="json"),
+                    )
+                    for e in events
+                ],
+            )
+    except asyncpg.UniqueViolationError as exc:
+        raise ConcurrencyConflict(
+            f"{events[0].aggregate_type} {events[0].aggregate_id} changed concurrently"
+        ) from exc
+    await conn.executemany(
+        "INSERT INTO outbox (topic, key, value, headers) VALUES ($1, $2, $3, $4)",
+        [
+            (
+                e.topic,
+                e.kafka_key(),
+                e.to_json(),
+                [[name, value.decode()] for name, value in e.kafka_headers()],
+            )
+            for e in events
+        ],
+    )
+    await conn.execute("SELECT pg_notify($1, '')", OUTBOX_CHANNEL)
+
+
+def headers_from_json(raw: str | list[list[str]]) -> list[tuple[str, bytes]]:
+    pairs = json.loads(raw) if isinstance(raw, str) else raw
+    return [(name, value.encode()) for name, value in pairs]

@@ -1,0 +1,258 @@
+"""Idempotent projection consumer: batches of events applied with their offsets in one transaction.
+
+Kafka's own committed offsets are not used: the projection's position lives in its
+database beside the rows it explains, so a crash at any point replays exactly the
+batches whose transaction did not commit (DESIGN.md §4).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
+
+from shared.events import DEADLETTER, Event, EventRejected, parse_event
+
+log = logging.getLogger(__name__)
+
+OFFSETS_SQL = """
+CREATE TABLE IF NOT EXISTS projection_offsets (
+    projection  text NOT NULL,
+    topic       text NOT NULL,
+    partition   integer NOT NULL,
+    next_offset bigint NOT NULL,
+    PRIMARY KEY (projection, topic, partition)
+);
+"""
+
+
+class Projection(Protocol):
+    name: str
+
+    async def apply(self, conn: asyncpg.Connection, events: Sequence[Event]) -> None:
+        """Apply events in order; an event already applied must change nothing."""
+
+
+@dataclass(frozen=True)
+class Delivered:
+    record: ConsumerRecord[bytes, bytes]
+    event: Event | None
+    error: str | None
+
+
+async def stored_offsets(conn: asyncpg.Connection, projection: str) -> dict[TopicPartition, int]:
+    rows = await conn.fetch(
+        "SELECT topic, partition, next_offset FROM projection_offsets WHERE projection = $1",
+        projection,
+    )
+    return {TopicPartition(r["topic"], r["partition"]): r["next_offset"] for r in rows}
+
+
+async def store_offsets(
+    conn: asyncpg.Connection, projection: str, offsets: dict[TopicPartition, int]
+) -> None:
+    await conn.executemany(
+        "INSERT INTO projection_offsets (projection, topic, partition, next_offset)"
+        " VALUES ($1, $2, $3, $4) ON CONFLICT (projection, topic, partition)"
+        " DO UPDATE SET next_offset = EXCLUDED.next_offset",
+        [(projection, tp.topic, tp.partition, offset) for tp, offset in offsets.items()],
+    )
+
+
+class _SeekToStoredOffsets(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, owner: ProjectionConsumer) -> None:
+        self._owner = owner
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        return None
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        await self._owner.seek_assigned(list(assigned))
+
+
+class ProjectionConsumer:
+    def __init__(
+        self,
+        *,
+        bootstrap: str,
+        topics: Sequence[str],
+        pool: asyncpg.Pool,
+        projection: Projection,
+        deadletter: AIOKafkaProducer,
+        group_id: str | None = None,
+        batch_size: int = 5000,
+    ) -> None:
+        self._topics = list(topics)
+        self._pool = pool
+        self._projection = projection
+        self._deadletter = deadletter
+        self._batch_size = batch_size
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap,
+            group_id=group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_partition_fetch_bytes=4 * 1024 * 1024,
+            fetch_max_bytes=32 * 1024 * 1024,
+        )
+        self._group = group_id is not None
+        self._start_high_water: dict[TopicPartition, int] = {}
+        self._caught_up = False
+        self._failed = False
+        self.applied = 0
+        self.dead_lettered = 0
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self._consumer.start()
+        if self._group:
+            self._consumer.subscribe(self._topics, listener=_SeekToStoredOffsets(self))
+        else:
+            partitions = [
+                TopicPartition(topic, p)
+                for topic in self._topics
+                for p in sorted(self._consumer.partitions_for_topic(topic) or ())
+            ]
+            if not partitions:
+                await self._consumer.force_metadata_update()
+                partitions = [
+                    TopicPartition(topic, p)
+                    for topic in self._topics
+                    for p in sorted(self._consumer.partitions_for_topic(topic) or ())
+                ]
+            self._consumer.assign(partitions)
+            await self.seek_assigned(partitions)
+
+    async def stop(self) -> None:
+        await self._consumer.stop()
+
+    async def run(self) -> None:
+        """Consume until cancelled; a failure marks the projection not ready, then re-raises."""
+        try:
+            while True:
+                batch = await self._consumer.getmany(timeout_ms=200, max_records=self._batch_size)
+                records = [r for part in batch.values() for r in part]
+                if records:
+                    await self._handle(records)
+                elif not self._caught_up:
+                    self._caught_up = await self._reached_start_high_water()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            self._failed = True
+            log.exception("projection %s stopped", self._projection.name)
+            raise
+
+    async def seek_assigned(self, assigned: list[TopicPartition]) -> None:
+        async with self._pool.acquire() as conn:
+            stored = await stored_offsets(conn, self._projection.name)
+        for tp in assigned:
+            if tp in stored:
+                self._consumer.seek(tp, stored[tp])
+            else:
+                await self._consumer.seek_to_beginning(tp)
+        if assigned:
+            ends = await self._consumer.end_offsets(assigned)
+            self._start_high_water.update(ends)
+
+    # --- readiness ------------------------------------------------------------------------
+
+    @property
+    def ready(self) -> bool:
+        return self._caught_up and not self._failed
+
+    async def _reached_start_high_water(self) -> bool:
+        # The dev broker under-reports the high-water mark (DESIGN.md §7), so being past it
+        # is not enough on its own: the caller also saw an empty fetch at this position.
+        assigned = self._consumer.assignment()
+        if not assigned or not self._start_high_water:
+            return False
+        for tp in assigned:
+            if await self._consumer.position(tp) < self._start_high_water.get(tp, 0):
+                return False
+        return True
+
+    async def lag(self) -> dict[str, int]:
+        lags: dict[str, int] = {}
+        for tp in self._consumer.assignment():
+            high = self._consumer.highwater(tp)
+            if high is None:
+                high = self._start_high_water.get(tp, 0)
+            lags[f"{tp.topic}/{tp.partition}"] = max(0, high - await self._consumer.position(tp))
+        return lags
+
+    # --- applying -------------------------------------------------------------------------
+
+    async def _handle(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
+        delivered = [_decode(r) for r in records]
+        rejected = [d for d in delivered if d.event is None]
+        if rejected:
+            await self._dead_letter(rejected)
+        events = [d.event for d in delivered if d.event is not None]
+        offsets = _next_offsets(records)
+        try:
+            async with self._pool.acquire() as conn, conn.transaction():
+                await self._projection.apply(conn, events)
+                await store_offsets(conn, self._projection.name, offsets)
+        except (asyncpg.PostgresConnectionError, OSError):
+            raise
+        except asyncpg.PostgresError:
+            # One bad event must not stall the stream: apply one by one, dead-letter the rest.
+            await self._handle_one_by_one([d for d in delivered if d.event is not None])
+            async with self._pool.acquire() as conn:
+                await store_offsets(conn, self._projection.name, offsets)
+        self.applied += len(events)
+
+    async def _handle_one_by_one(self, delivered: list[Delivered]) -> None:
+        for item in delivered:
+            assert item.event is not None
+            try:
+                async with self._pool.acquire() as conn, conn.transaction():
+                    await self._projection.apply(conn, [item.event])
+                    await store_offsets(conn, self._projection.name, _next_offsets([item.record]))
+            except asyncpg.PostgresError as exc:
+                await self._dead_letter(
+                    [Delivered(item.record, item.event, f"apply failed: {exc.__class__.__name__}")]
+                )
+
+    async def _dead_letter(self, rejected: list[Delivered]) -> None:
+        sends = []
+        for item in rejected:
+            r = item.record
+            headers = [
+                ("error", (item.error or "rejected").encode()),
+                ("original_topic", r.topic.encode()),
+                ("original_partition", str(r.partition).encode()),
+                ("original_offset", str(r.offset).encode()),
+                ("consumer", self._projection.name.encode()),
+            ]
+            sends.append(
+                await self._deadletter.send(DEADLETTER, value=r.value, key=r.key, headers=headers)
+            )
+            log.warning("dead-lettered %s/%s@%s: %s", r.topic, r.partition, r.offset, item.error)
+        await asyncio.gather(*sends)
+        self.dead_lettered += len(rejected)
+
+
+def _decode(record: ConsumerRecord[bytes, bytes]) -> Delivered:
+    if record.value is None:
+        return Delivered(record, None, "empty message")
+    try:
+        return Delivered(record, parse_event(record.value), None)
+    except EventRejected as exc:
+        return Delivered(record, None, str(exc))
+
+
+def _next_offsets(records: Sequence[ConsumerRecord[bytes, bytes]]) -> dict[TopicPartition, int]:
+    offsets: dict[TopicPartition, int] = {}
+    for r in records:
+        tp = TopicPartition(r.topic, r.partition)
+        offsets[tp] = max(offsets.get(tp, 0), r.offset + 1)
+    return offsets

@@ -1,0 +1,72 @@
+"""Settings: every `PORTAL_MFA_*` environment variable, validated at start.
+
+A bad value stops the process with one line that names the variable, never its value
+(some of them are keys).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class SettingsError(SystemExit):
+    """Raised with a one-line message naming the offending variable."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PORTAL_MFA_", extra="ignore")
+
+    profile: Literal["production", "dev"] = "production"
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    # Real Kafka takes the idempotent producer (no duplicates on retry); the memory-backed
+    # dev broker refuses it, so the dev profile turns it off (DESIGN.md §7).
+    kafka_idempotence: bool = True
+    kafka_partitions: int = Field(default=3, ge=1, le=1000)
+    kafka_replication_factor: int = Field(default=1, ge=1, le=10)
+    database_url: str = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+    auth_host: str = "127.0.0.1"
+    auth_port: int = Field(default=8000, ge=1, le=65535)
+    preferences_port: int = Field(default=8001, ge=1, le=65535)
+    contacts_port: int = Field(default=8002, ge=1, le=65535)
+    audit_port: int = Field(default=8003, ge=1, le=65535)
+    dev_kafka_port: int = Field(default=9092, ge=1, le=65535)
+    dev_seed: bool = True
+
+    # AEAD keys for TOTP secrets at rest: "kid:base64key,kid2:base64key"; the first
+    # that `secret_key_id` names encrypts, all of them decrypt (rotation).
+    secret_keys: str = ""
+    secret_key_id: str = ""
+
+    command_timeout_s: float = Field(default=10.0, gt=0, le=300)
+    relay_poll_interval_s: float = Field(default=1.0, gt=0, le=60)
+    projection_batch_size: int = Field(default=5000, ge=1, le=100000)
+    admin: str = ""
+
+    @field_validator("kafka_bootstrap")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        for address in value.split(","):
+            host, _, port = address.strip().rpartition(":")
+            if not host or not port.isdigit():
+                raise ValueError("expected host:port[,host:port...]")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_url(cls, value: str) -> str:
+        if not value.startswith(("postgresql://", "postgres://")):
+            raise ValueError("expected a postgresql:// URL")
+        return value
+
+
+def load_settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = str(first["loc"][0]) if first["loc"] else "?"
+        raise SettingsError(f"invalid setting PORTAL_MFA_{field.upper()}: {first['msg']}") from None

@@ -1,0 +1,33 @@
+-- Append-only event store, transactional outbox and command idempotency, per service.
+CREATE TABLE IF NOT EXISTS events (
+    global_position   bigserial PRIMARY KEY,
+    event_id          uuid NOT NULL UNIQUE,
+    aggregate_type    text NOT NULL,
+    aggregate_id      text NOT NULL,
+    aggregate_version integer NOT NULL CHECK (aggregate_version >= 1),
+    event_type        text NOT NULL,
+    schema_version    integer NOT NULL,
+    org_id            text NOT NULL,
+    occurred_at       timestamptz NOT NULL,
+    envelope          jsonb NOT NULL,
+    -- Two writers on one aggregate version conflict here instead of forking the stream.
+    UNIQUE (aggregate_type, aggregate_id, aggregate_version)
+);
+
+CREATE TABLE IF NOT EXISTS outbox (
+    position   bigserial PRIMARY KEY,
+    topic      text NOT NULL,
+    key        bytea NOT NULL,
+    value      bytea NOT NULL,
+    headers    jsonb NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    sent_at    timestamptz
+);
+CREATE INDEX IF NOT EXISTS outbox_unsent ON outbox (position) WHERE sent_at IS NULL;
+
+CREATE TABLE IF NOT EXISTS processed_commands (
+    command_id   uuid PRIMARY KEY,
+    command_type text NOT NULL,
+    reply        jsonb NOT NULL,
+    processed_at timestamptz NOT NULL DEFAULT now()
+);

@@ -1,0 +1,94 @@
+"""Session infrastructure for the tests: a real broker and a real PostgreSQL (DESIGN.md §8).
+
+Embedded by default; `PORTAL_MFA_KAFKA_BOOTSTRAP` / `PORTAL_MFA_DATABASE_URL` point the
+tests at external servers instead.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest
+
+from portal_mfa.infra import (
+    EmbeddedBroker,
+    EmbeddedPostgres,
+    drop_database,
+    ensure_database,
+    ensure_topics,
+)
+
+FreshDatabase = Callable[..., Awaitable[str]]
+FreshTopics = Callable[..., Awaitable[dict[str, str]]]
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def free_port() -> int:
+    """A loopback TCP port that was free a moment ago."""
+    return _free_port()
+
+
+@pytest.fixture(scope="session")
+async def kafka_bootstrap() -> AsyncIterator[str]:
+    """Bootstrap address of the session's broker (external if configured, else embedded)."""
+    external = os.environ.get("PORTAL_MFA_KAFKA_BOOTSTRAP")
+    if external:
+        yield external
+        return
+    broker = await EmbeddedBroker.start(_free_port())
+    try:
+        yield broker.bootstrap
+    finally:
+        broker.stop()
+
+
+@pytest.fixture(scope="session")
+async def postgres_server_url() -> AsyncIterator[str]:
+    """URL of a maintenance database on the session's PostgreSQL server (external or embedded)."""
+    external = os.environ.get("PORTAL_MFA_DATABASE_URL")
+    if external:
+        yield external
+        return
+    server = await EmbeddedPostgres.start()
+    try:
+        yield server.url("postgres")
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+async def fresh_database(postgres_server_url: str) -> AsyncIterator[FreshDatabase]:
+    """Factory: `await fresh_database()` -> URL of a new empty database, dropped after the test."""
+    names: list[str] = []
+
+    async def create(prefix: str = "test") -> str:
+        name = f"{prefix}_{uuid.uuid4().hex}"
+        names.append(name)
+        return await ensure_database(postgres_server_url, name)
+
+    yield create
+    for name in names:
+        await drop_database(postgres_server_url, name)
+
+
+@pytest.fixture
+def fresh_topics(kafka_bootstrap: str) -> FreshTopics:
+    """Factory: `await fresh_topics("a", "b")` -> {"a": "a.<test id>", ...}, topics created."""
+    suffix = uuid.uuid4().hex[:12]
+
+    async def create(*names: str, partitions: int = 1) -> dict[str, str]:
+        unique = {name: f"{name}.{suffix}" for name in names}
+        await ensure_topics(kafka_bootstrap, list(unique.values()), partitions)
+        return unique
+
+    return create
