@@ -34,6 +34,7 @@ CREATE TABLE IF NOT EXISTS projection_offsets (
 
 class Projection(Protocol):
     name: str
+    offsets_table: str  # created from OFFSETS_SQL, usually beside the projection's tables
 
     async def apply(self, conn: asyncpg.Connection, events: Sequence[Event]) -> None:
         """Apply events in order; an event already applied must change nothing."""
@@ -46,22 +47,25 @@ class Delivered:
     error: str | None
 
 
-async def stored_offsets(conn: asyncpg.Connection, projection: str) -> dict[TopicPartition, int]:
+async def stored_offsets(
+    conn: asyncpg.Connection, projection: Projection
+) -> dict[TopicPartition, int]:
     rows = await conn.fetch(
-        "SELECT topic, partition, next_offset FROM projection_offsets WHERE projection = $1",
-        projection,
+        f"SELECT topic, partition, next_offset FROM {projection.offsets_table}"
+        " WHERE projection = $1",
+        projection.name,
     )
     return {TopicPartition(r["topic"], r["partition"]): r["next_offset"] for r in rows}
 
 
 async def store_offsets(
-    conn: asyncpg.Connection, projection: str, offsets: dict[TopicPartition, int]
+    conn: asyncpg.Connection, projection: Projection, offsets: dict[TopicPartition, int]
 ) -> None:
     await conn.executemany(
-        "INSERT INTO projection_offsets (projection, topic, partition, next_offset)"
+        f"INSERT INTO {projection.offsets_table} (projection, topic, partition, next_offset)"
         " VALUES ($1, $2, $3, $4) ON CONFLICT (projection, topic, partition)"
         " DO UPDATE SET next_offset = EXCLUDED.next_offset",
-        [(projection, tp.topic, tp.partition, offset) for tp, offset in offsets.items()],
+        [(projection.name, tp.topic, tp.partition, offset) for tp, offset in offsets.items()],
     )
 
 
@@ -152,7 +156,7 @@ class ProjectionConsumer:
 
     async def seek_assigned(self, assigned: list[TopicPartition]) -> None:
         async with self._pool.acquire() as conn:
-            stored = await stored_offsets(conn, self._projection.name)
+            stored = await stored_offsets(conn, self._projection)
         for tp in assigned:
             if tp in stored:
                 self._consumer.seek(tp, stored[tp])
@@ -200,14 +204,14 @@ class ProjectionConsumer:
         try:
             async with self._pool.acquire() as conn, conn.transaction():
                 await self._projection.apply(conn, events)
-                await store_offsets(conn, self._projection.name, offsets)
+                await store_offsets(conn, self._projection, offsets)
         except (asyncpg.PostgresConnectionError, OSError):
             raise
         except asyncpg.PostgresError:
             # One bad event must not stall the stream: apply one by one, dead-letter the rest.
             await self._handle_one_by_one([d for d in delivered if d.event is not None])
             async with self._pool.acquire() as conn:
-                await store_offsets(conn, self._projection.name, offsets)
+                await store_offsets(conn, self._projection, offsets)
         self.applied += len(events)
 
     async def _handle_one_by_one(self, delivered: list[Delivered]) -> None:
@@ -216,7 +220,7 @@ class ProjectionConsumer:
             try:
                 async with self._pool.acquire() as conn, conn.transaction():
                     await self._projection.apply(conn, [item.event])
-                    await store_offsets(conn, self._projection.name, _next_offsets([item.record]))
+                    await store_offsets(conn, self._projection, _next_offsets([item.record]))
             except asyncpg.PostgresError as exc:
                 await self._dead_letter(
                     [Delivered(item.record, item.event, f"apply failed: {exc.__class__.__name__}")]

@@ -28,7 +28,7 @@ class Settings(BaseSettings):
     kafka_replication_factor: int = Field(default=1, ge=1, le=10)
     database_url: str = "postgresql://postgres@127.0.0.1:5432/postgres"
 
-    auth_host: str = "127.0.0.1"
+    host: str = "127.0.0.1"
     auth_port: int = Field(default=8000, ge=1, le=65535)
     preferences_port: int = Field(default=8001, ge=1, le=65535)
     contacts_port: int = Field(default=8002, ge=1, le=65535)

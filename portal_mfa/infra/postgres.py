@@ -62,8 +62,8 @@ class EmbeddedPostgres:
         """The connection URL of `database` on this server (it need not exist yet)."""
         if self._server is None:
             raise RuntimeError("the embedded PostgreSQL server is stopped")
-        uri: str = self._server.get_uri(database)
-        return uri
+        # The library's own URI puts the name in unquoted.
+        return database_url(self._server.get_uri("postgres"), database)
 
     async def create_database(self, name: str) -> str:
         """Create database `name` unless it exists; return its URL."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -23,6 +24,8 @@ from portal_mfa.infra import (
 )
 
 pytestmark = pytest.mark.integration
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def alive(pid: int) -> bool:
@@ -138,6 +141,7 @@ async def test_embedded_postgres_starts_fresh_over_a_killed_runs_data_dir(tmp_pa
         "print(s.pid, flush=True); time.sleep(600)",
         str(data_dir),
         stdout=asyncio.subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
     )
     assert killed_run.stdout is not None
     orphan_pid = int(await asyncio.wait_for(killed_run.stdout.readline(), timeout=60))

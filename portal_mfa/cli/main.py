@@ -1,0 +1,36 @@
+"""The `portal-mfa` command."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from portal_mfa.cli.admin import admin
+from shared.settings import load_settings
+
+app = typer.Typer(
+    help="Portal MFA: multi-factor login for customer and vendor portals.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(admin, name="admin")
+
+
+@app.command(help="Run the whole system on this machine (embedded broker and PostgreSQL).")
+def dev() -> None:
+    from portal_mfa.dev import run_dev
+
+    raise typer.Exit(run_dev(load_settings()))
+
+
+@app.command(help="Run one service: auth, preferences or contacts.")
+def serve(
+    service: Annotated[str, typer.Argument(help="auth | preferences | contacts")],
+) -> None:
+    from portal_mfa.serve import SERVICES
+    from portal_mfa.serve import serve as run
+
+    if service not in SERVICES:
+        raise typer.BadParameter(f"expected one of {', '.join(SERVICES)}", param_hint="SERVICE")
+    run(load_settings(), service)

@@ -1,0 +1,81 @@
+"""Request/reply over Kafka for the admin console.
+
+FastStream's `broker.request()` does not work for Kafka outside its test client, so the
+console publishes with `reply_to` and `correlation_id` headers (the service's FastStream
+subscriber publishes its return value there) and reads the reply topic itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from types import TracebackType
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from shared.commands import Command, CommandReply, command_topic
+from shared.events import ADMIN_REPLIES
+from shared.kafka import new_producer
+from shared.settings import Settings
+
+
+class NoAnswer(Exception):
+    """The owning service did not reply in time."""
+
+
+class CommandClient:
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._producer = new_producer(settings, linger_ms=0)
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False
+        )
+
+    async def __aenter__(self) -> CommandClient:
+        await self._producer.start()
+        await self._consumer.start()
+        partitions = self._consumer.partitions_for_topic(ADMIN_REPLIES)
+        if not partitions:
+            await self._consumer.force_metadata_update()
+            partitions = self._consumer.partitions_for_topic(ADMIN_REPLIES) or {0}
+        tps = [TopicPartition(ADMIN_REPLIES, p) for p in sorted(partitions)]
+        self._consumer.assign(tps)
+        await self._consumer.seek_to_end(*tps)
+        for tp in tps:
+            # Resolve the position now, so no reply published after this point is missed.
+            await self._consumer.position(tp)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._consumer.stop()
+        await self._producer.stop()
+
+    async def send(self, command: Command, timeout_s: float | None = None) -> CommandReply:
+        correlation = str(command.command_id)
+        await self._producer.send_and_wait(
+            command_topic(command),
+            value=command.model_dump_json().encode(),
+            key=command.target_id().encode(),
+            headers=[
+                ("reply_to", ADMIN_REPLIES.encode()),
+                ("correlation_id", correlation.encode()),
+                ("content-type", b"application/json"),
+                ("command_type", type(command).__name__.encode()),
+            ],
+        )
+        limit = timeout_s or self._settings.command_timeout_s
+        deadline = time.monotonic() + limit
+        while (remaining := deadline - time.monotonic()) > 0:
+            batch = await self._consumer.getmany(timeout_ms=int(min(remaining, 0.5) * 1000))
+            for records in batch.values():
+                for record in records:
+                    headers = {k: v.decode() for k, v in record.headers}
+                    if headers.get("correlation_id") == correlation and record.value:
+                        return CommandReply.model_validate_json(record.value)
+            await asyncio.sleep(0)
+        raise NoAnswer(f"no answer to {type(command).__name__} within {limit:g}s")

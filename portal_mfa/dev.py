@@ -1,0 +1,173 @@
+"""`portal-mfa dev`: the whole system on this machine, fresh at every start.
+
+The broker (Tansu, memory-backed) and PostgreSQL (embedded) are started here unless
+`PORTAL_MFA_KAFKA_BOOTSTRAP` / `PORTAL_MFA_DATABASE_URL` point at real ones; each
+service runs as its own process, as it would in production.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from types import FrameType
+
+from rich.console import Console
+
+from portal_mfa.infra.broker import BrokerStartFailed, EmbeddedBroker, PortTaken, ensure_port_free
+from portal_mfa.infra.postgres import EmbeddedPostgres
+from portal_mfa.serve import SERVICES, port_of, prepare
+from shared.settings import Settings
+
+console = Console()
+PORT_VARS = {
+    "auth": "PORTAL_MFA_AUTH_PORT",
+    "preferences": "PORTAL_MFA_PREFERENCES_PORT",
+    "contacts": "PORTAL_MFA_CONTACTS_PORT",
+}
+
+
+class DevStackFailed(RuntimeError):
+    pass
+
+
+@dataclass
+class DevStack:
+    settings: Settings
+    broker: EmbeddedBroker | None = None
+    postgres: EmbeddedPostgres | None = None
+    children: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    def start(self) -> None:
+        for service in SERVICES:
+            ensure_port_free(port_of(self.settings, service), PORT_VARS[service])
+        env = dict(os.environ, PORTAL_MFA_PROFILE="dev")
+        if "PORTAL_MFA_KAFKA_BOOTSTRAP" not in os.environ:
+            self.broker = asyncio.run(
+                EmbeddedBroker.start(
+                    self.settings.dev_kafka_port, port_env_var="PORTAL_MFA_DEV_KAFKA_PORT"
+                )
+            )
+            # The memory-backed dev broker refuses the idempotent producer (DESIGN.md §7).
+            env.update(
+                PORTAL_MFA_KAFKA_BOOTSTRAP=self.broker.bootstrap,
+                PORTAL_MFA_KAFKA_IDEMPOTENCE="false",
+            )
+        if "PORTAL_MFA_DATABASE_URL" not in os.environ:
+            self.postgres = asyncio.run(EmbeddedPostgres.start())
+            env["PORTAL_MFA_DATABASE_URL"] = self.postgres.url("postgres")
+        if not self.settings.secret_keys:
+            key = base64.b64encode(os.urandom(32)).decode()
+            # A fresh key per start: the dev stack's data does not outlive it anyway.
+            env["PORTAL_MFA_SECRET_KEYS"] = f"dev:{key}"
+            env["PORTAL_MFA_SECRET_KEY_ID"] = "dev"  # noqa: S105 (a key's name, not a key)
+        if self.broker is not None:
+            self.settings = self.settings.model_copy(
+                update={"kafka_bootstrap": self.broker.bootstrap, "kafka_idempotence": False}
+            )
+        if self.postgres is not None:
+            self.settings = self.settings.model_copy(
+                update={"database_url": env["PORTAL_MFA_DATABASE_URL"]}
+            )
+        for service in SERVICES:
+            asyncio.run(prepare(self.settings, service))
+        for service in SERVICES:
+            self.children[service] = subprocess.Popen(
+                [sys.executable, "-m", "portal_mfa", "serve", service],
+                env=env,
+                # Own session: Ctrl-C reaches only this supervisor, which stops children in order.
+                start_new_session=True,
+            )
+        for service in SERVICES:
+            self._wait_ready(service)
+
+    def _wait_ready(self, service: str, within_s: float = 60.0) -> None:
+        url = f"http://127.0.0.1:{port_of(self.settings, service)}/readyz"
+        deadline = time.monotonic() + within_s
+        while time.monotonic() < deadline:
+            child = self.children[service]
+            if child.poll() is not None:
+                raise DevStackFailed(f"{service} exited with status {child.returncode}")
+            with (
+                contextlib.suppress(OSError),
+                urllib.request.urlopen(url, timeout=2) as answer,
+            ):
+                if answer.status == 200:
+                    return
+            time.sleep(0.2)
+        raise DevStackFailed(f"{service} was not ready within {within_s:g}s ({url})")
+
+    def stop(self) -> None:
+        for child in self.children.values():
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+        for child in self.children.values():
+            try:
+                child.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+        self.children.clear()
+        if self.broker is not None:
+            self.broker.stop()
+            self.broker = None
+        if self.postgres is not None:
+            self.postgres.stop()
+            self.postgres = None
+
+    def addresses(self) -> Iterator[tuple[str, str]]:
+        yield "kafka", self.settings.kafka_bootstrap
+        for service in SERVICES:
+            yield service, f"http://127.0.0.1:{port_of(self.settings, service)}"
+
+
+class _Stop(Exception):
+    pass
+
+
+def _raise_stop(signum: int, frame: FrameType | None) -> None:
+    raise _Stop
+
+
+def run_dev(settings: Settings) -> int:
+    stack = DevStack(settings)
+    signal.signal(signal.SIGTERM, _raise_stop)
+    signal.signal(signal.SIGINT, _raise_stop)
+    try:
+        console.print("[bold]portal-mfa dev[/bold]: starting broker, PostgreSQL and services…")
+        stack.start()
+        if settings.dev_seed:
+            from portal_mfa.seed import seed_demo
+
+            for line in seed_demo(stack.settings):
+                console.print(line, highlight=False)
+        for name, address in stack.addresses():
+            console.print(f"  {name:<12} {address}", highlight=False)
+        console.print(
+            f"  portal API   http://127.0.0.1:{stack.settings.auth_port}/docs\n"
+            "Ready. Press Ctrl-C to stop everything.",
+            highlight=False,
+        )
+        while True:
+            for service, child in stack.children.items():
+                if child.poll() is not None:
+                    raise DevStackFailed(f"{service} exited with status {child.returncode}")
+            time.sleep(0.5)
+    except _Stop:
+        console.print("stopping…")
+        return 0
+    except (DevStackFailed, PortTaken, BrokerStartFailed) as exc:
+        console.print(f"[red]error:[/red] {exc}", highlight=False)
+        return 1
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        stack.stop()

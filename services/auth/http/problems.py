@@ -1,0 +1,44 @@
+"""Errors as `application/problem+json` (RFC 9457) with stable `type` URIs."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+PROBLEM_BASE = "https://portal-mfa.dev/problems/"
+
+
+class Problem(Exception):
+    def __init__(self, status: int, kind: str, title: str, detail: str = "") -> None:
+        self.status = status
+        self.kind = kind
+        self.title = title
+        self.detail = detail
+
+
+def problem_response(status: int, kind: str, title: str, detail: str = "") -> JSONResponse:
+    body = {"type": PROBLEM_BASE + kind, "title": title, "status": status}
+    if detail:
+        body["detail"] = detail
+    return JSONResponse(body, status_code=status, media_type="application/problem+json")
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    @app.exception_handler(Problem)
+    async def _problem(_: Request, exc: Problem) -> JSONResponse:
+        return problem_response(exc.status, exc.kind, exc.title, exc.detail)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        # Name the fields, never echo the values: a body may hold a password or a code.
+        fields = sorted({".".join(str(p) for p in e["loc"][1:]) or "body" for e in exc.errors()})
+        return problem_response(
+            422, "invalid-request", "The request is malformed", "check: " + ", ".join(fields)
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        kind = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http-error")
+        return problem_response(exc.status_code, kind, str(exc.detail))

@@ -1,0 +1,71 @@
+"""auth entry point: the projection consumer, the outbox relay and the HTTP API, wired."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+
+from services.auth.http import operations
+from services.auth.http.problems import install_problem_handlers
+from services.auth.projection import TOPICS, LoginProjection
+from services.auth.runtime import AuthRuntime
+from shared.db import EVENTSTORE_SQL, apply_schema, open_pool, read_sql
+from shared.events import now_utc
+from shared.kafka import new_producer
+from shared.outbox import OutboxRelay
+from shared.projection import ProjectionConsumer
+from shared.settings import Settings
+
+log = logging.getLogger(__name__)
+
+PROJECTION_GROUP = "portal-mfa-auth-projection"
+
+
+def create_app(settings: Settings, database_url: str) -> FastAPI:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        pool = await open_pool(database_url, max_size=20)
+        projection = LoginProjection()
+        await apply_schema(pool, EVENTSTORE_SQL, read_sql("services.auth", "schema.sql"))
+        async with pool.acquire() as conn:
+            await projection.create(conn)
+        producer = new_producer(settings)
+        await producer.start()
+        consumer = ProjectionConsumer(
+            bootstrap=settings.kafka_bootstrap,
+            topics=TOPICS,
+            pool=pool,
+            projection=projection,
+            deadletter=producer,
+            group_id=PROJECTION_GROUP,
+            batch_size=settings.projection_batch_size,
+        )
+        await consumer.start()
+        relay = OutboxRelay(database_url, producer, poll_interval_s=settings.relay_poll_interval_s)
+        tasks = [
+            asyncio.create_task(consumer.run(), name="auth-projection"),
+            asyncio.create_task(relay.run(), name="auth-outbox-relay"),
+        ]
+        app.state.runtime = AuthRuntime(
+            pool=pool, projection=projection, consumer=consumer, clock=now_utc
+        )
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+            await consumer.stop()
+            await producer.stop()
+            await pool.close()
+
+    app = FastAPI(title="portal-mfa auth", version="1", lifespan=lifespan)
+    install_problem_handlers(app)
+    app.include_router(operations.router)
+    return app

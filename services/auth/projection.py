@@ -1,0 +1,160 @@
+"""auth's login-requirement projection: org policies and contacts, folded into PostgreSQL.
+
+The tables live in their own PostgreSQL schema (with the consumed offsets beside them),
+so a rebuild can fill a fresh schema from offset 0 and swap it in by renaming.
+A batch is folded in memory per aggregate, then written with one statement per table.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import astuple, fields
+
+import asyncpg
+
+from services.auth.domain.projected import ContactEvent, OrgPolicy, PolicyEvent, ProjectedContact
+from shared.events import CONTACTS_EVENTS, PREFERENCES_EVENTS, Event
+from shared.projection import OFFSETS_SQL
+
+TOPICS = (PREFERENCES_EVENTS, CONTACTS_EVENTS)
+LIVE_SCHEMA = "login_projection"
+
+_POLICY_COLUMNS = [f.name for f in fields(OrgPolicy)]
+_CONTACT_COLUMNS = [f.name for f in fields(ProjectedContact)]
+
+
+def schema_sql(schema: str) -> str:
+    return f"""
+CREATE SCHEMA IF NOT EXISTS {schema};
+CREATE TABLE IF NOT EXISTS {schema}.org_policies (
+    org_id          text PRIMARY KEY,
+    version         integer NOT NULL,
+    mfa_enabled     boolean NOT NULL,
+    portal_name     text,
+    policy_event_id uuid
+);
+CREATE TABLE IF NOT EXISTS {schema}.contacts (
+    contact_id            text PRIMARY KEY,
+    org_id                text NOT NULL,
+    version               integer NOT NULL,
+    kind                  text NOT NULL,
+    display_name          text NOT NULL,
+    email                 text NOT NULL,
+    portal_access         boolean NOT NULL,
+    invitation_hash       text,
+    invitation_expires_at timestamptz,
+    mfa_epoch             integer NOT NULL,
+    reset_event_id        uuid,
+    deleted               boolean NOT NULL
+);
+CREATE INDEX IF NOT EXISTS contacts_by_email ON {schema}.contacts (org_id, email);
+CREATE INDEX IF NOT EXISTS contacts_by_invitation ON {schema}.contacts (invitation_hash);
+{OFFSETS_SQL.replace("projection_offsets", f"{schema}.projection_offsets")}
+"""
+
+
+def _checked(schema: str) -> str:
+    if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", schema):
+        raise ValueError(f"not a schema name: {schema!r}")
+    return schema
+
+
+class LoginProjection:
+    """Implements `shared.projection.Projection` for the login-requirement read model."""
+
+    def __init__(self, schema: str = LIVE_SCHEMA) -> None:
+        self.schema = _checked(schema)
+        self.name = "login_requirement"
+        self.offsets_table = f"{self.schema}.projection_offsets"
+
+    async def create(self, conn: asyncpg.Connection) -> None:
+        await conn.execute(schema_sql(self.schema))
+
+    async def apply(self, conn: asyncpg.Connection, events: Sequence[Event]) -> None:
+        policy_events: dict[str, list[PolicyEvent]] = {}
+        contact_events: dict[str, list[ContactEvent]] = {}
+        for event in events:
+            match event.aggregate_type:
+                case "org_preferences":
+                    policy_events.setdefault(event.aggregate_id, []).append(event)  # type: ignore[arg-type]
+                case "contact":
+                    contact_events.setdefault(event.aggregate_id, []).append(event)  # type: ignore[arg-type]
+        if policy_events:
+            await self._apply_policies(conn, policy_events)
+        if contact_events:
+            await self._apply_contacts(conn, contact_events)
+
+    async def _apply_policies(
+        self, conn: asyncpg.Connection, by_org: dict[str, list[PolicyEvent]]
+    ) -> None:
+        current = {p.org_id: p for p in await self.policies(conn, list(by_org))}
+        changed = []
+        for org_id, events in by_org.items():
+            before = current.get(org_id, OrgPolicy(org_id))
+            after = before
+            for event in events:
+                after = after.evolve(event)
+            if after != before:
+                changed.append(astuple(after))
+        await _upsert(conn, f"{self.schema}.org_policies", _POLICY_COLUMNS, changed)
+
+    async def _apply_contacts(
+        self, conn: asyncpg.Connection, by_contact: dict[str, list[ContactEvent]]
+    ) -> None:
+        current = {c.contact_id: c for c in await self.contacts(conn, list(by_contact))}
+        changed = []
+        for contact_id, events in by_contact.items():
+            before = current.get(contact_id, ProjectedContact(contact_id, events[0].org_id))
+            after = before
+            for event in events:
+                after = after.evolve(event)
+            if after != before:
+                changed.append(astuple(after))
+        await _upsert(conn, f"{self.schema}.contacts", _CONTACT_COLUMNS, changed)
+
+    # --- reads ----------------------------------------------------------------------------
+
+    async def policies(self, conn: asyncpg.Connection, org_ids: list[str]) -> list[OrgPolicy]:
+        rows = await conn.fetch(
+            f"SELECT {', '.join(_POLICY_COLUMNS)} FROM {self.schema}.org_policies"
+            " WHERE org_id = ANY($1::text[])",
+            org_ids,
+        )
+        return [OrgPolicy(**dict(r)) for r in rows]
+
+    async def policy(self, conn: asyncpg.Connection, org_id: str) -> OrgPolicy:
+        found = await self.policies(conn, [org_id])
+        return found[0] if found else OrgPolicy(org_id)
+
+    async def contacts(
+        self, conn: asyncpg.Connection, contact_ids: list[str]
+    ) -> list[ProjectedContact]:
+        rows = await conn.fetch(
+            f"SELECT {', '.join(_CONTACT_COLUMNS)} FROM {self.schema}.contacts"
+            " WHERE contact_id = ANY($1::text[])",
+            contact_ids,
+        )
+        return [ProjectedContact(**dict(r)) for r in rows]
+
+    async def contact(
+        self, conn: asyncpg.Connection, org_id: str, contact_id: str
+    ) -> ProjectedContact | None:
+        """The contact, only if it belongs to this org: another org's ids reveal nothing."""
+        found = await self.contacts(conn, [contact_id])
+        return found[0] if found and found[0].org_id == org_id else None
+
+
+async def _upsert(
+    conn: asyncpg.Connection, table: str, columns: list[str], rows: list[tuple[object, ...]]
+) -> None:
+    if not rows:
+        return
+    key = columns[0]
+    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns[1:])
+    placeholders = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
+    await conn.executemany(
+        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders})"
+        f" ON CONFLICT ({key}) DO UPDATE SET {updates}",
+        rows,
+    )
