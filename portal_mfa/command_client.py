@@ -26,14 +26,24 @@ class NoAnswer(Exception):
 class CommandClient:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        self._producer = new_producer(settings, linger_ms=0)
+        # A retried command is recognised by its command_id, so the console needs no
+        # idempotent producer, and so works against the dev broker with no settings.
+        self._producer = new_producer(settings, linger_ms=0, idempotent=False)
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False
         )
 
     async def __aenter__(self) -> CommandClient:
-        await self._producer.start()
-        await self._consumer.start()
+        try:
+            await self._producer.start()
+            await self._consumer.start()
+            await self._position_at_reply_end()
+        except BaseException:
+            await self.__aexit__(None, None, None)
+            raise
+        return self
+
+    async def _position_at_reply_end(self) -> None:
         partitions = self._consumer.partitions_for_topic(ADMIN_REPLIES)
         if not partitions:
             await self._consumer.force_metadata_update()
@@ -44,7 +54,6 @@ class CommandClient:
         for tp in tps:
             # Resolve the position now, so no reply published after this point is missed.
             await self._consumer.position(tp)
-        return self
 
     async def __aexit__(
         self,

@@ -44,6 +44,8 @@ def serve(settings: Settings, service: str) -> None:
         level=logging.INFO,
         format="%(asctime)s %(levelname)s [" + service + "] %(name)s: %(message)s",
     )
+    # aiokafka narrates every rebalance at INFO; keep the service log to what matters.
+    logging.getLogger("aiokafka").setLevel(logging.WARNING)
     database_url = asyncio.run(prepare(settings, service))
     create_app: Callable[[Settings, str], FastAPI] = import_module(
         f"services.{service}.main"

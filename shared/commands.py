@@ -73,7 +73,14 @@ class CreateContact(ContactCommand):
 
 
 class GrantPortalAccess(ContactCommand):
+    """Carries only the invitation token's hash: the console that made the token shows it.
+
+    So the token never crosses Kafka and is never stored, not even in a reply.
+    """
+
     command_type: Literal["GrantPortalAccess"] = "GrantPortalAccess"
+    invitation_hash: str = Field(pattern=r"^[0-9a-f]{64}$")
+    valid_for_s: int = Field(default=7 * 24 * 3600, ge=60, le=90 * 24 * 3600)
 
 
 class RevokePortalAccess(ContactCommand):

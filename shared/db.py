@@ -32,7 +32,8 @@ async def apply_schema(pool: asyncpg.Pool, *scripts: str) -> None:
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock($1)", _SCHEMA_LOCK)
         for script in scripts:
-            await conn.execute(script)
+            if script.strip():
+                await conn.execute(script)
 
 
 EVENTSTORE_SQL = read_sql("shared.sql", "eventstore.sql")

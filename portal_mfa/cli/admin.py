@@ -9,6 +9,7 @@ import os
 from typing import Annotated, Any
 
 import typer
+from aiokafka.errors import KafkaError
 from rich.console import Console
 from rich.table import Table
 
@@ -31,7 +32,7 @@ admin.add_typer(portal, name="portal")
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print the result as one JSON object.")]
 out = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 
 @admin.callback()
@@ -63,8 +64,10 @@ def send(command: Command) -> dict[str, Any]:
     except NoAnswer as exc:
         err.print(f"error: {exc} (is the service running?)", highlight=False)
         raise typer.Exit(3) from None
-    except OSError as exc:
-        err.print(f"error: cannot reach Kafka at {settings.kafka_bootstrap}: {exc}")
+    except (OSError, KafkaError) as exc:
+        err.print(
+            f"error: cannot talk to Kafka at {settings.kafka_bootstrap}: {exc!r}", highlight=False
+        )
         raise typer.Exit(3) from None
     if not reply.ok:
         assert reply.rejection is not None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated
 
 import typer
@@ -15,6 +16,12 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(admin, name="admin")
+
+
+@app.callback()
+def _quiet_clients() -> None:
+    # Client libraries log connection trouble themselves; the CLI says it once, in one line.
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
 
 
 @app.command(help="Run the whole system on this machine (embedded broker and PostgreSQL).")

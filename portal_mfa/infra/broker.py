@@ -18,16 +18,10 @@ from aiokafka.errors import KafkaError
 
 HOST = "127.0.0.1"
 
-# Tansu reads these from the environment too; an inherited one would change the broker
-# (schema validation, telemetry export), so the child never sees them.
-_TANSU_ENV_VARS = (
-    "CLUSTER_ID",
-    "LISTENER_URL",
-    "ADVERTISED_LISTENER_URL",
-    "STORAGE_ENGINE",
-    "SCHEMA_REGISTRY",
-    "OTEL_EXPORTER_OTLP_ENDPOINT",
-)
+# Tansu also reads settings from the environment; these two, inherited, would turn on
+# schema validation or telemetry export, so the child never sees them. (The ones we pass
+# as flags are overridden by the flags.)
+_TANSU_ENV_VARS = ("SCHEMA_REGISTRY", "OTEL_EXPORTER_OTLP_ENDPOINT")
 
 
 class PortTaken(RuntimeError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import shutil
 import tempfile
@@ -29,6 +30,7 @@ class EmbeddedPostgres:
         self._scratch_dir = scratch_dir
         self.pid: int = server.get_postmaster_info().pid
         self.data_dir: Path = server.pgdata
+        atexit.register(self.stop)
 
     @classmethod
     async def start(cls, data_dir: Path | None = None) -> EmbeddedPostgres:
@@ -71,6 +73,7 @@ class EmbeddedPostgres:
 
     def stop(self) -> None:
         """Stop the server and delete its data; idempotent."""
+        atexit.unregister(self.stop)
         server, self._server = self._server, None
         if server is not None:
             server.cleanup()

@@ -1,0 +1,168 @@
+"""contacts: commands in, contact events out; every command is checked against its org."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+import asyncpg
+
+from services.contacts.domain import Contact, ContactRejected
+from shared.command_handling import parse_command, run_once
+from shared.commands import (
+    CONTACTS_COMMAND_ADAPTER,
+    CommandReply,
+    ContactCommand,
+    CreateContact,
+    DeleteContact,
+    GetContact,
+    GrantPortalAccess,
+    ListContacts,
+    ResetPortalMfa,
+    RevokePortalAccess,
+)
+from shared.events import Cause
+from shared.eventstore import append_events, load_stream
+
+_DIRECTORY_COLUMNS = (
+    "contact_id, org_id, kind, display_name, email, portal_access, mfa_epoch, deleted, version"
+)
+
+
+class ContactsService:
+    def __init__(self, pool: asyncpg.Pool, clock: Callable[[], datetime]) -> None:
+        self._pool = pool
+        self._clock = clock
+
+    async def execute(self, body: bytes) -> CommandReply:
+        command = parse_command(CONTACTS_COMMAND_ADAPTER, body)
+        if isinstance(command, CommandReply):
+            return command
+        if isinstance(command, ListContacts):
+            async with self._pool.acquire() as conn:
+                rows = await conn.fetch(
+                    f"SELECT {_DIRECTORY_COLUMNS} FROM contact_directory"
+                    " WHERE org_id = $1 AND NOT deleted ORDER BY display_name, contact_id",
+                    command.org_id,
+                )
+            return CommandReply.accepted(
+                command.command_id, {"contacts": [_view(dict(r)) for r in rows]}
+            )
+        if isinstance(command, GetContact):
+            async with self._pool.acquire() as conn:
+                contact = await _load(conn, command.contact_id)
+            if not contact.exists or contact.org_id != command.org_id:
+                return _not_found(command)
+            return CommandReply.accepted(command.command_id, _contact_view(contact))
+        assert isinstance(command, ContactCommand)
+        return await run_once(self._pool, command, self._change)
+
+    async def _change(self, conn: asyncpg.Connection, command: ContactCommand) -> CommandReply:
+        contact = await _load(conn, command.contact_id)
+        if not isinstance(command, CreateContact) and (
+            not contact.exists or contact.org_id != command.org_id
+        ):
+            # Another org's contact is answered exactly like a missing one.
+            return _not_found(command)
+        cause = Cause(
+            actor=command.actor,
+            at=self._clock(),
+            correlation_id=command.correlation_id,
+            causation_id=str(command.command_id),
+        )
+        if isinstance(command, CreateContact) and await _email_taken(
+            conn, command.org_id, command.email
+        ):
+            return CommandReply.rejected(
+                command.command_id, "conflict", f"{command.email} already belongs to a contact"
+            )
+        try:
+            events = self._decide(contact, command, cause)
+        except ContactRejected as exc:
+            return CommandReply.rejected(command.command_id, exc.code, str(exc))  # type: ignore[arg-type]
+        await append_events(conn, events)
+        for event in events:
+            contact = contact.apply(event)
+        # A concurrent create with the same email fails on the unique index here; the retry
+        # then sees the email taken and rejects.
+        await _write_directory(conn, contact)
+        return CommandReply.accepted(command.command_id, _contact_view(contact))
+
+    @staticmethod
+    def _decide(contact: Contact, command: ContactCommand, cause: Cause) -> list[Any]:
+        match command:
+            case CreateContact():
+                return contact.create(
+                    command.org_id, command.kind, command.display_name, command.email, cause
+                )
+            case GrantPortalAccess():
+                return contact.grant_portal_access(
+                    command.invitation_hash, timedelta(seconds=command.valid_for_s), cause
+                )
+            case RevokePortalAccess():
+                return contact.revoke_portal_access(cause)
+            case ResetPortalMfa():
+                return contact.reset_mfa(command.reason, cause)
+            case DeleteContact():
+                return contact.delete(cause)
+        raise ContactRejected("invalid", f"{type(command).__name__} is not a change")
+
+
+async def _email_taken(conn: asyncpg.Connection, org_id: str, email: str) -> bool:
+    found = await conn.fetchval(
+        "SELECT 1 FROM contact_directory"
+        " WHERE org_id = $1 AND lower(email) = lower($2) AND NOT deleted",
+        org_id,
+        email,
+    )
+    return found is not None
+
+
+async def _load(conn: asyncpg.Connection, contact_id: str) -> Contact:
+    return Contact.from_events(contact_id, await load_stream(conn, "contact", contact_id))
+
+
+async def _write_directory(conn: asyncpg.Connection, c: Contact) -> None:
+    await conn.execute(
+        f"INSERT INTO contact_directory ({_DIRECTORY_COLUMNS})"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (contact_id) DO UPDATE SET"
+        " portal_access = EXCLUDED.portal_access, mfa_epoch = EXCLUDED.mfa_epoch,"
+        " deleted = EXCLUDED.deleted, version = EXCLUDED.version",
+        c.contact_id,
+        c.org_id,
+        c.kind,
+        c.display_name,
+        c.email,
+        c.portal_access,
+        c.mfa_epoch,
+        c.deleted,
+        c.version,
+    )
+
+
+def _not_found(command: ContactCommand) -> CommandReply:
+    return CommandReply.rejected(
+        command.command_id,
+        "not_found",
+        f"no contact {command.contact_id} in org {command.org_id}",
+    )
+
+
+def _contact_view(c: Contact) -> dict[str, Any]:
+    return {
+        "contact_id": c.contact_id,
+        "org_id": c.org_id,
+        "kind": c.kind,
+        "display_name": c.display_name,
+        "email": c.email,
+        "portal_access": c.portal_access,
+        "invitation_expires_at": c.invitation_expires_at.isoformat()
+        if c.invitation_expires_at
+        else None,
+        "mfa_epoch": c.mfa_epoch,
+    }
+
+
+def _view(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: row[k] for k in row if k not in ("deleted", "version")}
