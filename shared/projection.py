@@ -91,7 +91,9 @@ class ProjectionConsumer:
         deadletter: AIOKafkaProducer,
         group_id: str | None = None,
         batch_size: int = 5000,
+        deadletter_topic: str = DEADLETTER,
     ) -> None:
+        self._deadletter_topic = deadletter_topic
         self._topics = list(topics)
         self._pool = pool
         self._projection = projection

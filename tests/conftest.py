@@ -20,6 +20,7 @@ from portal_mfa.infra import (
     ensure_database,
     ensure_topics,
 )
+from shared.settings import Settings
 
 FreshDatabase = Callable[..., Awaitable[str]]
 FreshTopics = Callable[..., Awaitable[dict[str, str]]]
@@ -92,3 +93,24 @@ def fresh_topics(kafka_bootstrap: str) -> FreshTopics:
         return unique
 
     return create
+
+
+@pytest.fixture(scope="session")
+def kafka_idempotence() -> bool:
+    """Real Kafka takes the idempotent producer; the embedded dev broker refuses it."""
+    return "PORTAL_MFA_KAFKA_BOOTSTRAP" in os.environ
+
+
+@pytest.fixture
+def make_settings(kafka_bootstrap: str, kafka_idempotence: bool) -> Callable[..., Settings]:
+    """Factory: Settings for the session's broker, with any field overridden."""
+
+    def make(**overrides: object) -> Settings:
+        values: dict[str, object] = {
+            "kafka_bootstrap": kafka_bootstrap,
+            "kafka_idempotence": kafka_idempotence,
+        }
+        values.update(overrides)
+        return Settings.model_validate(values)
+
+    return make
