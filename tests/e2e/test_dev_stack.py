@@ -1,0 +1,106 @@
+"""Issue: an admin turns the org's MFA policy on, and the auth service's projection knows it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+import uuid
+
+import httpx
+import psutil
+import pytest
+
+from tests.e2e.conftest import RunningStack, start_stack
+
+pytestmark = pytest.mark.e2e
+
+
+def wait_for_requirement(
+    stack: RunningStack, org: str, contact: str, policy_enabled: bool, within_s: float
+) -> dict[str, object]:
+    deadline = time.monotonic() + within_s
+    while True:
+        answer = httpx.get(
+            stack.url("auth", f"/v1/orgs/{org}/contacts/{contact}/login-requirement")
+        ).json()
+        if answer["policy_enabled"] is policy_enabled or time.monotonic() > deadline:
+            return answer  # type: ignore[no-any-return]
+        time.sleep(0.02)
+
+
+def test_enabling_the_policy_reaches_the_auth_projection_within_a_second(
+    stack: RunningStack,
+) -> None:
+    org = f"acme-{uuid.uuid4().hex[:8]}"
+    assert stack.cli_json("admin", "--org", org, "mfa", "status") == {
+        "org_id": org,
+        "mfa_enabled": False,
+        "portal_name": org,
+    }
+    enabled = stack.cli_json("admin", "--org", org, "mfa", "enable")
+    assert enabled["org_id"] == org
+    assert enabled["mfa_enabled"] is True
+
+    answer = wait_for_requirement(stack, org, "any-contact", True, within_s=1.0)
+    assert answer["policy_enabled"] is True
+    assert answer["known"] is False
+    assert answer["requirement"] == "enroll"
+    assert len(answer["decided_by"]) == 1  # type: ignore[arg-type]
+
+    # Enabling again changes nothing and answers with the current state.
+    assert stack.cli_json("admin", "--org", org, "mfa", "enable")["mfa_enabled"] is True
+    disabled = stack.cli_json("admin", "--org", org, "mfa", "disable")
+    assert disabled["mfa_enabled"] is False
+    answer = wait_for_requirement(stack, org, "any-contact", False, within_s=1.0)
+    assert answer["requirement"] == "password"
+
+    # Another org is untouched.
+    other = httpx.get(stack.url("auth", "/v1/orgs/other-org/contacts/x/login-requirement"))
+    assert other.json()["policy_enabled"] is False
+
+
+def test_the_cli_says_why_when_no_service_answers(stack: RunningStack) -> None:
+    done = stack.cli("admin", "--org", "acme", "mfa", "status", check=False)
+    assert done.returncode == 0
+    env_broken = stack.cli_env() | {"PORTAL_MFA_KAFKA_BOOTSTRAP": "127.0.0.1:9"}
+    broken = subprocess.run(
+        [sys.executable, "-m", "portal_mfa", "admin", "--org", "acme", "mfa", "status"],
+        env=env_broken,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert broken.returncode != 0
+    assert "cannot talk to Kafka" in broken.stderr
+    assert len(broken.stderr.strip().splitlines()) == 1
+
+
+def test_readiness_reports_the_projection_lag(stack: RunningStack) -> None:
+    ready = httpx.get(stack.url("auth", "/readyz"))
+    assert ready.status_code == 200
+    body = ready.json()
+    assert body["ready"] is True
+    assert body["projection_lag"]
+    assert set(body["projection_lag"].values()) == {0}
+    for service in ("preferences", "contacts"):
+        assert httpx.get(stack.url(service, "/healthz")).status_code == 200
+    assert "portal_mfa" in httpx.get(stack.url("preferences", "/metrics")).text
+
+
+def test_sigterm_leaves_no_process_behind() -> None:
+    own = start_stack({"PORTAL_MFA_DEV_SEED": "0"})
+    children = own.descendants()
+    assert len(children) >= 4  # broker and three services
+    postgres = [
+        p
+        for p in psutil.process_iter(["name", "cmdline", "create_time"])
+        if p.info["name"] == "postgres"
+        and p.info["create_time"] >= own.started_at - 1
+        and any("portal-mfa-pg-" in part for part in p.info["cmdline"] or [])
+    ]
+    assert postgres, "the embedded PostgreSQL should be running"
+    assert own.stop() == 0
+    time.sleep(0.5)
+    alive = [p for p in children + postgres if p.is_running() and p.status() != "zombie"]
+    assert alive == []

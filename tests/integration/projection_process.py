@@ -1,0 +1,75 @@
+"""Runs one ProjectionConsumer with a LoginProjection until it is killed (a test's subprocess).
+
+    PYTHONPATH=<repo> python tests/integration/projection_process.py --bootstrap HOST:PORT --database-url URL \
+        --schema NAME --topic T1 --topic T2 --deadletter-topic DLT --batch-size N [--idempotence]
+
+Prints `running` on stdout once the consumer has started (and sought to its stored offsets).
+SIGTERM stops it cleanly; the tests mostly SIGKILL it instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+
+from aiokafka import AIOKafkaProducer
+
+from services.auth.projection import LoginProjection
+from shared.db import open_pool
+from shared.projection import ProjectionConsumer
+
+
+def _arguments(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--bootstrap", required=True)
+    parser.add_argument("--database-url", required=True)
+    parser.add_argument("--schema", required=True)
+    parser.add_argument("--topic", action="append", required=True)
+    parser.add_argument("--deadletter-topic", required=True)
+    parser.add_argument("--batch-size", type=int, default=50)
+    parser.add_argument("--group-id", default=None)
+    parser.add_argument("--idempotence", action="store_true")
+    return parser.parse_args(argv)
+
+
+async def _main(args: argparse.Namespace) -> None:
+    pool = await open_pool(args.database_url, min_size=1, max_size=2)
+    deadletter = AIOKafkaProducer(
+        bootstrap_servers=args.bootstrap, acks="all", enable_idempotence=args.idempotence
+    )
+    projection = LoginProjection(schema=args.schema)
+    consumer = ProjectionConsumer(
+        bootstrap=args.bootstrap,
+        topics=args.topic,
+        pool=pool,
+        projection=projection,
+        deadletter=deadletter,
+        group_id=args.group_id,
+        batch_size=args.batch_size,
+        deadletter_topic=args.deadletter_topic,
+    )
+    try:
+        async with pool.acquire() as conn:
+            await projection.create(conn)
+        await deadletter.start()
+        await consumer.start()
+        print("running", flush=True)
+        runner = asyncio.ensure_future(consumer.run())
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, runner.cancel)
+        with contextlib.suppress(asyncio.CancelledError):
+            await runner
+    finally:
+        await consumer.stop()
+        await deadletter.stop()
+        await pool.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    asyncio.run(_main(_arguments(argv)))
+
+
+if __name__ == "__main__":
+    main()
