@@ -1,3 +1,3 @@
-from portal_mfa.cli.main import app
+from portal_mfa.cli.main import main
 
-app(prog_name="portal-mfa")
+main()

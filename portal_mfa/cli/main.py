@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+import sys
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 
 from portal_mfa.cli.admin import admin
 from shared.settings import load_settings
@@ -41,3 +43,14 @@ def serve(
     if service not in SERVICES:
         raise typer.BadParameter(f"expected one of {', '.join(SERVICES)}", param_hint="SERVICE")
     run(load_settings(), service)
+
+
+def main() -> None:
+    """Entry point: invalid input becomes one line and exit status 2, not a traceback."""
+    try:
+        app(prog_name="portal-mfa")
+    except ValidationError as exc:
+        first = exc.errors(include_input=False)[0]
+        where = ".".join(str(p) for p in first["loc"]) or "input"
+        print(f"error: invalid {where}: {first['msg']}", file=sys.stderr)
+        raise SystemExit(2) from None

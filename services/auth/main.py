@@ -9,23 +9,39 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 
-from services.auth.http import operations
+from services.auth.domain.secret_box import SecretBox, parse_keyring
+from services.auth.http import operations, portal
 from services.auth.http.problems import install_problem_handlers
 from services.auth.projection import TOPICS, LoginProjection
+from services.auth.reactions import AuthProjection
 from services.auth.runtime import AuthRuntime
 from shared.db import EVENTSTORE_SQL, apply_schema, open_pool, read_sql
 from shared.events import now_utc
 from shared.kafka import new_producer
 from shared.outbox import OutboxRelay
 from shared.projection import ProjectionConsumer
-from shared.settings import Settings
+from shared.settings import Settings, SettingsError
 
 log = logging.getLogger(__name__)
 
 PROJECTION_GROUP = "portal-mfa-auth-projection"
 
 
+def secret_box_from(settings: Settings) -> SecretBox:
+    if not settings.secret_keys or not settings.secret_key_id:
+        raise SettingsError(
+            "invalid setting PORTAL_MFA_SECRET_KEYS: auth needs a key to seal TOTP secrets"
+            " (with PORTAL_MFA_SECRET_KEY_ID naming the current one)"
+        )
+    try:
+        return SecretBox(parse_keyring(settings.secret_keys), settings.secret_key_id)
+    except (ValueError, KeyError) as exc:
+        raise SettingsError(f"invalid setting PORTAL_MFA_SECRET_KEYS: {exc}") from None
+
+
 def create_app(settings: Settings, database_url: str) -> FastAPI:
+    secret_box = secret_box_from(settings)
+
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         pool = await open_pool(database_url, max_size=20)
@@ -39,7 +55,7 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
             bootstrap=settings.kafka_bootstrap,
             topics=TOPICS,
             pool=pool,
-            projection=projection,
+            projection=AuthProjection(projection),
             deadletter=producer,
             group_id=PROJECTION_GROUP,
             batch_size=settings.projection_batch_size,
@@ -51,7 +67,11 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
             asyncio.create_task(relay.run(), name="auth-outbox-relay"),
         ]
         app.state.runtime = AuthRuntime(
-            pool=pool, projection=projection, consumer=consumer, clock=now_utc
+            pool=pool,
+            projection=projection,
+            consumer=consumer,
+            secret_box=secret_box,
+            clock=now_utc,
         )
         try:
             yield
@@ -68,4 +88,5 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
     app = FastAPI(title="portal-mfa auth", version="1", lifespan=lifespan)
     install_problem_handlers(app)
     app.include_router(operations.router)
+    app.include_router(portal.router)
     return app

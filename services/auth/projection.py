@@ -137,6 +137,29 @@ class LoginProjection:
         )
         return [ProjectedContact(**dict(r)) for r in rows]
 
+    async def contact_by_email(
+        self, conn: asyncpg.Connection, org_id: str, email: str
+    ) -> ProjectedContact | None:
+        """A live contact with portal access, by its login email."""
+        row = await conn.fetchrow(
+            f"SELECT {', '.join(_CONTACT_COLUMNS)} FROM {self.schema}.contacts"
+            " WHERE org_id = $1 AND email = $2 AND portal_access AND NOT deleted",
+            org_id,
+            email.lower(),
+        )
+        return ProjectedContact(**dict(row)) if row else None
+
+    async def contact_by_invitation(
+        self, conn: asyncpg.Connection, org_id: str, invitation_hash: str
+    ) -> ProjectedContact | None:
+        row = await conn.fetchrow(
+            f"SELECT {', '.join(_CONTACT_COLUMNS)} FROM {self.schema}.contacts"
+            " WHERE org_id = $1 AND invitation_hash = $2 AND portal_access AND NOT deleted",
+            org_id,
+            invitation_hash,
+        )
+        return ProjectedContact(**dict(row)) if row else None
+
     async def contact(
         self, conn: asyncpg.Connection, org_id: str, contact_id: str
     ) -> ProjectedContact | None:

@@ -1,7 +1,8 @@
-"""What auth's request handlers need, built once by the entry point."""
+"""What auth's flows need, built once by the entry point."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -10,7 +11,10 @@ from typing import Annotated
 import asyncpg
 from fastapi import Depends, Request
 
+from services.auth.domain.secret_box import SecretBox
+from services.auth.flows.refusal import not_ready
 from services.auth.projection import LoginProjection
+from shared.events import Cause
 from shared.projection import ProjectionConsumer
 
 
@@ -19,7 +23,16 @@ class AuthRuntime:
     pool: asyncpg.Pool
     projection: LoginProjection
     consumer: ProjectionConsumer
+    secret_box: SecretBox
     clock: Callable[[], datetime]
+
+    def require_ready(self) -> None:
+        # Fail closed: with a stale projection a login might skip a second factor it needs.
+        if not self.consumer.ready:
+            raise not_ready()
+
+    def cause(self, actor: str) -> Cause:
+        return Cause(actor=actor, at=self.clock(), correlation_id=str(uuid.uuid4()))
 
 
 def _runtime(request: Request) -> AuthRuntime:

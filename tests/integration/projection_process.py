@@ -1,7 +1,8 @@
 """Runs one ProjectionConsumer with a LoginProjection until it is killed (a test's subprocess).
 
-    PYTHONPATH=<repo> python tests/integration/projection_process.py --bootstrap HOST:PORT --database-url URL \
-        --schema NAME --topic T1 --topic T2 --deadletter-topic DLT --batch-size N [--idempotence]
+    PYTHONPATH=<repo> python tests/integration/projection_process.py \
+        --bootstrap HOST:PORT --database-url URL --schema NAME \
+        --topic T1 --topic T2 --deadletter-topic DLT --batch-size N [--idempotence]
 
 Prints `running` on stdout once the consumer has started (and sought to its stored offsets).
 SIGTERM stops it cleanly; the tests mostly SIGKILL it instead.

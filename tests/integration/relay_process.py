@@ -14,9 +14,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from shared.kafka import new_producer  # noqa: E402
-from shared.outbox import OutboxRelay  # noqa: E402
-from shared.settings import Settings  # noqa: E402
+from shared.kafka import new_producer
+from shared.outbox import OutboxRelay
+from shared.settings import Settings
 
 
 async def main(database_url: str, bootstrap: str, idempotence: bool, batch_size: int) -> None:

@@ -8,7 +8,6 @@ from fastapi import APIRouter, Path, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from services.auth.decisions import login_requirement
-from services.auth.http.problems import Problem
 from services.auth.runtime import Runtime
 
 router = APIRouter()
@@ -38,8 +37,7 @@ async def metrics() -> Response:
 async def get_login_requirement(
     runtime: Runtime, org_id: str = Identifier, contact_id: str = Identifier
 ) -> dict[str, object]:
-    if not runtime.consumer.ready:
-        raise Problem(503, "not-ready", "The login projection is catching up")
+    runtime.require_ready()
     async with runtime.pool.acquire() as conn:
         decision = await login_requirement(conn, runtime.projection, org_id, contact_id)
     return decision.as_dict()

@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from services.auth.flows.refusal import Refusal
+
+log = logging.getLogger(__name__)
+
 PROBLEM_BASE = "https://portal-mfa.dev/problems/"
-
-
-class Problem(Exception):
-    def __init__(self, status: int, kind: str, title: str, detail: str = "") -> None:
-        self.status = status
-        self.kind = kind
-        self.title = title
-        self.detail = detail
 
 
 def problem_response(status: int, kind: str, title: str, detail: str = "") -> JSONResponse:
@@ -26,9 +24,15 @@ def problem_response(status: int, kind: str, title: str, detail: str = "") -> JS
 
 
 def install_problem_handlers(app: FastAPI) -> None:
-    @app.exception_handler(Problem)
-    async def _problem(_: Request, exc: Problem) -> JSONResponse:
-        return problem_response(exc.status, exc.kind, exc.title, exc.detail)
+    @app.exception_handler(Refusal)
+    async def _refused(_: Request, exc: Refusal) -> JSONResponse:
+        return problem_response(exc.status, exc.kind, exc.title)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        # Log the type only: an exception's text may carry request values.
+        log.error("unhandled %s", type(exc).__name__)
+        return problem_response(500, "internal", "Something went wrong")
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -1,0 +1,161 @@
+"""TOTP enrollments, their backup codes, and the replay guard, in auth's database."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+import asyncpg
+
+from services.auth.domain.login_requirement import ActiveEnrollment
+
+Status = Literal["pending", "verified", "enabled", "invalidated"]
+
+
+@dataclass(frozen=True)
+class Enrollment:
+    enrollment_id: uuid.UUID
+    contact_id: str
+    org_id: str
+    status: Status
+    secret_blob: bytes | None
+    mfa_epoch: int
+    enrolled_event_id: uuid.UUID | None
+
+    def as_active(self) -> ActiveEnrollment | None:
+        if self.status != "enabled" or self.enrolled_event_id is None:
+            return None
+        return ActiveEnrollment(self.enrollment_id, self.mfa_epoch, self.enrolled_event_id)
+
+
+_COLUMNS = "enrollment_id, contact_id, org_id, status, secret_blob, mfa_epoch, enrolled_event_id"
+
+
+async def create(
+    conn: asyncpg.Connection,
+    enrollment_id: uuid.UUID,
+    contact_id: str,
+    org_id: str,
+    secret_blob: bytes,
+    mfa_epoch: int,
+) -> None:
+    await conn.execute(
+        "INSERT INTO enrollments (enrollment_id, contact_id, org_id, status, secret_blob,"
+        " mfa_epoch) VALUES ($1, $2, $3, 'pending', $4, $5)",
+        enrollment_id,
+        contact_id,
+        org_id,
+        secret_blob,
+        mfa_epoch,
+    )
+
+
+async def get(conn: asyncpg.Connection, enrollment_id: uuid.UUID) -> Enrollment | None:
+    row = await conn.fetchrow(
+        f"SELECT {_COLUMNS} FROM enrollments WHERE enrollment_id = $1", enrollment_id
+    )
+    return Enrollment(**dict(row)) if row else None
+
+
+async def enabled_for(conn: asyncpg.Connection, contact_id: str) -> Enrollment | None:
+    row = await conn.fetchrow(
+        f"SELECT {_COLUMNS} FROM enrollments WHERE contact_id = $1 AND status = 'enabled'"
+        " ORDER BY enabled_at DESC LIMIT 1",
+        contact_id,
+    )
+    return Enrollment(**dict(row)) if row else None
+
+
+async def mark_verified(conn: asyncpg.Connection, enrollment_id: uuid.UUID) -> None:
+    await conn.execute(
+        "UPDATE enrollments SET status = 'verified' WHERE enrollment_id = $1", enrollment_id
+    )
+
+
+async def enable(
+    conn: asyncpg.Connection,
+    enrollment: Enrollment,
+    mfa_epoch: int,
+    enrolled_event_id: uuid.UUID,
+    now: datetime,
+) -> list[uuid.UUID]:
+    """Enable this enrollment; any other of the contact's is replaced (and shredded)."""
+    replaced = await shred(
+        conn,
+        "contact_id = $1 AND enrollment_id <> $2 AND status <> 'invalidated'",
+        enrollment.contact_id,
+        enrollment.enrollment_id,
+    )
+    await conn.execute(
+        "UPDATE enrollments SET status = 'enabled', mfa_epoch = $2, enrolled_event_id = $3,"
+        " enabled_at = $4 WHERE enrollment_id = $1",
+        enrollment.enrollment_id,
+        mfa_epoch,
+        enrolled_event_id,
+        now,
+    )
+    return replaced
+
+
+async def shred(conn: asyncpg.Connection, where: str, *args: object) -> list[uuid.UUID]:
+    """Invalidate matching enrollments, destroying their secrets and backup codes."""
+    rows = await conn.fetch(
+        "UPDATE enrollments SET status = 'invalidated', secret_blob = NULL"
+        f" WHERE {where} RETURNING enrollment_id",
+        *args,
+    )
+    ids = [r["enrollment_id"] for r in rows]
+    if ids:
+        await conn.execute("DELETE FROM backup_codes WHERE enrollment_id = ANY($1::uuid[])", ids)
+    return ids
+
+
+async def replace_backup_codes(
+    conn: asyncpg.Connection, enrollment_id: uuid.UUID, code_hashes: list[str]
+) -> None:
+    await conn.execute("DELETE FROM backup_codes WHERE enrollment_id = $1", enrollment_id)
+    await conn.executemany(
+        "INSERT INTO backup_codes (enrollment_id, code_hash) VALUES ($1, $2)",
+        [(enrollment_id, h) for h in code_hashes],
+    )
+
+
+async def use_backup_code(
+    conn: asyncpg.Connection, enrollment_id: uuid.UUID, code_hash: str, now: datetime
+) -> int | None:
+    """Spend a backup code; the number left, or None if it is unknown or already spent."""
+    spent = await conn.execute(
+        "UPDATE backup_codes SET used_at = $3"
+        " WHERE enrollment_id = $1 AND code_hash = $2 AND used_at IS NULL",
+        enrollment_id,
+        code_hash,
+        now,
+    )
+    if spent != "UPDATE 1":
+        return None
+    remaining: int = await conn.fetchval(
+        "SELECT count(*) FROM backup_codes WHERE enrollment_id = $1 AND used_at IS NULL",
+        enrollment_id,
+    )
+    return remaining
+
+
+async def remaining_backup_codes(conn: asyncpg.Connection, enrollment_id: uuid.UUID) -> int:
+    remaining: int = await conn.fetchval(
+        "SELECT count(*) FROM backup_codes WHERE enrollment_id = $1 AND used_at IS NULL",
+        enrollment_id,
+    )
+    return remaining
+
+
+async def claim_time_step(conn: asyncpg.Connection, enrollment_id: uuid.UUID, step: int) -> bool:
+    """True the first time a step is claimed for this enrollment; the database decides races."""
+    claimed = await conn.fetchval(
+        "INSERT INTO used_time_steps (enrollment_id, time_step) VALUES ($1, $2)"
+        " ON CONFLICT DO NOTHING RETURNING true",
+        enrollment_id,
+        step,
+    )
+    return bool(claimed)

@@ -1,0 +1,18 @@
+"""Counting second-factor failures toward the lockout, with the events that record them."""
+
+from __future__ import annotations
+
+from services.auth.adapters.accounts import Account
+from services.auth.runtime import AuthRuntime
+from shared.events import ContactLockedOut, ContactLockedOutPayload, LoginFailed, LoginFailedPayload
+
+
+def record_failure(rt: AuthRuntime, account: Account, reason: str) -> None:
+    now = rt.clock()
+    was_locked = account.attempts.is_locked(now)
+    account.attempts = account.attempts.after_failure(now)
+    cause = rt.cause(account.contact_id)
+    account.record(LoginFailed, LoginFailedPayload(reason=reason), cause)
+    until = account.attempts.locked_until
+    if not was_locked and until is not None and account.attempts.is_locked(now):
+        account.record(ContactLockedOut, ContactLockedOutPayload(until=until), cause)

@@ -1,0 +1,111 @@
+"""The portal API of DESIGN.md §5: routes that read like the table, and nothing more."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Path, Request, Response
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from services.auth.flows import challenge, enrollment, login, sessions
+from services.auth.flows.refusal import Refusal
+from services.auth.runtime import Runtime
+
+router = APIRouter(prefix="/v1")
+
+OrgId = Annotated[str, Path(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._:-]+$")]
+Token = Annotated[str, Field(min_length=16, max_length=256)]
+Code = Annotated[str, Field(min_length=6, max_length=64)]
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class AcceptInvitation(Body):
+    token: Token
+    password: Annotated[str, Field(min_length=1, max_length=1024)]
+
+
+class Login(Body):
+    email: Annotated[str, Field(min_length=3, max_length=320)]
+    password: Annotated[str, Field(min_length=1, max_length=1024)]
+
+
+class EnrollmentToken(Body):
+    enrollment_token: Token
+
+
+class VerifyEnrollment(EnrollmentToken):
+    otp: Code
+
+
+class Challenge(Body):
+    challenge_token: Token
+    otp: Code | None = None
+    backup_code: Code | None = None
+
+    @model_validator(mode="after")
+    def _one_factor(self) -> Challenge:
+        if (self.otp is None) == (self.backup_code is None):
+            raise ValueError("send exactly one of otp, backup_code")
+        return self
+
+
+def _bearer(authorization: str | None) -> str:
+    scheme, _, token = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise Refusal(401, "invalid-session", "No valid session")
+    return token.strip()
+
+
+@router.post("/portals/{org_id}/invitations/accept", status_code=204)
+async def accept_invitation(runtime: Runtime, org_id: OrgId, body: AcceptInvitation) -> Response:
+    await login.accept_invitation(runtime, org_id, body.token, body.password)
+    return Response(status_code=204)
+
+
+@router.post("/portals/{org_id}/login")
+async def log_in(runtime: Runtime, org_id: OrgId, body: Login, request: Request) -> Any:
+    address = request.client.host if request.client else "unknown"
+    return await login.login(runtime, org_id, body.email, body.password, address)
+
+
+@router.post("/mfa/enrollment/start")
+async def start_enrollment(runtime: Runtime, body: EnrollmentToken, response: Response) -> Any:
+    response.headers.update(NO_STORE)
+    return await enrollment.start(runtime, body.enrollment_token)
+
+
+@router.post("/mfa/enrollment/verify")
+async def verify_enrollment(runtime: Runtime, body: VerifyEnrollment, response: Response) -> Any:
+    response.headers.update(NO_STORE)
+    return await enrollment.verify(runtime, body.enrollment_token, body.otp)
+
+
+@router.post("/mfa/enrollment/enable")
+async def enable_enrollment(runtime: Runtime, body: EnrollmentToken, response: Response) -> Any:
+    response.headers.update(NO_STORE)
+    return await enrollment.enable(runtime, body.enrollment_token)
+
+
+@router.post("/mfa/challenge")
+async def answer_challenge(runtime: Runtime, body: Challenge, response: Response) -> Any:
+    response.headers.update(NO_STORE)
+    return await challenge.answer(runtime, body.challenge_token, body.otp, body.backup_code)
+
+
+@router.get("/session")
+async def current_session(
+    runtime: Runtime, authorization: Annotated[str | None, Header()] = None
+) -> dict[str, Any]:
+    return await sessions.whoami(runtime, _bearer(authorization))
+
+
+@router.post("/logout", status_code=204)
+async def log_out(
+    runtime: Runtime, authorization: Annotated[str | None, Header()] = None
+) -> Response:
+    await sessions.logout(runtime, _bearer(authorization))
+    return Response(status_code=204)
