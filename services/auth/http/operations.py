@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Path, Response
+from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from services.auth.decisions import login_requirement
+from services.auth.http.params import ContactId, OrgId
 from services.auth.runtime import Runtime
 
 router = APIRouter()
-
-Identifier = Path(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._:-]+$")
 
 
 @router.get("/healthz")
@@ -35,7 +34,7 @@ async def metrics() -> Response:
 
 @router.get("/v1/orgs/{org_id}/contacts/{contact_id}/login-requirement")
 async def get_login_requirement(
-    runtime: Runtime, org_id: str = Identifier, contact_id: str = Identifier
+    runtime: Runtime, org_id: OrgId, contact_id: ContactId
 ) -> dict[str, object]:
     runtime.require_ready()
     async with runtime.pool.acquire() as conn:

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Path, Request, Response
+from fastapi import APIRouter, Header, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from services.auth.flows import challenge, enrollment, login, sessions
 from services.auth.flows.refusal import Refusal
+from services.auth.http.params import OrgId
 from services.auth.runtime import Runtime
 
 router = APIRouter(prefix="/v1")
 
-OrgId = Annotated[str, Path(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._:-]+$")]
 Token = Annotated[str, Field(min_length=16, max_length=256)]
 Code = Annotated[str, Field(min_length=6, max_length=64)]
 NO_STORE = {"Cache-Control": "no-store"}
