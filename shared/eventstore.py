@@ -29,10 +29,15 @@ async def load_stream(
 
 
 async def append_events(conn: asyncpg.Connection, events: Sequence[EventEnvelope]) -> None:
-    """Store events and queue them for publishing; the caller owns the transaction."""
+    """Store events and queue them for publishing, atomically.
+
+    `conn` must come from `shared.db.open_pool` (it encodes jsonb).
+    """
     if not events:
         return
     try:
+        # One block (a savepoint inside the caller's transaction): an event is never stored
+        # without its outbox row, whatever the caller does.
         async with conn.transaction():
             await conn.executemany(
                 "INSERT INTO events (event_id, aggregate_type, aggregate_id, aggregate_version,"
@@ -53,23 +58,23 @@ async def append_events(conn: asyncpg.Connection, events: Sequence[EventEnvelope
                     for e in events
                 ],
             )
+            await conn.executemany(
+                "INSERT INTO outbox (topic, key, value, headers) VALUES ($1, $2, $3, $4)",
+                [
+                    (
+                        e.topic,
+                        e.kafka_key(),
+                        e.to_json(),
+                        [[name, value.decode()] for name, value in e.kafka_headers()],
+                    )
+                    for e in events
+                ],
+            )
+            await conn.execute("SELECT pg_notify($1, '')", OUTBOX_CHANNEL)
     except asyncpg.UniqueViolationError as exc:
         raise ConcurrencyConflict(
             f"{events[0].aggregate_type} {events[0].aggregate_id} changed concurrently"
         ) from exc
-    await conn.executemany(
-        "INSERT INTO outbox (topic, key, value, headers) VALUES ($1, $2, $3, $4)",
-        [
-            (
-                e.topic,
-                e.kafka_key(),
-                e.to_json(),
-                [[name, value.decode()] for name, value in e.kafka_headers()],
-            )
-            for e in events
-        ],
-    )
-    await conn.execute("SELECT pg_notify($1, '')", OUTBOX_CHANNEL)
 
 
 def headers_from_json(raw: str | list[list[str]]) -> list[tuple[str, bytes]]:

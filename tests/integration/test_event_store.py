@@ -97,6 +97,7 @@ async def test_two_writers_on_one_version_exactly_one_commits(pool: asyncpg.Pool
                     assert state.version == 2
                     # Both have read version 2 before either writes version 3.
                     await barrier.wait()
+                    events: list[EventEnvelope]
                     if enable:
                         events = [
                             MfaPolicyEnabled.new(

@@ -1,0 +1,135 @@
+"""No password, TOTP secret, code, backup code or token in any event or log line.
+
+Runs after the other e2e modules (file order), so the topics it reads hold the events of
+the whole end-to-end suite; its own journey records every secret it handles, and every
+event and log line is searched for those and for anything shaped like one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+import uuid
+
+import httpx
+import pyotp
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from shared.events import ADMIN_REPLIES, DEADLETTER, EVENT_TOPICS
+from tests.e2e.conftest import RunningStack
+
+pytestmark = pytest.mark.e2e
+
+# What a leaked secret would look like: a base32 TOTP secret, a backup code, a token.
+SHAPES = {
+    "totp secret": re.compile(r"(?<![A-Z2-7])[A-Z2-7]{32}(?![A-Z2-7])"),
+    "backup code": re.compile(r"\b[a-z2-9]{4}-[a-z2-9]{4}-[a-z2-9]{4}-[a-z2-9]{4}\b"),
+    "token": re.compile(r"(?<![A-Za-z0-9_-])[A-Za-z0-9_-]{43}(?![A-Za-z0-9_-])"),
+}
+
+
+def journey(stack: RunningStack) -> list[str]:
+    """Every step of the seed page; returns every secret value it saw."""
+    org = f"leak-{uuid.uuid4().hex[:8]}"
+    password = f"pw-{uuid.uuid4().hex}"
+    secrets = [password]
+    stack.cli_json("admin", "--org", org, "mfa", "enable")
+    contact = stack.cli_json(
+        "admin", "--org", org, "contacts", "add", "--kind", "vendor", "--name", "V",
+        "--email", f"{org}@example.com",
+    )  # fmt: skip
+    invitation = stack.cli_json(
+        "admin", "--org", org, "contacts", "grant-portal-access", contact["contact_id"]
+    )
+    secrets.append(invitation["invitation_token"])
+    auth = httpx.Client(base_url=stack.url("auth"), timeout=10)
+    deadline = time.monotonic() + 10
+    while (
+        auth.post(
+            f"/v1/portals/{org}/invitations/accept",
+            json={"token": invitation["invitation_token"], "password": password},
+        ).status_code
+        != 204
+    ):
+        assert time.monotonic() < deadline, "invitation never reached auth"
+        time.sleep(0.05)
+    login = {"email": f"{org}@example.com", "password": password}
+    enrollment_token = auth.post(f"/v1/portals/{org}/login", json=login).json()["enrollment_token"]
+    secrets.append(enrollment_token)
+    started = auth.post("/v1/mfa/enrollment/start", json={"enrollment_token": enrollment_token})
+    secret = started.json()["secret"]
+    totp = pyotp.TOTP(secret)
+    verify_code = totp.now()
+    secrets += [secret, verify_code]
+    backup = auth.post(
+        "/v1/mfa/enrollment/verify", json={"enrollment_token": enrollment_token, "otp": verify_code}
+    ).json()["backup_codes"]
+    secrets += backup
+    session = auth.post(
+        "/v1/mfa/enrollment/enable", json={"enrollment_token": enrollment_token}
+    ).json()["session_token"]
+    secrets.append(session)
+    challenge = auth.post(f"/v1/portals/{org}/login", json=login).json()["challenge_token"]
+    secrets.append(challenge)
+    wrong = auth.post("/v1/mfa/challenge", json={"challenge_token": challenge, "otp": "000000"})
+    assert wrong.status_code == 401
+    answered = auth.post(
+        "/v1/mfa/challenge", json={"challenge_token": challenge, "backup_code": backup[0]}
+    )
+    assert answered.status_code == 200
+    secrets.append(answered.json()["session_token"])
+    return secrets
+
+
+async def read_all(bootstrap: str, topics: list[str]) -> list[bytes]:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        partitions = [
+            TopicPartition(t, p) for t in topics for p in consumer.partitions_for_topic(t) or ()
+        ]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        values: list[bytes] = []
+        empty_polls = 0
+        # The dev broker's high-water mark is unreliable: read until fetches come back empty.
+        while empty_polls < 3:
+            batch = await consumer.getmany(timeout_ms=500)
+            records = [r for part in batch.values() for r in part]
+            empty_polls = 0 if records else empty_polls + 1
+            for record in records:
+                values.append(record.value or b"")
+                values.extend(value for _, value in record.headers)
+        return values
+    finally:
+        await consumer.stop()
+
+
+def test_no_secret_in_any_event_or_log_line(stack: RunningStack) -> None:
+    secrets = journey(stack)
+    events = asyncio.run(read_all(stack.kafka, [*EVENT_TOPICS, DEADLETTER]))
+    assert len(events) > 20, "the suite should have produced events to search"
+    logs = "".join(stack.output)
+    texts = {"events": b"\n".join(events).decode(errors="replace"), "logs": logs}
+    for where, text in texts.items():
+        for value in secrets:
+            assert value not in text, f"a secret reached the {where}"
+        for shape, pattern in SHAPES.items():
+            found = pattern.findall(text)
+            assert not found, f"something shaped like a {shape} reached the {where}: {found[:3]}"
+
+
+def test_replies_carry_no_invitation_token(stack: RunningStack) -> None:
+    org = f"reply-{uuid.uuid4().hex[:8]}"
+    contact = stack.cli_json(
+        "admin", "--org", org, "contacts", "add", "--kind", "customer", "--name", "C",
+        "--email", f"{org}@example.com",
+    )  # fmt: skip
+    token = stack.cli_json(
+        "admin", "--org", org, "contacts", "grant-portal-access", contact["contact_id"]
+    )["invitation_token"]
+    replies = asyncio.run(read_all(stack.kafka, [ADMIN_REPLIES]))
+    assert replies
+    assert not any(token.encode() in value for value in replies)
