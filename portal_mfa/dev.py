@@ -32,6 +32,7 @@ PORT_VARS = {
     "auth": "PORTAL_MFA_AUTH_PORT",
     "preferences": "PORTAL_MFA_PREFERENCES_PORT",
     "contacts": "PORTAL_MFA_CONTACTS_PORT",
+    "audit": "PORTAL_MFA_AUDIT_PORT",
 }
 
 

@@ -15,7 +15,7 @@ from portal_mfa.infra.topics import ensure_topics
 from shared.events import ADMIN_REPLIES, ALL_TOPICS, DEADLETTER
 from shared.settings import Settings
 
-SERVICES = ("auth", "preferences", "contacts")
+SERVICES = ("auth", "preferences", "contacts", "audit")
 
 
 def database_name(service: str) -> str:

@@ -35,6 +35,8 @@ class Settings(BaseSettings):
     audit_port: int = Field(default=8003, ge=1, le=65535)
     dev_kafka_port: int = Field(default=9092, ge=1, le=65535)
     dev_seed: bool = True
+    # Where the audit CLI finds the audit service; default: this machine's audit port.
+    audit_url: str = ""
 
     # AEAD keys for TOTP secrets at rest: "kid:base64key,kid2:base64key"; the first
     # that `secret_key_id` names encrypts, all of them decrypt (rotation).
@@ -61,6 +63,10 @@ class Settings(BaseSettings):
         if not value.startswith(("postgresql://", "postgres://")):
             raise ValueError("expected a postgresql:// URL")
         return value
+
+
+def audit_url(settings: Settings) -> str:
+    return settings.audit_url or f"http://127.0.0.1:{settings.audit_port}"
 
 
 def load_settings() -> Settings:

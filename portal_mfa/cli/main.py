@@ -10,6 +10,7 @@ import typer
 from pydantic import ValidationError
 
 from portal_mfa.cli.admin import admin
+from portal_mfa.cli.audit import audit
 from shared.settings import load_settings
 
 app = typer.Typer(
@@ -18,6 +19,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(admin, name="admin")
+app.add_typer(audit, name="audit")
 
 
 @app.callback()
@@ -33,9 +35,9 @@ def dev() -> None:
     raise typer.Exit(run_dev(load_settings()))
 
 
-@app.command(help="Run one service: auth, preferences or contacts.")
+@app.command(help="Run one service: auth, preferences, contacts or audit.")
 def serve(
-    service: Annotated[str, typer.Argument(help="auth | preferences | contacts")],
+    service: Annotated[str, typer.Argument(help="auth | preferences | contacts | audit")],
 ) -> None:
     from portal_mfa.serve import SERVICES
     from portal_mfa.serve import serve as run

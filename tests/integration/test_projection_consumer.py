@@ -731,7 +731,6 @@ async def test_a_restarted_consumer_resumes_from_its_stored_offsets_and_reapplie
     ends = ends_of(placed)
     projection = LoginProjection(schema="restart")
     await create(setup.pool, projection)
-    group = f"restart-{setup.topics[DEADLETTER].rsplit('.', 1)[-1]}"
 
     def consumer() -> ProjectionConsumer:
         return new_consumer(
@@ -741,25 +740,20 @@ async def test_a_restarted_consumer_resumes_from_its_stored_offsets_and_reapplie
             projection=projection,
             deadletter=setup.producer,
             batch_size=100,
-            group_id=group,  # no offsets ever committed to Kafka: only PostgreSQL knows
         )
 
     first, second = consumer(), consumer()
     async with setup.pool.acquire() as conn:
-
-        async def ready(c: ProjectionConsumer) -> bool:
-            return c.ready
-
         async with running(first) as task:
-            await until(lambda: ready(first), within=20, what="first ready", watch=[task])
-            assert first.applied >= len(events)  # TEMP
+            await until(is_ready(first), within=20, what="first ready", watch=[task])
+            assert first.applied == len(events)
         offsets_before = await stored(conn, "restart")
         rows_before = await raw_rows(conn, "restart")
         assert offsets_before == ends
         assert await projected(conn, "restart") == fold(events)
 
         async with running(second) as task:
-            await until(lambda: ready(second), within=20, what="second ready", watch=[task])
+            await until(is_ready(second), within=20, what="second ready", watch=[task])
             assert second.applied == 0, "the restart re-read events its rows already hold"
             assert await stored(conn, "restart") == offsets_before
             assert await raw_rows(conn, "restart") == rows_before
@@ -774,3 +768,73 @@ async def test_a_restarted_consumer_resumes_from_its_stored_offsets_and_reapplie
             await until(resumed, within=20, what="the later events", watch=[task])
             assert second.applied == len(later)
             assert await projected(conn, "restart") == fold(everything)
+
+
+def is_ready(consumer: ProjectionConsumer) -> Callable[[], Awaitable[bool]]:
+    async def ready() -> bool:
+        return consumer.ready
+
+    return ready
+
+
+async def lock_waiters(conn: asyncpg.Connection, table: str) -> int:
+    count: int = await conn.fetchval(
+        "SELECT count(*) FROM pg_locks WHERE relation = $1::regclass AND NOT granted", table
+    )
+    return count
+
+
+async def test_a_group_member_seeks_to_its_stored_offsets_before_applying_anything(
+    setup: Setup, kafka_bootstrap: str
+) -> None:
+    """In a consumer group the seek happens in the rebalance listener, which reads
+    PostgreSQL. Here that read is slow (the offsets table is locked for a moment, as under
+    load): nothing may be fetched from Kafka's default position meanwhile, or a restart
+    re-applies old events and writes their (lower) offsets over the stored ones."""
+    events = history(Random(6), orgs=20, contacts=100, total=600)
+    ends = ends_of(await produce(setup.producer, setup.topics, events))
+    projection = LoginProjection(schema="rejoin")
+    await create(setup.pool, projection)
+    common: dict[str, Any] = {
+        "bootstrap": kafka_bootstrap,
+        "topics": setup.topics,
+        "pool": setup.pool,
+        "projection": projection,
+        "deadletter": setup.producer,
+        "batch_size": 100,
+    }
+    first = new_consumer(**common)
+    async with running(first) as task:
+        await until(is_ready(first), within=20, what="first ready", watch=[task])
+    group = f"rejoin-{setup.topics[DEADLETTER].rsplit('.', 1)[-1]}"
+    member = new_consumer(**common, group_id=group)  # nothing ever committed to Kafka
+
+    async with setup.pool.acquire() as conn, setup.pool.acquire() as locker:
+        offsets_before = await stored(conn, "rejoin")
+        rows_before = await raw_rows(conn, "rejoin")
+        assert offsets_before == ends
+        table = projection.offsets_table
+        locked = locker.transaction()
+        await locked.start()
+        try:
+            await locker.execute(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
+            async with running(member) as task:
+
+                async def listener_waits() -> bool:
+                    return await lock_waiters(conn, table) >= 1
+
+                async def a_batch_also_waits() -> bool:
+                    return await lock_waiters(conn, table) >= 2
+
+                await until(listener_waits, within=20, what="the group assignment", watch=[task])
+                with contextlib.suppress(AssertionError):  # the right outcome: nothing fetched
+                    await until(a_batch_also_waits, within=2, what="a premature batch")
+                await locked.rollback()
+
+                await until(is_ready(member), within=20, what="member ready", watch=[task])
+                assert member.applied == 0, "applied events from before the stored offsets"
+                assert await stored(conn, "rejoin") == offsets_before
+                assert await raw_rows(conn, "rejoin") == rows_before
+        finally:
+            if locker.is_in_transaction():
+                await locked.rollback()

@@ -56,7 +56,8 @@ def decide(
     contact: ProjectedContact | None,
     enrollment: ActiveEnrollment | None,
 ) -> LoginRequirement:
-    enrolled = is_active(enrollment, contact)
+    # An enrollment counts only for a contact known in this org.
+    enrolled = contact is not None and is_active(enrollment, contact)
     if enrolled:
         requirement: Requirement = "totp"
     elif policy.mfa_enabled:

@@ -1,0 +1,107 @@
+"""audit entry point: stores every event from offset 0 and answers the log's readers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import FastAPI, Query, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from services.audit.log import SCHEMA, AuditLog, history, tail
+from services.auth.domain.history import requirement_from_history
+from services.auth.http.params import ContactId, OrgId
+from services.auth.http.problems import install_problem_handlers
+from shared.db import apply_schema, open_pool, read_sql
+from shared.events import EVENT_TOPICS, now_utc
+from shared.kafka import new_producer
+from shared.projection import ProjectionConsumer
+from shared.settings import Settings
+
+AUDIT_GROUP = "portal-mfa-audit"
+Filter = Annotated[str | None, Query(max_length=100)]
+
+
+def create_app(settings: Settings, database_url: str) -> FastAPI:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        pool = await open_pool(database_url)
+        await apply_schema(pool, read_sql("services.audit", "schema.sql"), SCHEMA)
+        producer = new_producer(settings)
+        await producer.start()
+        consumer = ProjectionConsumer(
+            bootstrap=settings.kafka_bootstrap,
+            topics=EVENT_TOPICS,
+            pool=pool,
+            projection=AuditLog(),
+            deadletter=producer,
+            group_id=AUDIT_GROUP,
+            batch_size=settings.projection_batch_size,
+        )
+        await consumer.start()
+        task = asyncio.create_task(consumer.run(), name="audit-log")
+        app.state.pool, app.state.consumer = pool, consumer
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+            await consumer.stop()
+            await producer.stop()
+            await pool.close()
+
+    app = FastAPI(title="portal-mfa audit", version="1", lifespan=lifespan)
+    install_problem_handlers(app)
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    async def readyz(request: Request, response: Response) -> dict[str, Any]:
+        consumer: ProjectionConsumer = request.app.state.consumer
+        if not consumer.ready:
+            response.status_code = 503
+        return {"ready": consumer.ready, "lag": await consumer.lag()}
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/v1/events")
+    async def events(
+        request: Request,
+        after: Annotated[int, Query(ge=0)] = 0,
+        org: Filter = None,
+        contact: Filter = None,
+        type: Filter = None,
+        limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
+    ) -> dict[str, Any]:
+        async with request.app.state.pool.acquire() as conn:
+            found = await tail(
+                conn, after=after, org_id=org, contact_id=contact, event_type=type, limit=limit
+            )
+        return {
+            "events": [envelope for _, envelope in found],
+            "next": found[-1][0] if found else after,
+        }
+
+    @app.get("/v1/orgs/{org_id}/contacts/{contact_id}/explain")
+    async def explain(
+        request: Request,
+        org_id: OrgId,
+        contact_id: ContactId,
+        at: datetime | None = None,
+    ) -> dict[str, Any]:
+        moment = at or now_utc()
+        async with request.app.state.pool.acquire() as conn:
+            decision = requirement_from_history(
+                org_id, contact_id, await history(conn, org_id, contact_id, moment)
+            )
+        return {**decision.as_dict(), "at": moment.isoformat()}
+
+    return app
