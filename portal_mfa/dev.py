@@ -22,6 +22,7 @@ from types import FrameType
 
 from rich.console import Console
 
+from portal_mfa import dev_state
 from portal_mfa.infra.broker import BrokerStartFailed, EmbeddedBroker, PortTaken, ensure_port_free
 from portal_mfa.infra.postgres import EmbeddedPostgres
 from portal_mfa.serve import SERVICES, port_of, prepare
@@ -80,6 +81,7 @@ class DevStack:
             )
         for service in SERVICES:
             asyncio.run(prepare(self.settings, service))
+        dev_state.write(self.settings.database_url, self.settings.kafka_bootstrap)
         for service in SERVICES:
             self.children[service] = subprocess.Popen(
                 [sys.executable, "-m", "portal_mfa", "serve", service],
@@ -117,6 +119,7 @@ class DevStack:
                 child.kill()
                 child.wait()
         self.children.clear()
+        dev_state.remove()
         if self.broker is not None:
             self.broker.stop()
             self.broker = None

@@ -43,7 +43,9 @@ def wait_until(predicate: Callable[[], T], timeout: float = 5.0, what: str = "co
         time.sleep(0.02)
 
 
-def assert_problem(response: httpx.Response, status: int, kind: str | None = None) -> dict[str, Any]:
+def assert_problem(
+    response: httpx.Response, status: int, kind: str | None = None
+) -> dict[str, Any]:
     """The answer is an RFC 9457 problem with this status (and this `type`, if given)."""
     assert response.status_code == status, (response.status_code, response.text[:300])
     assert response.headers["content-type"].startswith(PROBLEM_JSON), response.headers
@@ -140,7 +142,9 @@ class Portal:
     def add_user(self, kind: str = "customer", email: str | None = None) -> User:
         """A contact with portal access who has accepted the invitation and set a password."""
         email = email or new_email(kind)
-        added = self.admin("contacts", "add", "--kind", kind, "--name", f"A {kind}", "--email", email)
+        added = self.admin(
+            "contacts", "add", "--kind", kind, "--name", f"A {kind}", "--email", email
+        )
         assert added["kind"] == kind
         assert added["email"] == email
         contact_id = added["contact_id"]
@@ -194,7 +198,8 @@ class Portal:
 
     def accept_invitation(self, token: str, password: str) -> httpx.Response:
         return self.http.post(
-            f"/v1/portals/{self.org}/invitations/accept", json={"token": token, "password": password}
+            f"/v1/portals/{self.org}/invitations/accept",
+            json={"token": token, "password": password},
         )
 
     def login(self, user: User, password: str | None = None) -> httpx.Response:

@@ -1,0 +1,75 @@
+"""`portal-mfa projection rebuild`: auth's login projection, rebuilt from offset 0."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+
+import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from portal_mfa import dev_state
+from portal_mfa.infra.postgres import ensure_database
+from portal_mfa.serve import database_name
+from services.auth import rebuild as rebuilding
+from shared.db import open_pool
+from shared.kafka import new_producer
+from shared.settings import Settings, load_settings
+
+projection = typer.Typer(help="Auth's login-requirement projection.")
+
+
+def _settings() -> Settings:
+    settings = load_settings()
+    state = dev_state.read()
+    if state and "PORTAL_MFA_DATABASE_URL" not in os.environ:
+        # A running dev stack: its embedded PostgreSQL and broker.
+        settings = settings.model_copy(
+            update={
+                "database_url": state["database_url"],
+                "kafka_bootstrap": os.environ.get(
+                    "PORTAL_MFA_KAFKA_BOOTSTRAP", state["kafka_bootstrap"]
+                ),
+            }
+        )
+    return settings
+
+
+@projection.command("rebuild", help="Rebuild from offset 0 beside the live one, then swap.")
+def rebuild() -> None:
+    settings = _settings()
+
+    async def run() -> int:
+        url = await ensure_database(settings.database_url, database_name("auth"))
+        pool = await open_pool(url)
+        producer = new_producer(settings, idempotent=False)
+        await producer.start()
+        started = time.monotonic()
+        with Progress(
+            TextColumn("rebuilding login projection"),
+            BarColumn(),
+            TextColumn("{task.completed:,} events"),
+            TextColumn("{task.fields[rate]:,.0f} events/s"),
+            TextColumn("lag {task.fields[lag]:,}"),
+            TimeElapsedColumn(),
+        ) as bar:
+            task = bar.add_task("rebuild", total=None, rate=0.0, lag=0)
+
+            def show(p: rebuilding.Progress) -> None:
+                elapsed = max(time.monotonic() - started, 1e-6)
+                total = p.applied + p.lag if not p.caught_up else p.applied
+                bar.update(
+                    task, completed=p.applied, total=total, rate=p.applied / elapsed, lag=p.lag
+                )
+
+            try:
+                return await rebuilding.rebuild(
+                    pool, settings.kafka_bootstrap, producer, on_progress=show
+                )
+            finally:
+                await producer.stop()
+                await pool.close()
+
+    applied = asyncio.run(run())
+    print(f"rebuilt from {applied:,} events and swapped in")

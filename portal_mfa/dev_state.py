@@ -1,0 +1,34 @@
+"""Where a running `portal-mfa dev` left its addresses, for CLI commands that need them.
+
+The embedded PostgreSQL listens on a fresh socket at every start, so `projection rebuild`
+(which works on auth's database) looks here when `PORTAL_MFA_DATABASE_URL` is not set.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+
+def state_file() -> Path:
+    return Path(tempfile.gettempdir()) / f"portal-mfa-{os.getuid()}" / "dev.json"
+
+
+def write(database_url: str, kafka_bootstrap: str) -> None:
+    path = state_file()
+    path.parent.mkdir(mode=0o700, exist_ok=True)
+    path.write_text(json.dumps({"database_url": database_url, "kafka_bootstrap": kafka_bootstrap}))
+
+
+def read() -> dict[str, str] | None:
+    try:
+        state: dict[str, str] = json.loads(state_file().read_text())
+        return state
+    except (OSError, ValueError):
+        return None
+
+
+def remove() -> None:
+    state_file().unlink(missing_ok=True)

@@ -1,0 +1,104 @@
+"""Rebuild the login projection from offset 0 into a fresh schema, then swap it in.
+
+The live consumer keeps applying (and the service keeps answering) throughout. The swap
+holds the projection lock that every live batch takes shared, waits until the rebuilt
+schema is at least as far as the live one, and renames the schemas in one transaction;
+the live consumer then re-applies at most one batch, which its version checks ignore.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import asyncpg
+from aiokafka import AIOKafkaProducer
+
+from services.auth.projection import LIVE_SCHEMA, TOPICS, LoginProjection
+from shared.projection import ProjectionConsumer, stored_offsets
+
+REBUILD_SCHEMA = f"{LIVE_SCHEMA}_rebuild"
+# Taken shared by every live batch, exclusively by the swap.
+SWAP_LOCK = 0x4C4F474E
+
+
+@dataclass(frozen=True)
+class Progress:
+    applied: int
+    lag: int
+    caught_up: bool
+
+
+async def take_live_batch_lock(conn: asyncpg.Connection) -> None:
+    await conn.execute("SELECT pg_advisory_xact_lock_shared($1)", SWAP_LOCK)
+
+
+async def rebuild(
+    pool: asyncpg.Pool,
+    bootstrap: str,
+    deadletter: AIOKafkaProducer,
+    *,
+    topics: Sequence[str] = TOPICS,
+    live_schema: str = LIVE_SCHEMA,
+    rebuild_schema: str = REBUILD_SCHEMA,
+    swap: bool = True,
+    on_progress: Callable[[Progress], None] = lambda _: None,
+    batch_size: int = 5000,
+) -> int:
+    """Rebuild; returns how many events were applied. With `swap=False`, leave it beside."""
+    fresh = LoginProjection(rebuild_schema)
+    async with pool.acquire() as conn:
+        await conn.execute(f"DROP SCHEMA IF EXISTS {fresh.schema} CASCADE")
+        await fresh.create(conn)
+    # No group: this reader owns every partition and starts from offset 0.
+    consumer = ProjectionConsumer(
+        bootstrap=bootstrap,
+        topics=topics,
+        pool=pool,
+        projection=fresh,
+        deadletter=deadletter,
+        batch_size=batch_size,
+    )
+    await consumer.start()
+    task = asyncio.create_task(consumer.run(), name="projection-rebuild")
+    try:
+        while not consumer.ready:
+            if task.done():
+                await task
+            on_progress(Progress(consumer.applied, sum((await consumer.lag()).values()), False))
+            await asyncio.sleep(0.2)
+        if swap:
+            await _swap(pool, LoginProjection(live_schema), fresh, task)
+        on_progress(Progress(consumer.applied, 0, True))
+        return consumer.applied
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await consumer.stop()
+
+
+async def _swap(
+    pool: asyncpg.Pool,
+    live: LoginProjection,
+    fresh: LoginProjection,
+    rebuilding: asyncio.Task[None],
+) -> None:
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", SWAP_LOCK)
+        target = await stored_offsets(conn, live)
+        while True:
+            async with pool.acquire() as reader:
+                reached = await stored_offsets(reader, fresh)
+            if all(reached.get(tp, 0) >= offset for tp, offset in target.items()):
+                break
+            if rebuilding.done():
+                await rebuilding
+            await asyncio.sleep(0.05)
+        retired = f"{live.schema}_retired"
+        await conn.execute(f"DROP SCHEMA IF EXISTS {retired} CASCADE")
+        await conn.execute(f"ALTER SCHEMA {live.schema} RENAME TO {retired}")
+        await conn.execute(f"ALTER SCHEMA {fresh.schema} RENAME TO {live.schema}")
+        await conn.execute(f"DROP SCHEMA {retired} CASCADE")
