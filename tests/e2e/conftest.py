@@ -42,7 +42,12 @@ class RunningStack:
         return f"http://127.0.0.1:{self.ports[service]}{path}"
 
     def cli_env(self) -> dict[str, str]:
-        return dict(os.environ, PORTAL_MFA_KAFKA_BOOTSTRAP=self.kafka, PORTAL_MFA_ADMIN="e2e-admin")
+        return dict(
+            os.environ,
+            PORTAL_MFA_KAFKA_BOOTSTRAP=self.kafka,
+            PORTAL_MFA_AUDIT_PORT=str(self.ports["audit"]),
+            PORTAL_MFA_ADMIN="e2e-admin",
+        )
 
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         done = subprocess.run(
