@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from portal_mfa.cli.admin import admin
 from portal_mfa.cli.audit import audit
+from portal_mfa.cli.docs import docs
 from portal_mfa.cli.projection import projection
 from shared.settings import load_settings
 
@@ -22,6 +23,7 @@ app = typer.Typer(
 app.add_typer(admin, name="admin")
 app.add_typer(audit, name="audit")
 app.add_typer(projection, name="projection")
+app.add_typer(docs, name="docs")
 
 
 @app.callback()

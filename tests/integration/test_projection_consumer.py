@@ -387,7 +387,7 @@ async def spawn_runner(
             "--deadletter-topic",
             setup.topics[DEADLETTER],
             "--batch-size",
-            "20",
+            "50",  # many small transactions: the kill lands inside one
             *(["--idempotence"] if idempotence else []),
             stdout=asyncio.subprocess.PIPE,
             stderr=stderr,

@@ -1,0 +1,595 @@
+"""Projection rebuild throughput beside a bare aiokafka → asyncpg COPY loop (DESIGN.md §9).
+
+    .venv/bin/python -m bench.projection_rebuild [--events 1000000]
+
+One run: start an embedded broker and PostgreSQL (or use PORTAL_MFA_KAFKA_BOOTSTRAP /
+PORTAL_MFA_DATABASE_URL), generate N events (≈1% org policy events, the rest contact
+events), produce them to fresh topics, then measure, in this order and over the same
+records:
+
+1. bare: the thinnest loop doing the same I/O: an aiokafka consumer (no group, every
+   partition, from the beginning) COPYing (event_id, raw value) into a table in batches;
+2. rebuild: `services.auth.rebuild.rebuild(..., swap=False)` into a fresh schema.
+
+Generating and producing are not measured. Completion is counted in records, not taken
+from end offsets: the dev broker under-reports its high-water mark (DESIGN.md §7).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import cProfile
+import gc
+import io
+import json
+import os
+import pstats
+import socket
+import sys
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from random import Random
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+from portal_mfa.infra import (
+    EmbeddedBroker,
+    EmbeddedPostgres,
+    drop_database,
+    ensure_database,
+    ensure_topics,
+)
+from services.auth.rebuild import Progress, rebuild
+from shared.db import open_pool
+from shared.events import (
+    DEADLETTER,
+    ContactCreated,
+    ContactCreatedPayload,
+    ContactDeleted,
+    Empty,
+    EventEnvelope,
+    MfaPolicyDisabled,
+    MfaPolicyEnabled,
+    MfaReset,
+    MfaResetPayload,
+    PortalAccessGranted,
+    PortalAccessGrantedPayload,
+    PortalAccessRevoked,
+    PortalNameSet,
+    PortalNameSetPayload,
+    parse_event,
+)
+
+TARGET_EVENTS_PER_S = 25_000
+TARGET_RATIO = 0.50
+T0 = datetime(2025, 1, 1, tzinfo=UTC)
+SPAN = timedelta(days=90)  # the generated history's length
+REBUILD_SCHEMA = "bench_rebuild"
+# Pydantic writes the envelope's fields in declaration order: event_id comes first.
+EVENT_ID_PREFIX = b'{"event_id":"'
+
+Headers = list[tuple[str, bytes]]
+Message = tuple[str, bytes, bytes, Headers]  # topic, key, value, headers
+
+
+# --- the workload -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Workload:
+    messages: list[Message]
+    orgs: int
+    contacts: int
+    policy_events: int
+    contact_events: int
+
+
+def _spread(total: int, among: int) -> list[int]:
+    """`total` split over `among` as evenly as whole numbers go."""
+    base, extra = divmod(total, among)
+    return [base + (1 if i < extra else 0) for i in range(among)]
+
+
+def generate(count: int, preferences_topic: str, contacts_topic: str, seed: int) -> Workload:
+    """`count` events, pre-serialized: every aggregate's versions gap-free and in order.
+
+    About 1% are org policy events (one org per 1,000 events); the rest are contact
+    events for count/5 contacts: ContactCreated v1, PortalAccessGranted v2, MfaReset
+    v3.., with one contact in 50 revoked and one in 50 deleted at the end. Aggregates'
+    histories are interleaved at random in time, as a real log would be.
+    """
+    rng = Random(seed)
+
+    def new_uuid() -> uuid.UUID:
+        return uuid.UUID(int=rng.getrandbits(128), version=4)
+
+    policy_total = max(1, round(count * 0.01)) if count >= 2 else count
+    contact_total = count - policy_total
+    orgs = max(1, count // 1000)
+    contacts = max(1, count // 5) if contact_total else 0
+    org_ids = [f"org-{rng.getrandbits(32):08x}" for _ in range(orgs)]
+    contact_ids = [str(new_uuid()) for _ in range(contacts)]
+    per_org = _spread(policy_total, orgs)
+    per_contact = _spread(contact_total, contacts) if contacts else []
+
+    # (time, aggregate, version): aggregate < orgs is an org, else contact (aggregate - orgs).
+    slots: list[tuple[float, int, int]] = []
+    for aggregate, n in enumerate(per_org + per_contact):
+        times = sorted(rng.random() for _ in range(n))
+        slots.extend((t, aggregate, version) for version, t in enumerate(times, start=1))
+    slots.sort()
+
+    messages: list[Message] = []
+    for t, aggregate, version in slots:
+        at = T0 + SPAN * t
+        if aggregate < orgs:
+            event = _policy_event(org_ids[aggregate], aggregate, version, at, new_uuid())
+            topic = preferences_topic
+        else:
+            i = aggregate - orgs
+            event = _contact_event(
+                contact_ids[i],
+                org_ids[i % orgs],
+                i,
+                version,
+                per_contact[i],
+                at,
+                new_uuid(),
+                rng,
+            )
+            topic = contacts_topic
+        value = event.to_json()
+        if len(messages) % 997 == 0:
+            # Built without validation for speed: check that a sample reads back the same.
+            assert parse_event(value).to_json() == value, value
+        messages.append((topic, event.kafka_key(), value, event.kafka_headers()))
+    return Workload(messages, orgs, contacts, policy_total, contact_total)
+
+
+def _envelope(
+    cls: type[EventEnvelope],
+    *,
+    org_id: str,
+    aggregate_id: str,
+    version: int,
+    at: datetime,
+    event_id: uuid.UUID,
+    actor: str,
+    payload: object,
+) -> EventEnvelope:
+    return cls.model_construct(
+        event_id=event_id,
+        event_type=cls.model_fields["event_type"].default,
+        schema_version=cls.current_schema_version,
+        occurred_at=at,
+        org_id=org_id,
+        aggregate_type=cls.aggregate_kind,
+        aggregate_id=aggregate_id,
+        aggregate_version=version,
+        correlation_id=str(uuid.UUID(int=event_id.int ^ 0x5A5A, version=4)),
+        causation_id=None,
+        actor=actor,
+        payload=payload,
+    )
+
+
+def _policy_event(
+    org_id: str, index: int, version: int, at: datetime, event_id: uuid.UUID
+) -> EventEnvelope:
+    cls: type[EventEnvelope]
+    payload: object = Empty.model_construct()
+    if version == 1 or version % 7 == 0:
+        cls = PortalNameSet
+        payload = PortalNameSetPayload.model_construct(portal_name=f"Org {index} portal v{version}")
+    elif version % 2 == 0:
+        cls = MfaPolicyEnabled
+    else:
+        cls = MfaPolicyDisabled
+    return _envelope(
+        cls,
+        org_id=org_id,
+        aggregate_id=org_id,
+        version=version,
+        at=at,
+        event_id=event_id,
+        actor=f"admin@{org_id}.example",
+        payload=payload,
+    )
+
+
+def _contact_event(
+    contact_id: str,
+    org_id: str,
+    index: int,
+    version: int,
+    last: int,
+    at: datetime,
+    event_id: uuid.UUID,
+    rng: Random,
+) -> EventEnvelope:
+    email = f"Contact.{index}@{org_id}.example"
+    cls: type[EventEnvelope]
+    payload: object = Empty.model_construct()
+    if version == 1:
+        cls = ContactCreated
+        payload = ContactCreatedPayload.model_construct(
+            kind="vendor" if index % 4 == 0 else "customer",
+            display_name=f"Contact {index}",
+            email=email,
+        )
+    elif version == 2:
+        cls = PortalAccessGranted
+        payload = PortalAccessGrantedPayload.model_construct(
+            email=email.lower(),
+            invitation_hash=f"{rng.getrandbits(256):064x}",
+            expires_at=at + timedelta(days=14),
+        )
+    elif version == last and last >= 4 and index % 50 == 0:
+        cls = ContactDeleted
+    elif version == last and last >= 4 and index % 50 == 1:
+        cls = PortalAccessRevoked
+    else:
+        cls = MfaReset
+        payload = MfaResetPayload.model_construct(mfa_epoch=version - 2, reason="lost device")
+    return _envelope(
+        cls,
+        org_id=org_id,
+        aggregate_id=contact_id,
+        version=version,
+        at=at,
+        event_id=event_id,
+        actor="admin@portal.example",
+        payload=payload,
+    )
+
+
+async def produce(bootstrap: str, messages: Sequence[Message], *, idempotent: bool) -> None:
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        acks="all",
+        enable_idempotence=idempotent,
+        linger_ms=50,
+        max_batch_size=512 * 1024,
+        max_request_size=16 * 1024 * 1024,
+        request_timeout_ms=120_000,
+    )
+    await producer.start()
+    try:
+        pending: list[asyncio.Future[object]] = []
+        for topic, key, value, headers in messages:
+            pending.append(await producer.send(topic, value, key=key, headers=headers))
+            if len(pending) >= 50_000:
+                await asyncio.gather(*pending)
+                pending.clear()
+        await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
+
+
+# --- the measurements -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Measured:
+    events: int
+    seconds: float
+
+    @property
+    def rate(self) -> float:
+        return self.events / self.seconds if self.seconds > 0 else 0.0
+
+
+def _event_id(value: bytes) -> str:
+    if value.startswith(EVENT_ID_PREFIX):
+        return value[13:49].decode()
+    return str(json.loads(value)["event_id"])
+
+
+async def bare_loop(
+    bootstrap: str, topics: Sequence[str], url: str, expected: int, batch_size: int
+) -> Measured:
+    """aiokafka → asyncpg COPY, nothing else: read every record once, copy it raw."""
+    conn = await asyncpg.connect(url)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        # As the projection consumer fetches, so both read the broker the same way.
+        max_partition_fetch_bytes=4 * 1024 * 1024,
+        fetch_max_bytes=32 * 1024 * 1024,
+    )
+    try:
+        started = time.perf_counter()
+        await conn.execute(
+            "CREATE TABLE bare_events (event_id uuid NOT NULL, value bytea NOT NULL)"
+        )
+        await consumer.start()
+        partitions = await _all_partitions(consumer, topics)
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        read = 0
+        idle_since = time.perf_counter()
+        while read < expected:
+            batch = await consumer.getmany(timeout_ms=200, max_records=batch_size)
+            rows = [(_event_id(r.value), r.value) for part in batch.values() for r in part]
+            if rows:
+                await conn.copy_records_to_table(
+                    "bare_events", records=rows, columns=("event_id", "value")
+                )
+                read += len(rows)
+                idle_since = time.perf_counter()
+            elif time.perf_counter() - idle_since > 60:
+                raise RuntimeError(f"bare loop: no records for 60 s after {read:,}/{expected:,}")
+        seconds = time.perf_counter() - started
+        copied = await conn.fetchval("SELECT count(*) FROM bare_events")
+        if copied != expected:
+            raise RuntimeError(f"bare loop copied {copied:,} rows, expected {expected:,}")
+        return Measured(read, seconds)
+    finally:
+        await consumer.stop()
+        await conn.close()
+
+
+async def _all_partitions(
+    consumer: AIOKafkaConsumer, topics: Sequence[str]
+) -> list[TopicPartition]:
+    partitions: list[TopicPartition] = []
+    for _ in range(50):
+        partitions = [
+            TopicPartition(topic, p)
+            for topic in topics
+            for p in sorted(consumer.partitions_for_topic(topic) or ())
+        ]
+        if partitions and all(consumer.partitions_for_topic(t) for t in topics):
+            return partitions
+        await consumer.force_metadata_update()
+    raise RuntimeError(f"no partitions found for {topics}")
+
+
+async def rebuild_run(
+    bootstrap: str,
+    topics: Sequence[str],
+    url: str,
+    workload: WorkloadSummary,
+    batch_size: int,
+    *,
+    idempotent: bool,
+    profile: cProfile.Profile | None,
+) -> Measured:
+    """The subject: the real rebuild, into a fresh schema, without the swap."""
+    pool = await open_pool(url)
+    deadletter = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", enable_idempotence=idempotent
+    )
+    await deadletter.start()
+    last_shown = [time.perf_counter()]
+
+    def show(progress: Progress) -> None:
+        now = time.perf_counter()
+        if now - last_shown[0] >= 10:
+            last_shown[0] = now
+            print(f"  rebuild: {progress.applied:,} applied", file=sys.stderr, flush=True)
+
+    try:
+        if profile is not None:
+            profile.enable()
+        started = time.perf_counter()
+        applied = await rebuild(
+            pool,
+            bootstrap,
+            deadletter,
+            topics=topics,
+            rebuild_schema=REBUILD_SCHEMA,
+            swap=False,
+            on_progress=show,
+            batch_size=batch_size,
+        )
+        seconds = time.perf_counter() - started
+        if profile is not None:
+            profile.disable()
+        await _check_projection(pool, workload, applied)
+        return Measured(applied, seconds)
+    finally:
+        await deadletter.stop()
+        await pool.close()
+
+
+async def _check_projection(pool: asyncpg.Pool, workload: WorkloadSummary, applied: int) -> None:
+    """The rebuilt projection holds every aggregate at its last version."""
+    async with pool.acquire() as conn:
+        orgs, policy_versions = await conn.fetchrow(
+            f"SELECT count(*), coalesce(sum(version), 0) FROM {REBUILD_SCHEMA}.org_policies"
+        )
+        contacts, contact_versions = await conn.fetchrow(
+            f"SELECT count(*), coalesce(sum(version), 0) FROM {REBUILD_SCHEMA}.contacts"
+        )
+    expected = (workload.orgs, workload.policy_events, workload.contacts, workload.contact_events)
+    found = (orgs, policy_versions, contacts, contact_versions)
+    if applied != workload.events or found != expected:
+        raise RuntimeError(
+            f"rebuild incomplete: applied {applied:,} of {workload.events:,}; "
+            f"(orgs, sum of policy versions, contacts, sum of contact versions) = {found}, "
+            f"expected {expected}"
+        )
+
+
+@dataclass(frozen=True)
+class WorkloadSummary:
+    events: int
+    orgs: int
+    contacts: int
+    policy_events: int
+    contact_events: int
+
+
+# --- the run ----------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def _load() -> str:
+    one, five, _ = os.getloadavg()
+    return f"load average {one:.2f} / {five:.2f} (1 / 5 min)"
+
+
+def report(events: int, bare: Measured, subject: Measured) -> bool:
+    ratio = subject.rate / bare.rate if bare.rate else 0.0
+    rate_met = subject.rate >= TARGET_EVENTS_PER_S
+    ratio_met = ratio >= TARGET_RATIO
+    rows = [
+        ("bare aiokafka → asyncpg COPY loop", bare),
+        ("projection rebuild (services.auth.rebuild)", subject),
+    ]
+    print()
+    print(f"{'':44} {'events':>11} {'seconds':>9} {'events/s':>10}")
+    for name, m in rows:
+        print(f"{name:44} {m.events:>11,} {m.seconds:>9.2f} {m.rate:>10,.0f}")
+    print(f"{'ratio rebuild / bare':44} {'':>11} {'':>9} {ratio:>10.1%}")
+    print()
+    verdict: Callable[[bool], str] = lambda met: "met" if met else "MISSED"  # noqa: E731
+    print(
+        f"target ≥ {TARGET_EVENTS_PER_S:,} events/s: {verdict(rate_met)} "
+        f"({subject.rate:,.0f} events/s)"
+    )
+    print(f"target ≥ {TARGET_RATIO:.0%} of the bare loop: {verdict(ratio_met)} ({ratio:.1%})")
+    if events != 1_000_000:
+        print(f"(note: §9's target is over 1,000,000 events; this run used {events:,})")
+    return rate_met and ratio_met
+
+
+async def main(args: argparse.Namespace) -> int:
+    external_kafka = os.environ.get("PORTAL_MFA_KAFKA_BOOTSTRAP")
+    external_pg = os.environ.get("PORTAL_MFA_DATABASE_URL")
+    suffix = uuid.uuid4().hex[:8]
+    topics = (f"bench.preferences.events.{suffix}", f"bench.contacts.events.{suffix}")
+    databases = (f"bench_bare_{suffix}", f"bench_rebuild_{suffix}")
+    broker: EmbeddedBroker | None = None
+    postgres: EmbeddedPostgres | None = None
+    bootstrap = external_kafka or ""
+    server_url = external_pg or ""
+    profile = cProfile.Profile() if args.profile else None
+    try:
+        print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}; {_load()}")
+        if not external_kafka:
+            broker = await EmbeddedBroker.start(_free_port())
+            bootstrap = broker.bootstrap
+        if not external_pg:
+            postgres = await EmbeddedPostgres.start()
+            server_url = postgres.url("postgres")
+        print(
+            f"broker: {'external ' + bootstrap if external_kafka else 'embedded Tansu'}; "
+            f"PostgreSQL: {'external' if external_pg else 'embedded'}"
+        )
+        bare_url = await ensure_database(server_url, databases[0])
+        rebuild_url = await ensure_database(server_url, databases[1])
+        await ensure_topics(bootstrap, dict.fromkeys(topics, args.partitions))
+        if not external_kafka:
+            await ensure_topics(bootstrap, [DEADLETTER])
+
+        started = time.perf_counter()
+        workload = generate(args.events, topics[0], topics[1], args.seed)
+        generated = time.perf_counter() - started
+        summary = WorkloadSummary(
+            len(workload.messages),
+            workload.orgs,
+            workload.contacts,
+            workload.policy_events,
+            workload.contact_events,
+        )
+        volume = sum(len(m[2]) for m in workload.messages)
+        print(
+            f"workload: {summary.events:,} events ({summary.policy_events:,} policy events for "
+            f"{summary.orgs:,} orgs, {summary.contact_events:,} contact events for "
+            f"{summary.contacts:,} contacts), {volume / summary.events:.0f} B/event average; "
+            f"topics of {args.partitions} partitions; batch size {args.batch_size:,}"
+        )
+        started = time.perf_counter()
+        await produce(bootstrap, workload.messages, idempotent=bool(external_kafka))
+        produced = time.perf_counter() - started
+        print(f"setup (not measured): generated in {generated:.1f} s, produced in {produced:.1f} s")
+        del workload
+        gc.collect()
+
+        print(f"bare loop ... ({_load()})", flush=True)
+        bare = await bare_loop(bootstrap, topics, bare_url, summary.events, args.batch_size)
+        print(f"  {bare.rate:,.0f} events/s", flush=True)
+        gc.collect()
+        print(f"rebuild ... ({_load()})", flush=True)
+        subject = await rebuild_run(
+            bootstrap,
+            topics,
+            rebuild_url,
+            summary,
+            args.batch_size,
+            idempotent=bool(external_kafka),
+            profile=profile,
+        )
+        print(f"  {subject.rate:,.0f} events/s ({_load()})", flush=True)
+        met = report(summary.events, bare, subject)
+        if profile is not None:
+            profile.dump_stats(args.profile)
+            out = io.StringIO()
+            pstats.Stats(profile, stream=out).sort_stats("tottime").print_stats(30)
+            print(f"\nprofile of the rebuild (cProfile, saved to {args.profile}):")
+            print(out.getvalue())
+        return 1 if args.check and not met else 0
+    finally:
+        if broker is not None:
+            broker.stop()
+        elif external_kafka:
+            with contextlib.suppress(Exception):
+                await _delete_topics(bootstrap, topics)
+        if postgres is not None:
+            postgres.stop()
+        elif external_pg:
+            for name in databases:
+                with contextlib.suppress(Exception):
+                    await drop_database(server_url, name)
+
+
+async def _delete_topics(bootstrap: str, topics: Sequence[str]) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.delete_topics(list(topics))
+    finally:
+        await admin.close()
+
+
+def _parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.projection_rebuild", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--events", type=int, default=1_000_000, help="default 1,000,000")
+    parser.add_argument("--partitions", type=int, default=3, help="per topic; default 3")
+    parser.add_argument(
+        "--batch-size", type=int, default=5000, help="records per batch, both loops; default 5000"
+    )
+    parser.add_argument("--seed", type=int, default=20250101)
+    parser.add_argument(
+        "--profile", metavar="FILE", help="cProfile the rebuild; stats to FILE, top 30 printed"
+    )
+    parser.add_argument(
+        "--check", action="store_true", help="exit with status 1 if a target is missed"
+    )
+    args = parser.parse_args(argv)
+    if args.events < 1:
+        parser.error("--events must be at least 1")
+    return args
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main(_parse_args())))
