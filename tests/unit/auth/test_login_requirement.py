@@ -72,3 +72,11 @@ def test_an_enrollment_made_after_the_reset_is_active() -> None:
         str(RESET_EVENT),
         str(ENROLLED_EVENT),
     ]
+
+
+def test_projection_schema_names_are_checked() -> None:
+    from services.auth.projection import LoginProjection
+
+    assert LoginProjection("login_projection_rebuild").schema == "login_projection_rebuild"
+    with pytest.raises(ValueError, match="not a schema name"):
+        LoginProjection("x; DROP TABLE contacts")
