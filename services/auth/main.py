@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 from services.auth.domain.secret_box import SecretBox, parse_keyring
 from services.auth.http import operations, portal
+from services.auth.http.body_limit import BodyLimit
 from services.auth.http.problems import install_problem_handlers
 from services.auth.projection import TOPICS, LoginProjection
 from services.auth.reactions import AuthProjection
@@ -87,6 +88,7 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
 
     app = FastAPI(title="portal-mfa auth", version="1", lifespan=lifespan)
     install_problem_handlers(app)
+    app.add_middleware(BodyLimit)
     app.include_router(operations.router)
     app.include_router(portal.router)
     return app

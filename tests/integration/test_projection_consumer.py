@@ -393,9 +393,13 @@ async def spawn_runner(
             stderr=stderr,
             env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
         )
-    assert process.stdout is not None
-    line = await asyncio.wait_for(process.stdout.readline(), timeout=20)
-    assert line == b"running\n", f"runner did not start; see {log}"
+    try:
+        assert process.stdout is not None
+        line = await asyncio.wait_for(process.stdout.readline(), timeout=20)
+        assert line == b"running\n", f"runner did not start; see {log}"
+    except BaseException:
+        await kill(process)
+        raise
     return process
 
 
@@ -458,6 +462,7 @@ async def test_killed_mid_batch_and_restarted_ends_identical_to_one_that_never_s
             )
 
             async def a_third_done() -> bool:
+                assert processes[0].returncode is None, f"the runner died; see {log}"
                 return sum((await stored(conn, "killed")).values()) >= len(events) // 3
 
             await until(a_third_done, within=30, what="the runner to get a third through")
@@ -488,7 +493,7 @@ async def test_killed_mid_batch_and_restarted_ends_identical_to_one_that_never_s
 
             await until(killed_done, within=30, what="the restarted runner to reach the end")
             await until(steady_done, within=30, what="the steady consumer", watch=[steady_task])
-            assert processes[1].returncode is None, "the restarted runner is still running"
+            assert processes[1].returncode is None, "the restarted runner died"
 
             assert await raw_rows(conn, "killed") == await raw_rows(conn, "steady")
             expected = fold(events)
@@ -508,10 +513,10 @@ async def test_killed_mid_batch_and_restarted_ends_identical_to_one_that_never_s
 async def test_a_duplicated_message_is_applied_once(
     setup: Setup, kafka_bootstrap: str, batch_size: int
 ) -> None:
-    org = {"org_id": "org-dup", "aggregate_id": "org-dup", "cause": CAUSE}
+    org: dict[str, Any] = {"org_id": "org-dup", "aggregate_id": "org-dup", "cause": CAUSE}
     enabled = MfaPolicyEnabled.new(aggregate_version=1, payload=Empty(), **org)
     disabled = MfaPolicyDisabled.new(aggregate_version=2, payload=Empty(), **org)
-    contact = {"org_id": "org-dup", "aggregate_id": "contact-dup", "cause": CAUSE}
+    contact: dict[str, Any] = {"org_id": "org-dup", "aggregate_id": "contact-dup", "cause": CAUSE}
     created = ContactCreated.new(
         aggregate_version=1,
         payload=ContactCreatedPayload(kind="customer", display_name="Ada", email="ada@x.test"),
@@ -586,7 +591,7 @@ async def test_a_malformed_message_is_dead_lettered_and_the_next_good_one_applie
 ) -> None:
     topic = setup.topics[CONTACTS_EVENTS]
     key = b"contact-poison"
-    contact = {"org_id": "org-p", "aggregate_id": "contact-poison", "cause": CAUSE}
+    contact: dict[str, Any] = {"org_id": "org-p", "aggregate_id": "contact-poison", "cause": CAUSE}
     created = ContactCreated.new(
         aggregate_version=1,
         payload=ContactCreatedPayload(kind="vendor", display_name="Bo", email="BO@x.test"),
@@ -614,7 +619,7 @@ async def test_a_malformed_message_is_dead_lettered_and_the_next_good_one_applie
         "payload": {"reason": "code 492039", "backup_code": "7HQX-2KD9-PL3M"},  # no mfa_epoch
     }
     bad = [garbage, unknown, json.dumps(broken).encode()]
-    good = [created, granted, reset]
+    good: list[Event] = [created, granted, reset]
 
     sent: list[tuple[bytes, int, int]] = []  # value, partition, offset
     for bad_value, good_event in zip(bad, good, strict=True):
