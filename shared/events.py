@@ -349,7 +349,8 @@ class EventRejected(ValueError):
 def upcast(raw: dict[str, Any]) -> dict[str, Any]:
     event_type = raw.get("event_type")
     if not isinstance(event_type, str) or event_type not in EVENT_TYPES:
-        raise EventRejected(f"unknown event_type {event_type!r}")
+        # The name comes from whoever sent the message: quote only a short prefix of it.
+        raise EventRejected(f"unknown event_type {str(event_type)[:40]!r}")
     cls = EVENT_TYPES[event_type]
     version = raw.get("schema_version")
     if not isinstance(version, int) or version < 1:

@@ -48,11 +48,11 @@ class Delivered:
 
 
 async def stored_offsets(
-    conn: asyncpg.Connection, projection: Projection
+    conn: asyncpg.Connection, projection: Projection, *, for_update: bool = False
 ) -> dict[TopicPartition, int]:
     rows = await conn.fetch(
         f"SELECT topic, partition, next_offset FROM {projection.offsets_table}"
-        " WHERE projection = $1",
+        " WHERE projection = $1" + (" FOR UPDATE" if for_update else ""),
         projection.name,
     )
     return {TopicPartition(r["topic"], r["partition"]): r["next_offset"] for r in rows}
@@ -62,9 +62,11 @@ async def store_offsets(
     conn: asyncpg.Connection, projection: Projection, offsets: dict[TopicPartition, int]
 ) -> None:
     await conn.executemany(
-        f"INSERT INTO {projection.offsets_table} (projection, topic, partition, next_offset)"
-        " VALUES ($1, $2, $3, $4) ON CONFLICT (projection, topic, partition)"
-        " DO UPDATE SET next_offset = EXCLUDED.next_offset",
+        f"INSERT INTO {projection.offsets_table} AS stored"
+        " (projection, topic, partition, next_offset) VALUES ($1, $2, $3, $4)"
+        " ON CONFLICT (projection, topic, partition)"
+        # Never backwards: a late writer (a replica mid-rebalance) cannot undo progress.
+        " DO UPDATE SET next_offset = GREATEST(stored.next_offset, EXCLUDED.next_offset)",
         [(projection.name, tp.topic, tp.partition, offset) for tp, offset in offsets.items()],
     )
 
@@ -92,8 +94,12 @@ class ProjectionConsumer:
         group_id: str | None = None,
         batch_size: int = 5000,
         deadletter_topic: str = DEADLETTER,
+        shared_lock: int | None = None,
     ) -> None:
         self._deadletter_topic = deadletter_topic
+        # An advisory lock every batch takes shared, first thing: maintenance (a rebuild's
+        # swap) takes it exclusively to pause this consumer between batches.
+        self._shared_lock = shared_lock
         self._topics = list(topics)
         self._pool = pool
         self._projection = projection
@@ -197,36 +203,41 @@ class ProjectionConsumer:
     # --- applying -------------------------------------------------------------------------
 
     async def _handle(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
-        delivered = [_decode(r) for r in records]
-        rejected = [d for d in delivered if d.event is None]
-        if rejected:
-            await self._dead_letter(rejected)
-        events = [d.event for d in delivered if d.event is not None]
-        offsets = _next_offsets(records)
-        try:
-            async with self._pool.acquire() as conn, conn.transaction():
-                await self._projection.apply(conn, events)
-                await store_offsets(conn, self._projection, offsets)
-        except (asyncpg.PostgresConnectionError, OSError):
-            raise
-        except asyncpg.PostgresError:
-            # One bad event must not stall the stream: apply one by one, dead-letter the rest.
-            await self._handle_one_by_one([d for d in delivered if d.event is not None])
-            async with self._pool.acquire() as conn:
-                await store_offsets(conn, self._projection, offsets)
-        self.applied += len(events)
+        async with self._pool.acquire() as conn, conn.transaction():
+            if self._shared_lock is not None:
+                await conn.execute("SELECT pg_advisory_xact_lock_shared($1)", self._shared_lock)
+            # Locking the stored offsets and skipping what they already cover makes a batch
+            # fetched before a seek (or by a replica during a rebalance) a no-op.
+            stored = await stored_offsets(conn, self._projection, for_update=True)
+            fresh = [r for r in records if r.offset >= stored.get(_tp(r), 0)]
+            if not fresh:
+                return
+            delivered = [_decode(r) for r in fresh]
+            rejected = [d for d in delivered if d.event is None]
+            if rejected:
+                await self._dead_letter(rejected)
+            valid = [d for d in delivered if d.event is not None]
+            events = [d.event for d in delivered if d.event is not None]
+            try:
+                async with conn.transaction():
+                    await self._projection.apply(conn, events)
+            except (asyncpg.PostgresConnectionError, asyncpg.InterfaceError):
+                raise
+            except asyncpg.PostgresError:
+                # One bad event must not stall the stream: apply one by one, dead-letter the rest.
+                await self._apply_one_by_one(conn, valid)
+            await store_offsets(conn, self._projection, _next_offsets(fresh))
+        self.applied += len(valid)
 
-    async def _handle_one_by_one(self, delivered: list[Delivered]) -> None:
-        for item in delivered:
+    async def _apply_one_by_one(self, conn: asyncpg.Connection, valid: list[Delivered]) -> None:
+        for item in valid:
             assert item.event is not None
             try:
-                async with self._pool.acquire() as conn, conn.transaction():
+                async with conn.transaction():
                     await self._projection.apply(conn, [item.event])
-                    await store_offsets(conn, self._projection, _next_offsets([item.record]))
             except asyncpg.PostgresError as exc:
-                await self._dead_letter(
-                    [Delivered(item.record, item.event, f"apply failed: {exc.__class__.__name__}")]
-                )
+                failure = f"apply failed: {exc.__class__.__name__}"
+                await self._dead_letter([Delivered(item.record, item.event, failure)])
 
     async def _dead_letter(self, rejected: list[Delivered]) -> None:
         sends = []
@@ -240,7 +251,9 @@ class ProjectionConsumer:
                 ("consumer", self._projection.name.encode()),
             ]
             sends.append(
-                await self._deadletter.send(DEADLETTER, value=r.value, key=r.key, headers=headers)
+                await self._deadletter.send(
+                    self._deadletter_topic, value=r.value, key=r.key, headers=headers
+                )
             )
             log.warning("dead-lettered %s/%s@%s: %s", r.topic, r.partition, r.offset, item.error)
         await asyncio.gather(*sends)
@@ -254,6 +267,10 @@ def _decode(record: ConsumerRecord[bytes, bytes]) -> Delivered:
         return Delivered(record, parse_event(record.value), None)
     except EventRejected as exc:
         return Delivered(record, None, str(exc))
+
+
+def _tp(record: ConsumerRecord[bytes, bytes]) -> TopicPartition:
+    return TopicPartition(record.topic, record.partition)
 
 
 def _next_offsets(records: Sequence[ConsumerRecord[bytes, bytes]]) -> dict[TopicPartition, int]:

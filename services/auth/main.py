@@ -15,6 +15,7 @@ from services.auth.http.body_limit import BodyLimit
 from services.auth.http.problems import install_problem_handlers
 from services.auth.projection import TOPICS, LoginProjection
 from services.auth.reactions import AuthProjection
+from services.auth.rebuild import SWAP_LOCK
 from services.auth.runtime import AuthRuntime
 from shared.db import EVENTSTORE_SQL, apply_schema, open_pool, read_sql
 from shared.events import now_utc
@@ -60,6 +61,7 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
             deadletter=producer,
             group_id=PROJECTION_GROUP,
             batch_size=settings.projection_batch_size,
+            shared_lock=SWAP_LOCK,
         )
         await consumer.start()
         relay = OutboxRelay(database_url, producer, poll_interval_s=settings.relay_poll_interval_s)

@@ -12,7 +12,6 @@ import asyncpg
 
 from services.auth.adapters import accounts, enrollments, tokens
 from services.auth.projection import LoginProjection
-from services.auth.rebuild import take_live_batch_lock
 from shared.events import (
     Cause,
     ContactDeleted,
@@ -33,7 +32,6 @@ class AuthProjection:
         self.offsets_table = login.offsets_table
 
     async def apply(self, conn: asyncpg.Connection, events: Sequence[Event]) -> None:
-        await take_live_batch_lock(conn)
         await self.login.apply(conn, events)
         ended: list[str] = []
         for event in events:

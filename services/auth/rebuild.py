@@ -20,7 +20,7 @@ from services.auth.projection import LIVE_SCHEMA, TOPICS, LoginProjection
 from shared.projection import ProjectionConsumer, stored_offsets
 
 REBUILD_SCHEMA = f"{LIVE_SCHEMA}_rebuild"
-# Taken shared by every live batch, exclusively by the swap.
+# Taken shared by every live batch (ProjectionConsumer's `shared_lock`), exclusively by the swap.
 SWAP_LOCK = 0x4C4F474E
 
 
@@ -29,10 +29,6 @@ class Progress:
     applied: int
     lag: int
     caught_up: bool
-
-
-async def take_live_batch_lock(conn: asyncpg.Connection) -> None:
-    await conn.execute("SELECT pg_advisory_xact_lock_shared($1)", SWAP_LOCK)
 
 
 async def rebuild(

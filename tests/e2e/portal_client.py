@@ -108,6 +108,7 @@ class User:
     kind: str
     email: str
     password: str
+    invitation_token: str
 
 
 class Portal:
@@ -156,7 +157,7 @@ class Portal:
             lambda: self.accept_invitation(token, PASSWORD).status_code == 204,
             what="the invitation to reach auth",
         )
-        return User(contact_id, kind, email, PASSWORD)
+        return User(contact_id, kind, email, PASSWORD, token)
 
     def prepare(
         self, *kinds: str, policy: bool | None = None, portal_name: str | None = None

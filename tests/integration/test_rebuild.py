@@ -10,11 +10,11 @@ from aiokafka import TopicPartition
 
 from services.auth.projection import LoginProjection
 from services.auth.reactions import AuthProjection
-from services.auth.rebuild import rebuild
+from services.auth.rebuild import SWAP_LOCK, rebuild
 from shared.db import EVENTSTORE_SQL, apply_schema, read_sql
 from shared.events import CONTACTS_EVENTS, PREFERENCES_EVENTS
-from shared.projection import stored_offsets
-from tests.integration.test_projection_consumer import (
+from shared.projection import ProjectionConsumer, stored_offsets
+from tests.integration.streams import (
     Setup,
     ends_of,
     fold,
@@ -26,7 +26,6 @@ from tests.integration.test_projection_consumer import (
     running,
     until,
 )
-from tests.integration.test_projection_consumer import setup as setup
 
 pytestmark = pytest.mark.integration
 
@@ -44,7 +43,9 @@ async def test_rebuild_during_live_traffic_swaps_in_an_equal_projection(
     before, during = events[:3000], events[3000:]
     placed = await produce(setup.producer, setup.topics, before)
 
-    def consumer(projection: LoginProjection | AuthProjection) -> object:
+    def consumer(
+        projection: LoginProjection | AuthProjection, shared_lock: int | None = None
+    ) -> ProjectionConsumer:
         return new_consumer(
             bootstrap=kafka_bootstrap,
             topics=setup.topics,
@@ -52,11 +53,12 @@ async def test_rebuild_during_live_traffic_swaps_in_an_equal_projection(
             projection=projection,  # type: ignore[arg-type]
             deadletter=setup.producer,
             batch_size=200,
+            shared_lock=shared_lock,
         )
 
     async with (
-        running(consumer(AuthProjection(live))) as live_task,  # type: ignore[arg-type]
-        running(consumer(steady)) as steady_task,  # type: ignore[arg-type]
+        running(consumer(AuthProjection(live), SWAP_LOCK)) as live_task,
+        running(consumer(steady)) as steady_task,
     ):
 
         async def traffic() -> None:
