@@ -71,7 +71,9 @@ class Authenticator:
         self.totp = pyotp.TOTP(secret)
         self.used: set[int] = set()
 
-    def code(self) -> str:
+    def code(self, *, spend: bool = True) -> str:
+        """A right code from a step not used yet; `spend=False` leaves the step unused
+        (for attempts that are refused before the code is checked)."""
         while True:
             now = time.time()
             step = int(now // STEP_S)
@@ -80,7 +82,8 @@ class Authenticator:
                 candidates.append(step - 1)
             for candidate in candidates:
                 if candidate not in self.used:
-                    self.used.add(candidate)
+                    if spend:
+                        self.used.add(candidate)
                     return self.totp.generate_otp(candidate)
             time.sleep(STEP_S - now % STEP_S + 0.05)
 

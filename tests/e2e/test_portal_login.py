@@ -203,7 +203,9 @@ def test_every_row_of_the_decision_table_along_the_help_page(portal: Portal) -> 
     assert requirement["enrolled"] is False
     assert len(requirement["decided_by"]) == 2  # the policy and the reset
     # A challenge begun before the reset is void, even with a right code.
-    assert_problem(portal.challenge(pending, otp=app.code()), 401, "invalid-challenge-token")
+    assert_problem(
+        portal.challenge(pending, otp=app.code(spend=False)), 401, "invalid-challenge-token"
+    )
     session = portal.login_as(user, "authenticated")
     assert whoami(portal, session["session_token"])["mfa"] is False
     contact = portal.admin("contacts", "show", user.contact_id)
@@ -222,7 +224,7 @@ def test_every_row_of_the_decision_table_along_the_help_page(portal: Portal) -> 
     assert_problem(
         portal.challenge(challenge_token, backup_code=backup_codes[0]), 401, "wrong-code"
     )
-    assert_problem(portal.challenge(challenge_token, otp=app.code()), 401, "wrong-code")
+    assert_problem(portal.challenge(challenge_token, otp=app.code(spend=False)), 401, "wrong-code")
     passed = portal.challenge(challenge_token, otp=again.app.code())
     authenticated(passed)
     assert passed.json()["backup_codes_remaining"] == 10
@@ -380,7 +382,7 @@ def test_five_consecutive_wrong_codes_lock_the_mfa_step(portal: Portal) -> None:
     challenge_token = portal.login_as(user, "mfa_required")["challenge_token"]
     for _ in range(5):
         assert_problem(portal.challenge(challenge_token, otp=app.wrong_code()), 401, "wrong-code")
-    assert_problem(portal.challenge(challenge_token, otp=app.code()), 429, "locked-out")
+    assert_problem(portal.challenge(challenge_token, otp=app.code(spend=False)), 429, "locked-out")
     assert_problem(
         portal.challenge(challenge_token, backup_code=enrolled.backup_codes[0]), 429, "locked-out"
     )
@@ -406,7 +408,9 @@ def test_revoking_access_or_deleting_the_contact_ends_sessions_and_logins(
     assert_problem(portal.session(session), 401, "invalid-session")
     assert_problem(portal.login(revoked), 401, "invalid-credentials")
     assert_problem(
-        portal.challenge(pending, otp=enrolled.app.code()), 401, "invalid-challenge-token"
+        portal.challenge(pending, otp=enrolled.app.code(spend=False)),
+        401,
+        "invalid-challenge-token",
     )
     # Nobody else's session ends.
     assert whoami(portal, other_session)["contact_id"] == deleted.contact_id
@@ -770,7 +774,9 @@ def test_hostile_requests_get_a_problem_never_a_500(portal: Portal) -> None:
     # Reused tokens: the challenge, the enrollment, the session.
     authenticated(portal.challenge(challenge_token, otp=enrolled.app.code()))
     assert_problem(
-        portal.challenge(challenge_token, otp=enrolled.app.code()), 401, "invalid-challenge-token"
+        portal.challenge(challenge_token, otp=enrolled.app.code(spend=False)),
+        401,
+        "invalid-challenge-token",
     )
     assert_problem(
         portal.post(START, {"enrollment_token": enrolled.token}), 401, "invalid-enrollment-token"

@@ -1,4 +1,6 @@
-"""Runs one ProjectionConsumer with a LoginProjection until it is killed (a test's subprocess).
+"""Runs one ProjectionConsumer until it is killed (a test's subprocess).
+
+The projection is a LoginProjection in `--schema`, or with `--audit` the audit log.
 
     PYTHONPATH=<repo> python tests/integration/projection_process.py \
         --bootstrap HOST:PORT --database-url URL --schema NAME \
@@ -17,8 +19,10 @@ import signal
 
 from aiokafka import AIOKafkaProducer
 
+from services.audit.log import SCHEMA as AUDIT_SCHEMA
+from services.audit.log import AuditLog
 from services.auth.projection import LoginProjection
-from shared.db import open_pool
+from shared.db import open_pool, read_sql
 from shared.projection import ProjectionConsumer
 
 
@@ -32,6 +36,7 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=50)
     parser.add_argument("--group-id", default=None)
     parser.add_argument("--idempotence", action="store_true")
+    parser.add_argument("--audit", action="store_true", help="the audit log, not the login one")
     return parser.parse_args(argv)
 
 
@@ -40,7 +45,9 @@ async def _main(args: argparse.Namespace) -> None:
     deadletter = AIOKafkaProducer(
         bootstrap_servers=args.bootstrap, acks="all", enable_idempotence=args.idempotence
     )
-    projection = LoginProjection(schema=args.schema)
+    projection: LoginProjection | AuditLog = (
+        AuditLog() if args.audit else LoginProjection(schema=args.schema)
+    )
     consumer = ProjectionConsumer(
         bootstrap=args.bootstrap,
         topics=args.topic,
@@ -53,7 +60,10 @@ async def _main(args: argparse.Namespace) -> None:
     )
     try:
         async with pool.acquire() as conn:
-            await projection.create(conn)
+            if isinstance(projection, AuditLog):
+                await conn.execute(read_sql("services.audit", "schema.sql") + AUDIT_SCHEMA)
+            else:
+                await projection.create(conn)
         await deadletter.start()
         await consumer.start()
         print("running", flush=True)

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import signal
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from random import Random
 from typing import Any
 
@@ -46,6 +50,8 @@ FreshTopics = Callable[..., Awaitable[dict[str, str]]]
 MakeSettings = Callable[..., Settings]
 Position = tuple[str, int]  # (topic, partition)
 
+REPO_ROOT = Path(__file__).resolve().parents[2]
+RUNNER = Path(__file__).with_name("projection_process.py")
 T0 = datetime(2025, 3, 1, 9, 30, tzinfo=UTC)
 CAUSE = Cause(actor="system", at=T0)
 POLICY_COLUMNS = ", ".join(f.name for f in fields(OrgPolicy))
@@ -329,3 +335,58 @@ async def create(pool: asyncpg.Pool, *projections: LoginProjection) -> None:
     async with pool.acquire() as conn:
         for projection in projections:
             await projection.create(conn)
+
+
+# --- a consumer in a subprocess, to be killed ---------------------------------------
+
+KILLED_APP = "killed_projection"
+
+
+async def spawn_runner(
+    setup: Setup,
+    bootstrap: str,
+    schema: str,
+    idempotence: bool,
+    log: Path,
+    extra_args: Sequence[str] = (),
+) -> asyncio.subprocess.Process:
+    separator = "&" if "?" in setup.url else "?"
+    with log.open("ab") as stderr:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            str(RUNNER),
+            "--bootstrap",
+            bootstrap,
+            "--database-url",
+            f"{setup.url}{separator}application_name={KILLED_APP}",
+            "--schema",
+            schema,
+            "--topic",
+            setup.topics[PREFERENCES_EVENTS],
+            "--topic",
+            setup.topics[CONTACTS_EVENTS],
+            "--deadletter-topic",
+            setup.topics[DEADLETTER],
+            "--batch-size",
+            "50",  # many small transactions: the kill lands inside one
+            *(["--idempotence"] if idempotence else []),
+            *extra_args,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=stderr,
+            env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+        )
+    try:
+        assert process.stdout is not None
+        line = await asyncio.wait_for(process.stdout.readline(), timeout=20)
+        assert line == b"running\n", f"runner did not start; see {log}"
+    except BaseException:
+        await kill(process)
+        raise
+    return process
+
+
+async def kill(process: asyncio.subprocess.Process) -> None:
+    if process.returncode is None:
+        with contextlib.suppress(ProcessLookupError):
+            process.send_signal(signal.SIGKILL)
+        await process.wait()

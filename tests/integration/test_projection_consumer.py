@@ -11,9 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import signal
-import sys
 import time
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -29,7 +27,6 @@ from services.auth.projection import LoginProjection
 from shared.events import (
     CONTACTS_EVENTS,
     DEADLETTER,
-    PREFERENCES_EVENTS,
     ContactCreated,
     ContactCreatedPayload,
     Empty,
@@ -44,6 +41,7 @@ from shared.events import (
 from shared.projection import ProjectionConsumer
 from tests.integration.streams import (
     CAUSE,
+    KILLED_APP,
     T0,
     Setup,
     applied_prefix,
@@ -51,11 +49,13 @@ from tests.integration.streams import (
     ends_of,
     fold,
     history,
+    kill,
     new_consumer,
     produce,
     projected,
     raw_rows,
     running,
+    spawn_runner,
     stored,
     until,
 )
@@ -63,57 +63,7 @@ from tests.integration.streams import (
 pytestmark = pytest.mark.integration
 
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-RUNNER = Path(__file__).with_name("projection_process.py")
-
-
 # --- 1. crash consistency ---------------------------------------------------------------
-
-KILLED_APP = "killed_projection"
-
-
-async def spawn_runner(
-    setup: Setup, bootstrap: str, schema: str, idempotence: bool, log: Path
-) -> asyncio.subprocess.Process:
-    separator = "&" if "?" in setup.url else "?"
-    with log.open("ab") as stderr:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            str(RUNNER),
-            "--bootstrap",
-            bootstrap,
-            "--database-url",
-            f"{setup.url}{separator}application_name={KILLED_APP}",
-            "--schema",
-            schema,
-            "--topic",
-            setup.topics[PREFERENCES_EVENTS],
-            "--topic",
-            setup.topics[CONTACTS_EVENTS],
-            "--deadletter-topic",
-            setup.topics[DEADLETTER],
-            "--batch-size",
-            "50",  # many small transactions: the kill lands inside one
-            *(["--idempotence"] if idempotence else []),
-            stdout=asyncio.subprocess.PIPE,
-            stderr=stderr,
-            env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
-        )
-    try:
-        assert process.stdout is not None
-        line = await asyncio.wait_for(process.stdout.readline(), timeout=20)
-        assert line == b"running\n", f"runner did not start; see {log}"
-    except BaseException:
-        await kill(process)
-        raise
-    return process
-
-
-async def kill(process: asyncio.subprocess.Process) -> None:
-    if process.returncode is None:
-        with contextlib.suppress(ProcessLookupError):
-            process.send_signal(signal.SIGKILL)
-        await process.wait()
 
 
 async def kill_inside_a_transaction(
