@@ -75,7 +75,10 @@ async def accept_invitation(runtime: Runtime, org_id: OrgId, body: AcceptInvitat
 
 
 @router.post("/portals/{org_id}/login")
-async def log_in(runtime: Runtime, org_id: OrgId, body: Login, request: Request) -> Any:
+async def log_in(
+    runtime: Runtime, org_id: OrgId, body: Login, request: Request, response: Response
+) -> Any:
+    response.headers.update(NO_STORE)  # it may carry a session or a one-time token
     address = request.client.host if request.client else "unknown"
     return await login.login(runtime, org_id, body.email, body.password, address)
 
