@@ -27,6 +27,7 @@ import json
 import os
 import pstats
 import socket
+import subprocess
 import sys
 import time
 import uuid
@@ -440,6 +441,20 @@ def _free_port() -> int:
         return port
 
 
+def _revision() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "describe", "--always", "--dirty"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return out.stdout.strip()
+
+
 def _load() -> str:
     one, five, _ = os.getloadavg()
     return f"load average {one:.2f} / {five:.2f} (1 / 5 min)"
@@ -482,7 +497,10 @@ async def main(args: argparse.Namespace) -> int:
     server_url = external_pg or ""
     profile = cProfile.Profile() if args.profile else None
     try:
-        print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}; {_load()}")
+        print(
+            f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}, "
+            f"revision {_revision()}; {_load()}"
+        )
         if not external_kafka:
             broker = await EmbeddedBroker.start(_free_port())
             bootstrap = broker.bootstrap
