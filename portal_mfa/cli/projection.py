@@ -10,11 +10,6 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from portal_mfa import dev_state
-from portal_mfa.infra.postgres import ensure_database
-from portal_mfa.serve import database_name
-from services.auth import rebuild as rebuilding
-from shared.db import open_pool
-from shared.kafka import new_producer
 from shared.settings import Settings, load_settings
 
 projection = typer.Typer(help="Auth's login-requirement projection.")
@@ -38,6 +33,13 @@ def _settings() -> Settings:
 
 @projection.command("rebuild", help="Rebuild from offset 0 beside the live one, then swap.")
 def rebuild() -> None:
+    # Imported here: the rest of the CLI should not pay for the service stack's imports.
+    from portal_mfa.infra.postgres import ensure_database
+    from portal_mfa.serve import database_name
+    from services.auth import rebuild as rebuilding
+    from shared.db import open_pool
+    from shared.kafka import new_producer
+
     settings = _settings()
 
     async def run() -> int:
