@@ -32,6 +32,9 @@ CREATE TABLE IF NOT EXISTS projection_offsets (
 """
 
 
+QUIET_POLLS_TO_BE_CAUGHT_UP = 3
+
+
 class Projection(Protocol):
     name: str
     offsets_table: str  # created from OFFSETS_SQL, usually beside the projection's tables
@@ -147,14 +150,20 @@ class ProjectionConsumer:
 
     async def run(self) -> None:
         """Consume until cancelled; a failure marks the projection not ready, then re-raises."""
+        quiet = 0
         try:
             while True:
                 batch = await self._consumer.getmany(timeout_ms=200, max_records=self._batch_size)
                 records = [r for part in batch.values() for r in part]
                 if records:
+                    quiet = 0
                     await self._handle(records)
                 elif not self._caught_up:
-                    self._caught_up = await self._reached_start_high_water()
+                    # Several empty fetches in a row, not one: on a loaded machine a single
+                    # poll can time out before the fetch that would have returned records.
+                    quiet += 1
+                    if quiet >= QUIET_POLLS_TO_BE_CAUGHT_UP:
+                        self._caught_up = await self._reached_start_high_water()
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -203,16 +212,17 @@ class ProjectionConsumer:
     # --- applying -------------------------------------------------------------------------
 
     async def _handle(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
+        # Decoded before taking a connection: the transaction holds it only for SQL.
+        decoded = [_decode(r) for r in records]
         async with self._pool.acquire() as conn, conn.transaction():
             if self._shared_lock is not None:
                 await conn.execute("SELECT pg_advisory_xact_lock_shared($1)", self._shared_lock)
             # Locking the stored offsets and skipping what they already cover makes a batch
             # fetched before a seek (or by a replica during a rebalance) a no-op.
             stored = await stored_offsets(conn, self._projection, for_update=True)
-            fresh = [r for r in records if r.offset >= stored.get(_tp(r), 0)]
-            if not fresh:
+            delivered = [d for d in decoded if d.record.offset >= stored.get(_tp(d.record), 0)]
+            if not delivered:
                 return
-            delivered = [_decode(r) for r in fresh]
             rejected = [d for d in delivered if d.event is None]
             if rejected:
                 await self._dead_letter(rejected)
@@ -226,7 +236,9 @@ class ProjectionConsumer:
             except asyncpg.PostgresError:
                 # One bad event must not stall the stream: apply one by one, dead-letter the rest.
                 await self._apply_one_by_one(conn, valid)
-            await store_offsets(conn, self._projection, _next_offsets(fresh))
+            await store_offsets(
+                conn, self._projection, _next_offsets([d.record for d in delivered])
+            )
         self.applied += len(valid)
 
     async def _apply_one_by_one(self, conn: asyncpg.Connection, valid: list[Delivered]) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import astuple, fields
+from dataclasses import fields
 
 import asyncpg
 
@@ -96,7 +96,7 @@ class LoginProjection:
             for event in events:
                 after = after.evolve(event)
             if after != before:
-                changed.append(astuple(after))
+                changed.append(after.row())
         await _upsert(conn, f"{self.schema}.org_policies", _POLICY_COLUMNS, changed)
 
     async def _apply_contacts(
@@ -110,7 +110,7 @@ class LoginProjection:
             for event in events:
                 after = after.evolve(event)
             if after != before:
-                changed.append(astuple(after))
+                changed.append(after.row())
         await _upsert(conn, f"{self.schema}.contacts", _CONTACT_COLUMNS, changed)
 
     # --- reads ----------------------------------------------------------------------------
@@ -121,7 +121,7 @@ class LoginProjection:
             " WHERE org_id = ANY($1::text[])",
             org_ids,
         )
-        return [OrgPolicy(**dict(r)) for r in rows]
+        return [OrgPolicy(*r) for r in rows]
 
     async def policy(self, conn: asyncpg.Connection, org_id: str) -> OrgPolicy:
         found = await self.policies(conn, [org_id])
@@ -135,7 +135,7 @@ class LoginProjection:
             " WHERE contact_id = ANY($1::text[])",
             contact_ids,
         )
-        return [ProjectedContact(**dict(r)) for r in rows]
+        return [ProjectedContact(*r) for r in rows]
 
     async def contact_by_email(
         self, conn: asyncpg.Connection, org_id: str, email: str
@@ -147,7 +147,7 @@ class LoginProjection:
             org_id,
             email.lower(),
         )
-        return ProjectedContact(**dict(row)) if row else None
+        return ProjectedContact(*row) if row else None
 
     async def contact_by_invitation(
         self, conn: asyncpg.Connection, org_id: str, invitation_hash: str
@@ -158,7 +158,7 @@ class LoginProjection:
             org_id,
             invitation_hash,
         )
-        return ProjectedContact(**dict(row)) if row else None
+        return ProjectedContact(*row) if row else None
 
     async def contact(
         self, conn: asyncpg.Connection, org_id: str, contact_id: str
@@ -171,13 +171,22 @@ class LoginProjection:
 async def _upsert(
     conn: asyncpg.Connection, table: str, columns: list[str], rows: list[tuple[object, ...]]
 ) -> None:
+    """Insert or replace whole rows: COPY into a staging table, then one INSERT.
+
+    One statement per batch instead of one per row is most of a rebuild's speed.
+    """
     if not rows:
         return
+    staging = "staging_" + table.replace(".", "_")
     key = columns[0]
     updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns[1:])
-    placeholders = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
-    await conn.executemany(
-        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders})"
-        f" ON CONFLICT ({key}) DO UPDATE SET {updates}",
-        rows,
+    await conn.execute(
+        f"CREATE TEMP TABLE IF NOT EXISTS {staging} (LIKE {table}) ON COMMIT DELETE ROWS"
     )
+    await conn.copy_records_to_table(staging, records=rows, columns=columns)
+    await conn.execute(
+        f"INSERT INTO {table} ({', '.join(columns)}) SELECT {', '.join(columns)} FROM {staging}"
+        f" ON CONFLICT ({key}) DO UPDATE SET {updates}"
+    )
+    # Emptied now, not only at commit: a batch retried event by event stages again.
+    await conn.execute(f"DELETE FROM {staging}")

@@ -7,8 +7,9 @@ redelivered or duplicated event changes nothing.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
+from typing import TypeVar
 
 from shared.events import (
     ContactCreated,
@@ -20,6 +21,8 @@ from shared.events import (
     PortalAccessRevoked,
     PortalNameSet,
 )
+
+_State = TypeVar("_State", "OrgPolicy", "ProjectedContact")
 
 PolicyEvent = MfaPolicyEnabled | MfaPolicyDisabled | PortalNameSet
 ContactEvent = (
@@ -39,16 +42,19 @@ class OrgPolicy:
     def evolve(self, event: PolicyEvent) -> OrgPolicy:
         if event.aggregate_version <= self.version:
             return self
-        moved = replace(self, version=event.aggregate_version)
         match event:
             case MfaPolicyEnabled() | MfaPolicyDisabled():
-                return replace(
-                    moved,
-                    mfa_enabled=isinstance(event, MfaPolicyEnabled),
-                    policy_event_id=event.event_id,
-                )
+                changes = {
+                    "mfa_enabled": isinstance(event, MfaPolicyEnabled),
+                    "policy_event_id": event.event_id,
+                }
             case PortalNameSet():
-                return replace(moved, portal_name=event.payload.portal_name)
+                changes = {"portal_name": event.payload.portal_name}
+        return _changed(self, version=event.aggregate_version, **changes)
+
+    def row(self) -> tuple[object, ...]:
+        """The fields in declaration order (the projection table's column order)."""
+        return tuple(self.__dict__.values())
 
     @property
     def issuer(self) -> str:
@@ -73,30 +79,44 @@ class ProjectedContact:
     def evolve(self, event: ContactEvent) -> ProjectedContact:
         if event.aggregate_version <= self.version:
             return self
-        moved = replace(self, version=event.aggregate_version)
+        changes: dict[str, object]
         match event:
             case ContactCreated(payload=created):
-                return replace(
-                    moved,
-                    kind=created.kind,
-                    display_name=created.display_name,
-                    email=created.email.lower(),
-                )
+                changes = {
+                    "kind": created.kind,
+                    "display_name": created.display_name,
+                    "email": created.email.lower(),
+                }
             case PortalAccessGranted(payload=granted):
-                return replace(
-                    moved,
-                    portal_access=True,
-                    email=granted.email.lower(),
-                    invitation_hash=granted.invitation_hash,
-                    invitation_expires_at=granted.expires_at,
-                )
+                changes = {
+                    "portal_access": True,
+                    "email": granted.email.lower(),
+                    "invitation_hash": granted.invitation_hash,
+                    "invitation_expires_at": granted.expires_at,
+                }
             case PortalAccessRevoked():
-                return replace(moved, portal_access=False, invitation_hash=None)
+                changes = {"portal_access": False, "invitation_hash": None}
             case MfaReset():
-                return replace(
-                    moved,
-                    mfa_epoch=max(self.mfa_epoch, event.payload.mfa_epoch),
-                    reset_event_id=event.event_id,
-                )
+                changes = {
+                    "mfa_epoch": max(self.mfa_epoch, event.payload.mfa_epoch),
+                    "reset_event_id": event.event_id,
+                }
             case ContactDeleted():
-                return replace(moved, deleted=True, portal_access=False, invitation_hash=None)
+                changes = {"deleted": True, "portal_access": False, "invitation_hash": None}
+        return _changed(self, version=event.aggregate_version, **changes)
+
+    def row(self) -> tuple[object, ...]:
+        """The fields in declaration order (the projection table's column order)."""
+        return tuple(self.__dict__.values())
+
+
+def _changed(state: _State, **changes: object) -> _State:
+    """A copy with some fields changed.
+
+    `dataclasses.replace` re-runs a frozen dataclass's `__init__` field by field; a rebuild
+    folds every event of the log through here, so copy the instance dict instead (these
+    classes validate nothing on construction, so nothing is skipped).
+    """
+    copy = object.__new__(type(state))
+    copy.__dict__.update(state.__dict__, **changes)
+    return copy
