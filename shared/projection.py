@@ -151,20 +151,34 @@ class ProjectionConsumer:
     async def run(self) -> None:
         """Consume until cancelled; a failure marks the projection not ready, then re-raises."""
         quiet = 0
+        # Batch n is written while batch n+1 is fetched and decoded: the CPU work and the
+        # database round trips overlap, and batches still apply strictly one after another.
+        writing: asyncio.Task[None] | None = None
         try:
             while True:
                 batch = await self._consumer.getmany(timeout_ms=200, max_records=self._batch_size)
                 records = [r for part in batch.values() for r in part]
                 if records:
                     quiet = 0
-                    await self._handle(records)
+                    decoded = [_decode(r) for r in records]
+                    if writing is not None:
+                        await writing
+                    writing = asyncio.create_task(self._handle(decoded))
                 elif not self._caught_up:
+                    if writing is not None:
+                        await writing
+                        writing = None
                     # Several empty fetches in a row, not one: on a loaded machine a single
                     # poll can time out before the fetch that would have returned records.
                     quiet += 1
                     if quiet >= QUIET_POLLS_TO_BE_CAUGHT_UP:
                         self._caught_up = await self._reached_start_high_water()
+                elif writing is not None and writing.done():
+                    await writing
+                    writing = None
         except asyncio.CancelledError:
+            if writing is not None:
+                writing.cancel()
             raise
         except Exception:
             self._failed = True
@@ -211,9 +225,7 @@ class ProjectionConsumer:
 
     # --- applying -------------------------------------------------------------------------
 
-    async def _handle(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
-        # Decoded before taking a connection: the transaction holds it only for SQL.
-        decoded = [_decode(r) for r in records]
+    async def _handle(self, decoded: list[Delivered]) -> None:
         async with self._pool.acquire() as conn, conn.transaction():
             if self._shared_lock is not None:
                 await conn.execute("SELECT pg_advisory_xact_lock_shared($1)", self._shared_lock)

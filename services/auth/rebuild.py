@@ -47,7 +47,8 @@ async def rebuild(
     fresh = LoginProjection(rebuild_schema)
     async with pool.acquire() as conn:
         await conn.execute(f"DROP SCHEMA IF EXISTS {fresh.schema} CASCADE")
-        await fresh.create(conn)
+        # Written without its lookup indexes, which are built once it has caught up.
+        await fresh.create(conn, lookup_indexes=False)
     # No group: this reader owns every partition and starts from offset 0.
     consumer = ProjectionConsumer(
         bootstrap=bootstrap,
@@ -65,6 +66,8 @@ async def rebuild(
                 await task
             on_progress(Progress(consumer.applied, sum((await consumer.lag()).values()), False))
             await asyncio.sleep(0.2)
+        async with pool.acquire() as conn:
+            await fresh.create_lookup_indexes(conn)
         if swap:
             await _swap(pool, LoginProjection(live_schema), fresh, task)
         on_progress(Progress(consumer.applied, 0, True))
