@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, TypeAdapter
 
-from shared.events import CONTACTS_COMMANDS, PREFERENCES_COMMANDS, ContactKind
+from shared.events import CONTACTS_COMMANDS, PREFERENCES_COMMANDS, Cause, ContactKind
 
 
 class Command(BaseModel):
@@ -25,6 +25,15 @@ class Command(BaseModel):
 
     def target_id(self) -> str:
         return self.org_id
+
+    def cause(self, at: datetime) -> Cause:
+        """What the events this command causes carry: its actor, correlation and id."""
+        return Cause(
+            actor=self.actor,
+            at=at,
+            correlation_id=self.correlation_id,
+            causation_id=str(self.command_id),
+        )
 
 
 # --- portal.preferences.commands (key: org_id) ---------------------------------------------

@@ -65,12 +65,7 @@ class ContactsService:
         ):
             # Another org's contact is answered exactly like a missing one.
             return _not_found(command)
-        cause = Cause(
-            actor=command.actor,
-            at=self._clock(),
-            correlation_id=command.correlation_id,
-            causation_id=str(command.command_id),
-        )
+        cause = command.cause(self._clock())
         if isinstance(command, CreateContact) and await _email_taken(
             conn, command.org_id, command.email
         ):

@@ -17,7 +17,6 @@ from shared.commands import (
     GetMfaPolicy,
     SetPortalName,
 )
-from shared.events import Cause
 from shared.eventstore import append_events, load_stream
 
 ChangeCommand = EnableMfaPolicy | DisableMfaPolicy | SetPortalName
@@ -41,12 +40,7 @@ class PreferencesService:
 
     async def _change(self, conn: asyncpg.Connection, command: ChangeCommand) -> CommandReply:
         prefs = await _load(conn, command.org_id)
-        cause = Cause(
-            actor=command.actor,
-            at=self._clock(),
-            correlation_id=command.correlation_id,
-            causation_id=str(command.command_id),
-        )
+        cause = command.cause(self._clock())
         match command:
             case EnableMfaPolicy():
                 events = prefs.set_mfa_policy(True, cause)
