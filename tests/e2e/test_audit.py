@@ -161,3 +161,21 @@ def test_tail_and_explain_after_policy_on_enroll_reset_policy_off(stack: Running
     }
     # For the present moment it agrees with auth's own answer.
     assert {k: final[k] for k in now} == now
+
+
+def test_events_carry_the_admin_as_actor(stack: RunningStack) -> None:
+    org = f"actor-{uuid.uuid4().hex[:8]}"
+    stack.cli_json("admin", "--org", org, "mfa", "enable")  # PORTAL_MFA_ADMIN=e2e-admin
+    stack.cli_json("admin", "--org", org, "--actor", "alice@acme", "mfa", "disable")
+    found = eventually(lambda: len(t := tail(stack, org)) == 2 and t)
+    assert found, "both events should reach the audit log"
+    assert [(e["event_type"], e["actor"]) for e in found] == [
+        ("MfaPolicyEnabled", "e2e-admin"),
+        ("MfaPolicyDisabled", "alice@acme"),
+    ]
+    only_disabled = stack.cli(
+        "audit", "tail", "--org", org, "--type", "MfaPolicyDisabled", "--json"
+    )
+    assert [json.loads(line)["actor"] for line in only_disabled.stdout.splitlines()] == [
+        "alice@acme"
+    ]
