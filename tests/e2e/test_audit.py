@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 import time
 import uuid
 from collections import defaultdict
@@ -179,3 +181,22 @@ def test_events_carry_the_admin_as_actor(stack: RunningStack) -> None:
     assert [json.loads(line)["actor"] for line in only_disabled.stdout.splitlines()] == [
         "alice@acme"
     ]
+
+
+def test_tail_follow_streams_new_events(stack: RunningStack) -> None:
+    org = f"follow-{uuid.uuid4().hex[:8]}"
+    follower = subprocess.Popen(
+        [sys.executable, "-m", "portal_mfa", "audit", "tail", "--follow", "--org", org, "--json"],
+        env=stack.cli_env(),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        stack.cli_json("admin", "--org", org, "mfa", "enable")
+        assert follower.stdout is not None
+        line = follower.stdout.readline()  # blocks until the event is streamed
+        assert json.loads(line)["event_type"] == "MfaPolicyEnabled"
+        assert follower.poll() is None, "--follow keeps running"
+    finally:
+        follower.kill()
+        follower.wait()
