@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -176,14 +177,39 @@ class ProjectionConsumer:
                 elif writing is not None and writing.done():
                     await writing
                     writing = None
-        except asyncio.CancelledError:
-            if writing is not None:
+        except BaseException as exc:
+            if writing is not None and not writing.done():
                 writing.cancel()
+            if not isinstance(exc, asyncio.CancelledError):
+                self._failed = True
+                log.exception("projection %s stopped", self._projection.name)
             raise
-        except Exception:
-            self._failed = True
-            log.exception("projection %s stopped", self._projection.name)
-            raise
+
+    async def run_until_cancelled(self, *, first_retry_s: float = 0.5) -> None:
+        """`run`, restarted after a failure (PostgreSQL or Kafka away) from the stored offsets.
+
+        While it is down, and until it has caught up again, the projection is not ready.
+        """
+        retry_s = first_retry_s
+        while True:
+            started = time.monotonic()
+            try:
+                await self.run()
+            except Exception:  # logged by run; every failure is retried
+                if time.monotonic() - started > 60:
+                    retry_s = first_retry_s
+                # Forget the in-memory position before going on: what the failed batch
+                # read was not applied. Until that seek succeeds, nothing runs.
+                while True:
+                    await asyncio.sleep(retry_s)
+                    retry_s = min(retry_s * 2, 30.0)
+                    try:
+                        await self.seek_assigned(list(self._consumer.assignment()))
+                        break
+                    except Exception:  # the database or broker is still away
+                        log.warning("projection %s: cannot resume yet", self._projection.name)
+                self._caught_up = False
+                self._failed = False
 
     async def seek_assigned(self, assigned: list[TopicPartition]) -> None:
         async with self._pool.acquire() as conn:

@@ -42,7 +42,7 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
             batch_size=settings.projection_batch_size,
         )
         await consumer.start()
-        task = asyncio.create_task(consumer.run(), name="audit-log")
+        task = asyncio.create_task(consumer.run_until_cancelled(), name="audit-log")
         app.state.pool, app.state.consumer = pool, consumer
         try:
             yield

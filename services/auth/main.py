@@ -66,7 +66,7 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
         await consumer.start()
         relay = OutboxRelay(database_url, producer, poll_interval_s=settings.relay_poll_interval_s)
         tasks = [
-            asyncio.create_task(consumer.run(), name="auth-projection"),
+            asyncio.create_task(consumer.run_until_cancelled(), name="auth-projection"),
             asyncio.create_task(relay.run(), name="auth-outbox-relay"),
         ]
         app.state.runtime = AuthRuntime(

@@ -499,3 +499,51 @@ async def test_a_group_member_seeks_to_its_stored_offsets_before_applying_anythi
         finally:
             if locker.is_in_transaction():
                 await locked.rollback()
+
+
+async def test_the_consumer_recovers_when_its_database_connections_are_cut(
+    setup: Setup, kafka_bootstrap: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    events = history(Random(13), orgs=30, contacts=300, total=6000)
+    placed = await produce(setup.producer, setup.topics, events)
+    ends = ends_of(placed)
+    projection = LoginProjection(schema="recovering")
+    await create(setup.pool, projection)
+    consumer = new_consumer(
+        bootstrap=kafka_bootstrap,
+        topics=setup.topics,
+        pool=setup.pool,
+        projection=projection,
+        deadletter=setup.producer,
+        batch_size=50,
+    )
+    admin = await asyncpg.connect(setup.url)
+
+    async def all_stored() -> bool:
+        return await stored(admin, "recovering") == ends
+
+    cuts = 0
+    try:
+        await consumer.start()
+        task = asyncio.create_task(consumer.run_until_cancelled(first_retry_s=0.05))
+        try:
+            # PostgreSQL goes away under the consumer, mid-stream, again and again.
+            while cuts < 5 and not await all_stored():
+                cuts += await admin.fetchval(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                    " AND state IN ('active', 'idle in transaction')"
+                )
+                await asyncio.sleep(0.05)
+            assert cuts > 0, "a batch should have been cut mid-transaction"
+            await until(all_stored, within=60, what="recovery", watch=[task])
+            await until(is_ready(consumer), within=30, what="ready again", watch=[task])
+            assert await projected(admin, "recovering") == fold(events)
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await consumer.stop()
+    finally:
+        await admin.close()
+    assert any("stopped" in r.getMessage() for r in caplog.records), "it failed and recovered"

@@ -1,0 +1,805 @@
+"""The auth HTTP API under load, each figure beside a bare baseline in the same run (DESIGN.md §9).
+
+    .venv/bin/python -m bench.portal_http [--quick] [--check]
+
+One run starts the real system as a user does (`portal-mfa dev` in a subprocess, free
+loopback ports, `PORTAL_MFA_DEV_SEED=0`), sets contacts up through the real admin
+commands (`CommandClient` in this process: CreateContact, GrantPortalAccess, then the
+invitation accepted over HTTP) and measures:
+
+1. login-requirement lookup, `GET /v1/orgs/{org}/contacts/{id}/login-requirement`, 64
+   concurrent keep-alive clients: req/s and p99. Baseline: a bare ASGI callable that
+   answers a constant JSON body, under uvicorn with the service's settings
+   (`bench._bare_server`), hit by the same client. A constant FastAPI route is measured
+   too, to split framework cost from the endpoint's own work, and the client is run
+   both as httpx.AsyncClient and as a minimal raw HTTP/1.1 client, to show how much
+   of the figure is the load generator's own CPU.
+2. admin reset-mfa → login-requirement changes: `ResetPortalMfa` sent through
+   `CommandClient`, the lookup polled until `mfa_epoch` increments; p50/p99 of send →
+   observed. Baseline, interleaved contact by contact: the CommandClient request/reply
+   round trip of `GetContact` to the same service (same topics, no event written).
+3. password step, `POST /v1/portals/{org}/login` (MFA policy off: it answers with a
+   session) with as many concurrent clients as asyncio's default thread pool has
+   workers: logins/s. Baseline: `verify_password` on a hash made with the same
+   parameters, in a thread pool of that size, in this process, as many in flight.
+
+Every phase is bounded by a fixed duration or request count; the stack and the
+baseline servers are stopped at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from urllib.parse import quote
+
+import httpx
+import psutil
+
+from portal_mfa.command_client import CommandClient
+from services.auth.domain.passwords import hash_password, verify_password
+from services.auth.domain.tokens import hash_token, new_token
+from shared.commands import (
+    CreateContact,
+    EnableMfaPolicy,
+    GetContact,
+    GrantPortalAccess,
+    ResetPortalMfa,
+)
+from shared.settings import Settings
+
+READY_LINE = "Ready. Press Ctrl-C"
+PASSWORD = "bench-password-123"
+ACTOR = "bench"
+CONCURRENCY = 64
+# asyncio.to_thread uses the loop's default executor: ThreadPoolExecutor() → this many workers.
+DEFAULT_POOL = min(32, (os.cpu_count() or 1) + 4)
+POLL_INTERVAL_S = 0.002
+
+TARGET_LOOKUP_RPS = 3000
+TARGET_LOOKUP_P99_MS = 20.0
+TARGET_RESET_P50_MS = 50.0
+TARGET_RESET_P99_MS = 250.0
+TARGET_LOGIN_RATIO = 0.80
+
+
+@dataclass(frozen=True)
+class Plan:
+    warmup_s: float
+    lookup_s: float  # per measured lookup run
+    contacts: int  # reset-mfa round trips
+    logins: int  # also the number of bare verifies
+
+
+QUICK = Plan(warmup_s=1.0, lookup_s=3.0, contacts=15, logins=36)
+FULL = Plan(warmup_s=2.0, lookup_s=10.0, contacts=50, logins=180)
+
+
+# --- processes --------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@dataclass
+class Stack:
+    """`portal-mfa dev` in a subprocess, as tests/e2e/conftest.py starts it."""
+
+    process: subprocess.Popen[str]
+    ports: dict[str, int]
+    output: list[str] = field(default_factory=list)
+
+    @classmethod
+    def start(cls, within_s: float = 120.0) -> Stack:
+        ports = {n: _free_port() for n in ("kafka", "auth", "preferences", "contacts", "audit")}
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PORTAL_MFA_")}
+        env.update(
+            PORTAL_MFA_DEV_KAFKA_PORT=str(ports["kafka"]),
+            PORTAL_MFA_AUTH_PORT=str(ports["auth"]),
+            PORTAL_MFA_PREFERENCES_PORT=str(ports["preferences"]),
+            PORTAL_MFA_CONTACTS_PORT=str(ports["contacts"]),
+            PORTAL_MFA_AUDIT_PORT=str(ports["audit"]),
+            PORTAL_MFA_DEV_SEED="0",
+            PYTHONUNBUFFERED="1",
+            COLUMNS="200",
+        )
+        process = subprocess.Popen(
+            [sys.executable, "-m", "portal_mfa", "dev"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        stack = cls(process, ports)
+        ready = threading.Event()
+
+        def pump() -> None:
+            assert process.stdout is not None
+            for line in process.stdout:
+                stack.output.append(line)
+                if READY_LINE in line:
+                    ready.set()
+
+        threading.Thread(target=pump, daemon=True).start()
+        deadline = time.monotonic() + within_s
+        while not ready.wait(0.2):
+            if process.poll() is not None or time.monotonic() > deadline:
+                stack.stop()
+                raise RuntimeError("portal-mfa dev did not become ready:\n" + "".join(stack.output))
+        return stack
+
+    @property
+    def kafka(self) -> str:
+        return f"127.0.0.1:{self.ports['kafka']}"
+
+    def settings(self) -> Settings:
+        return Settings(kafka_bootstrap=self.kafka, kafka_idempotence=False, profile="dev")
+
+    def service_pid(self, service: str) -> int | None:
+        for child in psutil.Process(self.process.pid).children(recursive=True):
+            with contextlib.suppress(psutil.Error):
+                cmd = child.cmdline()
+                if "serve" in cmd and cmd[-1] == service:
+                    return child.pid
+        return None
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def _postgres_pids(service_pid: int | None) -> list[int]:
+    """The embedded postmaster this stack's service talks to, and its backends."""
+    if service_pid is None:
+        return []
+    try:
+        url = psutil.Process(service_pid).environ().get("PORTAL_MFA_DATABASE_URL", "")
+    except psutil.Error:
+        return []
+    for proc in psutil.process_iter(["name", "cmdline"]):
+        cmd = proc.info["cmdline"] or []
+        if proc.info["name"] == "postgres" and "-D" in cmd:
+            data_dir = cmd[cmd.index("-D") + 1]
+            if quote(data_dir, safe="") in url or data_dir in url:
+                with contextlib.suppress(psutil.Error):
+                    return [proc.pid, *(c.pid for c in proc.children(recursive=True))]
+    return []
+
+
+def _cpu_seconds(pids: Sequence[int]) -> float:
+    total = 0.0
+    if not pids:
+        return float("nan")
+    for pid in pids:
+        with contextlib.suppress(psutil.Error):
+            t = psutil.Process(pid).cpu_times()
+            total += t.user + t.system
+    return total
+
+
+def _stack_groups(stack: Stack, auth_pid: int | None) -> dict[str, list[int]]:
+    """CPU accounting groups: auth, PostgreSQL, everything else of the stack, this process."""
+    others = [
+        c.pid
+        for c in psutil.Process(stack.process.pid).children(recursive=True)
+        if c.pid != auth_pid
+    ]
+    return {
+        "auth": [auth_pid] if auth_pid else [],
+        "postgres": _postgres_pids(auth_pid),
+        "rest of stack": [stack.process.pid, *others],
+        "this process": [os.getpid()],
+    }
+
+
+def _cpu_of(groups: dict[str, list[int]]) -> dict[str, float]:
+    return {g: _cpu_seconds(p) for g, p in groups.items()}
+
+
+class BareServer:
+    def __init__(self, kind: str) -> None:
+        self.port = _free_port()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "bench._bare_server", str(self.port), kind],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+    def wait_ready(self, within_s: float = 30.0) -> None:
+        deadline = time.monotonic() + within_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"bare server exited with {self.process.returncode}")
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port)):
+                return
+            time.sleep(0.1)
+        raise RuntimeError("bare server did not start")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+# --- HTTP clients -----------------------------------------------------------------------
+
+
+class RawConnection:
+    """A minimal HTTP/1.1 keep-alive client: one request at a time, Content-Length only."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+
+    async def request(self, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
+        if self._writer is None:
+            self._reader, self._writer = await asyncio.open_connection("127.0.0.1", self.port)
+        assert self._reader is not None
+        head = f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\n"
+        if body is not None:
+            head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+        self._writer.write(head.encode() + b"\r\n" + (body or b""))
+        header = await self._reader.readuntil(b"\r\n\r\n")
+        status = int(header[9:12])
+        lower = header.lower()
+        at = lower.find(b"\r\ncontent-length:")
+        if at < 0:
+            raise RuntimeError(f"no Content-Length in {header[:200]!r}")
+        end = lower.find(b"\r\n", at + 2)
+        data = await self._reader.readexactly(int(lower[at + 17 : end]))
+        if b"\r\nconnection: close" in lower:
+            await self.close()
+        return status, data
+
+    async def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            with contextlib.suppress(OSError):
+                await self._writer.wait_closed()
+        self._reader = self._writer = None
+
+
+Get = Callable[[str], Awaitable[tuple[int, bytes]]]
+
+
+@dataclass
+class ClientKind:
+    """How each of the concurrent workers gets a `get(path)`; closed with `close()`."""
+
+    name: str
+    make: Callable[[int, int], tuple[list[Get], Callable[[], Awaitable[None]]]]
+
+
+def _raw_clients(port: int, n: int) -> tuple[list[Get], Callable[[], Awaitable[None]]]:
+    conns = [RawConnection(port) for _ in range(n)]
+
+    async def close() -> None:
+        for c in conns:
+            await c.close()
+
+    return [lambda p, c=c: c.request("GET", p) for c in conns], close
+
+
+def _httpx_clients(port: int, n: int) -> tuple[list[Get], Callable[[], Awaitable[None]]]:
+    client = httpx.AsyncClient(
+        base_url=f"http://127.0.0.1:{port}",
+        limits=httpx.Limits(max_connections=n, max_keepalive_connections=n),
+        timeout=30,
+    )
+
+    async def get(path: str) -> tuple[int, bytes]:
+        answer = await client.get(path)
+        return answer.status_code, answer.content
+
+    return [get] * n, client.aclose
+
+
+RAW = ClientKind("raw HTTP/1.1 client", _raw_clients)
+HTTPX = ClientKind("httpx.AsyncClient", _httpx_clients)
+
+
+# --- measurements -----------------------------------------------------------------------
+
+
+def _pct(values: Sequence[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))]
+
+
+@dataclass
+class Load:
+    name: str
+    requests: int
+    seconds: float
+    latencies: list[float]
+    errors: int
+    cpu: dict[str, float]  # process group → CPU seconds during the measured window
+
+    @property
+    def rate(self) -> float:
+        return self.requests / self.seconds if self.seconds else 0.0
+
+    def cpu_us_per_request(self, group: str) -> float:
+        if group not in self.cpu or not self.requests:
+            return float("nan")
+        return self.cpu[group] / self.requests * 1e6
+
+
+async def http_load(
+    name: str,
+    client: ClientKind,
+    port: int,
+    paths: Sequence[str],
+    *,
+    concurrency: int,
+    warmup_s: float,
+    duration_s: float,
+    cpu_groups: Callable[[], dict[str, list[int]]],
+) -> Load:
+    """`concurrency` workers, each GETting `paths` round-robin back to back; only the
+    requests that complete inside the window after the warm-up count."""
+    gets, close = client.make(port, concurrency)
+    window: list[float] = [float("inf"), float("inf")]  # start, end
+    latencies: list[float] = []
+    counts = [0, 0]  # requests, errors in the window
+
+    async def worker(index: int, get: Get) -> None:
+        i = index
+        while True:
+            started = time.perf_counter()
+            if started >= window[1]:
+                return
+            status, _ = await get(paths[i % len(paths)])
+            done = time.perf_counter()
+            i += 1
+            if window[0] <= started and done <= window[1]:
+                counts[0] += 1
+                latencies.append(done - started)
+                if status != 200:
+                    counts[1] += 1
+
+    try:
+        window[1] = time.perf_counter() + warmup_s + duration_s + 3600  # set properly below
+        tasks = [asyncio.create_task(worker(i, g)) for i, g in enumerate(gets)]
+        await asyncio.sleep(warmup_s)
+        # Looked up after the warm-up: the connection pool has grown its backends by then.
+        groups = {**cpu_groups(), "client (this process)": [os.getpid()]}
+        cpu_before = {g: _cpu_seconds(p) for g, p in groups.items()}
+        window[0] = time.perf_counter()
+        window[1] = window[0] + duration_s
+        await asyncio.sleep(duration_s)
+        cpu = {g: _cpu_seconds(p) - cpu_before[g] for g, p in groups.items()}
+        await asyncio.wait_for(asyncio.gather(*tasks), timeout=60)
+    finally:
+        await close()
+    return Load(name, counts[0], duration_s, latencies, counts[1], cpu)
+
+
+@dataclass
+class Contact:
+    contact_id: str
+    email: str
+    epoch: int = 0
+
+
+async def set_up_contacts(
+    client: CommandClient, auth_port: int, org: str, count: int, *, policy: bool
+) -> list[Contact]:
+    """As an admin and the contacts would: create, grant access, accept the invitation."""
+    if policy:
+        reply = await client.send(EnableMfaPolicy(org_id=org, actor=ACTOR))
+        if not reply.ok:
+            raise RuntimeError(f"EnableMfaPolicy: {reply.rejection}")
+    contacts: list[tuple[Contact, str]] = []
+    for i in range(count):
+        contact_id = f"c{i}-{uuid.uuid4().hex[:8]}"
+        email = f"{contact_id}@bench.example"
+        token = new_token()
+        for command in (
+            CreateContact(
+                org_id=org,
+                actor=ACTOR,
+                contact_id=contact_id,
+                kind="customer" if i % 2 else "vendor",
+                display_name=f"Bench {i}",
+                email=email,
+            ),
+            GrantPortalAccess(
+                org_id=org, actor=ACTOR, contact_id=contact_id, invitation_hash=hash_token(token)
+            ),
+        ):
+            reply = await client.send(command)
+            if not reply.ok:
+                raise RuntimeError(f"{type(command).__name__}: {reply.rejection}")
+        contacts.append((Contact(contact_id, email), token))
+
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{auth_port}", timeout=30) as http:
+
+        async def accept(token: str) -> None:
+            body = {"token": token, "password": PASSWORD}
+            deadline = time.monotonic() + 30
+            while True:
+                answer = await http.post(f"/v1/portals/{org}/invitations/accept", json=body)
+                if answer.status_code == 204:
+                    return
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"invitation not accepted: {answer.text}")
+                await asyncio.sleep(0.05)
+
+        sem = asyncio.Semaphore(DEFAULT_POOL)
+
+        async def limited(token: str) -> None:
+            async with sem:
+                await accept(token)
+
+        await asyncio.gather(*(limited(t) for _, t in contacts))
+    return [c for c, _ in contacts]
+
+
+def _requirement_path(org: str, contact_id: str) -> str:
+    return f"/v1/orgs/{org}/contacts/{contact_id}/login-requirement"
+
+
+@dataclass
+class ResetResult:
+    observed_ms: list[float]  # send → new mfa_epoch seen on the lookup
+    reset_reply_ms: list[float]  # send → ResetPortalMfa's reply
+    baseline_ms: list[float]  # GetContact request/reply round trip
+    polls: int
+    missed: int
+
+
+async def reset_round_trips(
+    client: CommandClient, auth_port: int, org: str, contacts: Sequence[Contact]
+) -> ResetResult:
+    poller = RawConnection(auth_port)
+    result = ResetResult([], [], [], 0, 0)
+    try:
+        for contact in contacts:
+            started = time.perf_counter()
+            reply = await client.send(
+                GetContact(org_id=org, actor=ACTOR, contact_id=contact.contact_id)
+            )
+            result.baseline_ms.append((time.perf_counter() - started) * 1e3)
+            if not reply.ok:
+                raise RuntimeError(f"GetContact: {reply.rejection}")
+
+            path = _requirement_path(org, contact.contact_id)
+            reset = ResetPortalMfa(
+                org_id=org, actor=ACTOR, contact_id=contact.contact_id, reason="bench"
+            )
+            started = time.perf_counter()
+            sending = asyncio.create_task(_timed_send(client, reset, started))
+            deadline = started + 10
+            seen = False
+            while time.perf_counter() < deadline:
+                status, body = await poller.request("GET", path)
+                result.polls += 1
+                if status == 200 and json.loads(body)["mfa_epoch"] > contact.epoch:
+                    result.observed_ms.append((time.perf_counter() - started) * 1e3)
+                    contact.epoch += 1
+                    seen = True
+                    break
+                await asyncio.sleep(POLL_INTERVAL_S)
+            if not seen:
+                result.missed += 1
+            result.reset_reply_ms.append(await sending)
+    finally:
+        await poller.close()
+    return result
+
+
+async def _timed_send(client: CommandClient, command: ResetPortalMfa, started: float) -> float:
+    answer = await client.send(command)
+    if not answer.ok:
+        raise RuntimeError(f"ResetPortalMfa: {answer.rejection}")
+    return (time.perf_counter() - started) * 1e3
+
+
+@dataclass
+class Rate:
+    count: int
+    seconds: float
+    cpu: dict[str, float] = field(default_factory=dict)  # group → CPU seconds during the run
+
+    @property
+    def rate(self) -> float:
+        return self.count / self.seconds if self.seconds else 0.0
+
+
+async def bare_verify(total: int, workers: int) -> Rate:
+    """argon2id verify with the service's parameters, `workers` in flight on a pool that size."""
+    stored = hash_password(PASSWORD)
+    loop = asyncio.get_running_loop()
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for _ in range(workers):  # warm the threads
+            await loop.run_in_executor(pool, verify_password, stored, PASSWORD)
+        remaining = [total]
+
+        async def worker() -> None:
+            while remaining[0] > 0:
+                remaining[0] -= 1
+                if not await loop.run_in_executor(pool, verify_password, stored, PASSWORD):
+                    raise RuntimeError("bare verify failed")
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(workers)))
+        return Rate(total, time.perf_counter() - started)
+
+
+async def logins(auth_port: int, org: str, contacts: Sequence[Contact], total: int) -> Rate:
+    """`len(contacts)` clients, one contact each, logging in until `total` are done."""
+    conns = [RawConnection(auth_port) for _ in contacts]
+    bodies = [json.dumps({"email": c.email, "password": PASSWORD}).encode() for c in contacts]
+    path = f"/v1/portals/{org}/login"
+
+    async def once(i: int) -> None:
+        status, body = await conns[i].request("POST", path, bodies[i])
+        if status != 200 or json.loads(body)["status"] != "authenticated":
+            raise RuntimeError(f"login answered {status}: {body[:200]!r}")
+
+    try:
+        await asyncio.gather(*(once(i) for i in range(len(contacts))))  # warm-up
+        remaining = [total]
+
+        async def worker(i: int) -> None:
+            while remaining[0] > 0:
+                remaining[0] -= 1
+                await once(i)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker(i) for i in range(len(contacts))))
+        return Rate(total, time.perf_counter() - started)
+    finally:
+        for c in conns:
+            await c.close()
+
+
+# --- the run ----------------------------------------------------------------------------
+
+
+def _revision() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "describe", "--always", "--dirty"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return out.stdout.strip()
+
+
+def _load() -> str:
+    one, five, _ = os.getloadavg()
+    return f"load average {one:.2f} / {five:.2f}"
+
+
+def _verdict(met: bool) -> str:
+    return "met" if met else "MISSED"
+
+
+def _say(text: str) -> None:
+    print(text, flush=True)
+
+
+async def main(args: argparse.Namespace) -> int:
+    plan = QUICK if args.quick else FULL
+    _say(
+        f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}, revision "
+        f"{_revision()}; {_load()}; mode {'quick' if args.quick else 'full'}"
+    )
+    dev_started = time.time()
+    stack = Stack.start()
+    ready_at = time.time()
+    bare_servers: list[BareServer] = []
+    try:
+        _say(f"stack ready in {ready_at - dev_started:.1f} s (auth on :{stack.ports['auth']})")
+        auth_port = stack.ports["auth"]
+        auth_pid = stack.service_pid("auth")
+        mfa_org = f"bench-mfa-{uuid.uuid4().hex[:6]}"
+        plain_org = f"bench-plain-{uuid.uuid4().hex[:6]}"
+        async with CommandClient(stack.settings()) as admin:
+            started = time.perf_counter()
+            mfa_contacts = await set_up_contacts(
+                admin, auth_port, mfa_org, plan.contacts, policy=True
+            )
+            plain_contacts = await set_up_contacts(
+                admin, auth_port, plain_org, DEFAULT_POOL, policy=False
+            )
+            _say(
+                f"setup (not measured): {len(mfa_contacts)} contacts with policy on, "
+                f"{len(plain_contacts)} with policy off, in {time.perf_counter() - started:.1f} s"
+            )
+
+            # 1. login-requirement lookup.
+            bare_servers = [BareServer("asgi"), BareServer("fastapi")]
+            for server in bare_servers:
+                server.wait_ready()
+            paths = [_requirement_path(mfa_org, c.contact_id) for c in mfa_contacts]
+            runs: list[tuple[ClientKind, str, int, int | None]] = [
+                (HTTPX, "bare ASGI", bare_servers[0].port, bare_servers[0].process.pid),
+                (RAW, "bare ASGI", bare_servers[0].port, bare_servers[0].process.pid),
+                (RAW, "bare FastAPI route", bare_servers[1].port, bare_servers[1].process.pid),
+                (RAW, "login-requirement", auth_port, auth_pid),
+                (HTTPX, "login-requirement", auth_port, auth_pid),
+            ]
+            lookups: list[tuple[ClientKind, Load]] = []
+            for client, label, port, server_pid in runs:
+
+                def groups(pid: int | None = server_pid, port: int = port) -> dict[str, list[int]]:
+                    found = {"server": [pid] if pid else []}
+                    if port == auth_port:
+                        found["postgres"] = _postgres_pids(pid)
+                    return found
+
+                _say(f"lookup: {label} with {client.name} … ({_load()})")
+                load = await http_load(
+                    label,
+                    client,
+                    port,
+                    paths,
+                    concurrency=CONCURRENCY,
+                    warmup_s=plan.warmup_s,
+                    duration_s=plan.lookup_s,
+                    cpu_groups=groups,
+                )
+                if load.errors:
+                    raise RuntimeError(f"{label}: {load.errors} answers were not 200")
+                _say(f"  {load.rate:,.0f} req/s, p99 {_pct(load.latencies, 0.99) * 1e3:.1f} ms")
+                lookups.append((client, load))
+            for server in bare_servers:
+                server.stop()
+
+            # 2. reset-mfa → login requirement.
+            _say(f"reset-mfa: {len(mfa_contacts)} contacts … ({_load()})")
+            resets = await reset_round_trips(admin, auth_port, mfa_org, mfa_contacts)
+
+        # 3. password step.
+        groups = _stack_groups(stack, auth_pid)
+        _say(f"password step: bare verify, {plan.logins} of them … ({_load()})")
+        before = _cpu_of(groups)
+        bare = await bare_verify(plan.logins, DEFAULT_POOL)
+        bare.cpu = {g: v - before[g] for g, v in _cpu_of(groups).items()}
+        _say(f"  {bare.rate:.1f} verifies/s")
+        _say(f"password step: {plan.logins} logins … ({_load()})")
+        before = _cpu_of(groups)
+        login = await logins(auth_port, plain_org, plain_contacts, plan.logins)
+        login.cpu = {g: v - before[g] for g, v in _cpu_of(groups).items()}
+        _say(f"  {login.rate:.1f} logins/s")
+        met = report(plan, lookups, resets, bare, login)
+        return 1 if args.check and not met else 0
+    finally:
+        for server in bare_servers:
+            server.stop()
+        stack.stop()
+
+
+def report(
+    plan: Plan,
+    lookups: list[tuple[ClientKind, Load]],
+    resets: ResetResult,
+    bare: Rate,
+    login: Rate,
+) -> bool:
+    print()
+    print(
+        f"1. login-requirement lookup, {CONCURRENCY} concurrent keep-alive clients, "
+        f"{plan.lookup_s:g} s each after {plan.warmup_s:g} s warm-up"
+    )
+    print(
+        f"{'':24} {'client':22} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7}"
+        f" {'server µs/req':>14} {'PG µs/req':>10} {'client µs/req':>14}"
+    )
+    for client, m in lookups:
+        print(
+            f"{m.name:24} {client.name:22} {m.rate:>8,.0f} {_pct(m.latencies, 0.5) * 1e3:>7.1f}"
+            f" {_pct(m.latencies, 0.99) * 1e3:>7.1f} {m.cpu_us_per_request('server'):>14.0f}"
+            f" {m.cpu_us_per_request('postgres'):>10.0f}"
+            f" {m.cpu_us_per_request('client (this process)'):>14.0f}"
+        )
+    (_, subject) = next((c, m) for c, m in lookups if c is RAW and m.name == "login-requirement")
+    (_, base) = next((c, m) for c, m in lookups if c is RAW and m.name == "bare ASGI")
+    p99 = _pct(subject.latencies, 0.99) * 1e3
+    lookup_met = subject.rate >= TARGET_LOOKUP_RPS and p99 <= TARGET_LOOKUP_P99_MS
+    print(
+        f"login-requirement / bare ASGI (raw client): {subject.rate / base.rate:.1%}; target ≥ "
+        f"{TARGET_LOOKUP_RPS:,} req/s and p99 ≤ {TARGET_LOOKUP_P99_MS:g} ms: "
+        f"{_verdict(lookup_met)} ({subject.rate:,.0f} req/s, p99 {p99:.1f} ms)"
+    )
+
+    print()
+    print(
+        f"2. admin reset-mfa → login requirement, {len(resets.observed_ms)} contacts, one at a "
+        f"time, lookup polled every {POLL_INTERVAL_S * 1e3:g} ms ({resets.polls} polls)"
+    )
+    print(f"{'':52} {'n':>4} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7}")
+    rows = [
+        ("GetContact request/reply (baseline)", resets.baseline_ms),
+        ("ResetPortalMfa request/reply", resets.reset_reply_ms),
+        ("ResetPortalMfa send → new mfa_epoch observed", resets.observed_ms),
+    ]
+    for name, values in rows:
+        print(
+            f"{name:52} {len(values):>4} {_pct(values, 0.5):>7.1f} {_pct(values, 0.99):>7.1f}"
+            f" {max(values, default=float('nan')):>7.1f}"
+        )
+    r50, r99 = _pct(resets.observed_ms, 0.5), _pct(resets.observed_ms, 0.99)
+    reset_met = not resets.missed and r50 <= TARGET_RESET_P50_MS and r99 <= TARGET_RESET_P99_MS
+    print(
+        f"target p50 ≤ {TARGET_RESET_P50_MS:g} ms, p99 ≤ {TARGET_RESET_P99_MS:g} ms: "
+        f"{_verdict(reset_met)} (p50 {r50:.1f} ms, p99 {r99:.1f} ms"
+        f"{f', {resets.missed} never seen within 10 s' if resets.missed else ''}; "
+        f"p50 {r50 - statistics.median(resets.baseline_ms):.1f} ms above the baseline)"
+    )
+
+    print()
+    print(f"3. password step, {DEFAULT_POOL} in flight (asyncio's default thread pool size)")
+    print(f"{'':52} {'count':>6} {'seconds':>8} {'per s':>7}")
+    print(
+        f"{'bare verify_password, thread pool of ' + str(DEFAULT_POOL):52} "
+        f"{bare.count:>6} {bare.seconds:>8.2f} {bare.rate:>7.1f}"
+    )
+    print(
+        f"{'POST /v1/portals/{org}/login → authenticated':52} "
+        f"{login.count:>6} {login.seconds:>8.2f} {login.rate:>7.1f}"
+    )
+    for name, m in (("bare verify", bare), ("login", login)):
+        spent = ", ".join(f"{g} {v / m.count * 1e3:.1f}" for g, v in m.cpu.items())
+        print(f"  CPU ms per {name}: {spent}")
+    ratio = login.rate / bare.rate if bare.rate else 0.0
+    login_met = ratio >= TARGET_LOGIN_RATIO
+    print(f"target ≥ {TARGET_LOGIN_RATIO:.0%} of bare: {_verdict(login_met)} ({ratio:.1%})")
+    return lookup_met and reset_met and login_met
+
+
+def _parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.portal_http", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"shorter runs ({QUICK.lookup_s:g} s per lookup run, {QUICK.contacts} resets, "
+        f"{QUICK.logins} logins) instead of ({FULL.lookup_s:g} s, {FULL.contacts}, {FULL.logins})",
+    )
+    parser.add_argument(
+        "--check", action="store_true", help="exit with status 1 if a target is missed"
+    )
+    return parser.parse_args(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main(_parse_args())))
