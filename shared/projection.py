@@ -19,27 +19,14 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from aiokafka.abc import ConsumerRebalanceListener
 
 from shared.events import DEADLETTER, Event, EventRejected, parse_event
+from shared.projection_offsets import HasOffsets, store_offsets, stored_offsets
 
 log = logging.getLogger(__name__)
-
-OFFSETS_SQL = """
-CREATE TABLE IF NOT EXISTS projection_offsets (
-    projection  text NOT NULL,
-    topic       text NOT NULL,
-    partition   integer NOT NULL,
-    next_offset bigint NOT NULL,
-    PRIMARY KEY (projection, topic, partition)
-);
-"""
-
 
 QUIET_POLLS_TO_BE_CAUGHT_UP = 3
 
 
-class Projection(Protocol):
-    name: str
-    offsets_table: str  # created from OFFSETS_SQL, usually beside the projection's tables
-
+class Projection(HasOffsets, Protocol):
     async def apply(self, conn: asyncpg.Connection, events: Sequence[Event]) -> None:
         """Apply events in order; an event already applied must change nothing."""
 
@@ -49,30 +36,6 @@ class Delivered:
     record: ConsumerRecord[bytes, bytes]
     event: Event | None
     error: str | None
-
-
-async def stored_offsets(
-    conn: asyncpg.Connection, projection: Projection, *, for_update: bool = False
-) -> dict[TopicPartition, int]:
-    rows = await conn.fetch(
-        f"SELECT topic, partition, next_offset FROM {projection.offsets_table}"
-        " WHERE projection = $1" + (" FOR UPDATE" if for_update else ""),
-        projection.name,
-    )
-    return {TopicPartition(r["topic"], r["partition"]): r["next_offset"] for r in rows}
-
-
-async def store_offsets(
-    conn: asyncpg.Connection, projection: Projection, offsets: dict[TopicPartition, int]
-) -> None:
-    await conn.executemany(
-        f"INSERT INTO {projection.offsets_table} AS stored"
-        " (projection, topic, partition, next_offset) VALUES ($1, $2, $3, $4)"
-        " ON CONFLICT (projection, topic, partition)"
-        # Never backwards: a late writer (a replica mid-rebalance) cannot undo progress.
-        " DO UPDATE SET next_offset = GREATEST(stored.next_offset, EXCLUDED.next_offset)",
-        [(projection.name, tp.topic, tp.partition, offset) for tp, offset in offsets.items()],
-    )
 
 
 class _SeekToStoredOffsets(ConsumerRebalanceListener):  # type: ignore[misc]

@@ -9,7 +9,7 @@ from typing import Any
 import asyncpg
 
 from shared.events import Event, parse_event
-from shared.projection import OFFSETS_SQL
+from shared.projection_offsets import OFFSETS_SQL
 
 SCHEMA = OFFSETS_SQL
 

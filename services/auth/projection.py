@@ -15,7 +15,7 @@ import asyncpg
 
 from services.auth.domain.projected import ContactEvent, OrgPolicy, PolicyEvent, ProjectedContact
 from shared.events import CONTACTS_EVENTS, PREFERENCES_EVENTS, Event
-from shared.projection import OFFSETS_SQL
+from shared.projection_offsets import OFFSETS_SQL
 
 TOPICS = (PREFERENCES_EVENTS, CONTACTS_EVENTS)
 LIVE_SCHEMA = "login_projection"

@@ -17,7 +17,8 @@ import asyncpg
 from aiokafka import AIOKafkaProducer
 
 from services.auth.projection import LIVE_SCHEMA, TOPICS, LoginProjection
-from shared.projection import ProjectionConsumer, stored_offsets
+from shared.projection import ProjectionConsumer
+from shared.projection_offsets import stored_offsets
 
 REBUILD_SCHEMA = f"{LIVE_SCHEMA}_rebuild"
 # Taken shared by every live batch (ProjectionConsumer's `shared_lock`), exclusively by the swap.

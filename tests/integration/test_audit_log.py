@@ -9,7 +9,7 @@ import pytest
 from aiokafka import TopicPartition
 
 from services.audit.log import AuditLog, tail
-from shared.projection import stored_offsets
+from shared.projection_offsets import stored_offsets
 from tests.integration.streams import (
     Setup,
     ends_of,

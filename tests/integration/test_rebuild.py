@@ -13,7 +13,8 @@ from services.auth.reactions import AuthProjection
 from services.auth.rebuild import SWAP_LOCK, rebuild
 from shared.db import EVENTSTORE_SQL, apply_schema, read_sql
 from shared.events import CONTACTS_EVENTS, PREFERENCES_EVENTS
-from shared.projection import ProjectionConsumer, stored_offsets
+from shared.projection import ProjectionConsumer
+from shared.projection_offsets import stored_offsets
 from tests.integration.streams import (
     Setup,
     ends_of,
