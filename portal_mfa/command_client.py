@@ -29,8 +29,12 @@ class CommandClient:
         # A retried command is recognised by its command_id, so the console needs no
         # idempotent producer, and so works against the dev broker with no settings.
         self._producer = new_producer(settings, linger_ms=0, idempotent=False)
+        # One short-lived reader waiting for one reply: poll briskly (the dev broker holds a
+        # fetch for its whole wait even when the reply is already there).
         self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False
+            bootstrap_servers=settings.kafka_bootstrap,
+            enable_auto_commit=False,
+            fetch_max_wait_ms=20,
         )
 
     async def __aenter__(self) -> CommandClient:

@@ -119,7 +119,7 @@ class DevStack:
                 child.kill()
                 child.wait()
         self.children.clear()
-        dev_state.remove()
+        dev_state.remove(self.settings.kafka_bootstrap)
         if self.broker is not None:
             self.broker.stop()
             self.broker = None

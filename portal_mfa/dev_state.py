@@ -12,23 +12,25 @@ import tempfile
 from pathlib import Path
 
 
-def state_file() -> Path:
-    return Path(tempfile.gettempdir()) / f"portal-mfa-{os.getuid()}" / "dev.json"
+def state_file(kafka_bootstrap: str) -> Path:
+    """One file per running stack, named by its broker address (what the CLI is given)."""
+    name = kafka_bootstrap.replace(":", "_").replace(",", "+")
+    return Path(tempfile.gettempdir()) / f"portal-mfa-{os.getuid()}" / f"dev-{name}.json"
 
 
 def write(database_url: str, kafka_bootstrap: str) -> None:
-    path = state_file()
+    path = state_file(kafka_bootstrap)
     path.parent.mkdir(mode=0o700, exist_ok=True)
     path.write_text(json.dumps({"database_url": database_url, "kafka_bootstrap": kafka_bootstrap}))
 
 
-def read() -> dict[str, str] | None:
+def read(kafka_bootstrap: str) -> dict[str, str] | None:
     try:
-        state: dict[str, str] = json.loads(state_file().read_text())
+        state: dict[str, str] = json.loads(state_file(kafka_bootstrap).read_text())
         return state
     except (OSError, ValueError):
         return None
 
 
-def remove() -> None:
-    state_file().unlink(missing_ok=True)
+def remove(kafka_bootstrap: str) -> None:
+    state_file(kafka_bootstrap).unlink(missing_ok=True)

@@ -55,5 +55,7 @@ def serve(settings: Settings, service: str) -> None:
         host=settings.host,
         port=port_of(settings, service),
         log_level="warning",
+        loop="uvloop",
+        http="httptools",
         access_log=False,
     )

@@ -57,6 +57,7 @@ def command_service_app(
         command_topic,
         group_id=f"portal-mfa-{name}",
         auto_offset_reset="earliest",
+        fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
         ack_policy=AckPolicy.NACK_ON_ERROR,
         title=f"{name} commands",
     )

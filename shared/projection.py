@@ -62,6 +62,7 @@ class ProjectionConsumer:
         batch_size: int = 5000,
         deadletter_topic: str = DEADLETTER,
         shared_lock: int | None = None,
+        fetch_max_wait_ms: int = 500,
     ) -> None:
         self._deadletter_topic = deadletter_topic
         # An advisory lock every batch takes shared, first thing: maintenance (a rebuild's
@@ -78,6 +79,7 @@ class ProjectionConsumer:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_partition_fetch_bytes=4 * 1024 * 1024,
+            fetch_max_wait_ms=fetch_max_wait_ms,
             fetch_max_bytes=32 * 1024 * 1024,
         )
         self._group = group_id is not None

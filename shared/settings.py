@@ -24,6 +24,9 @@ class Settings(BaseSettings):
     # Real Kafka takes the idempotent producer (no duplicates on retry); the memory-backed
     # dev broker refuses it, so the dev profile turns it off (DESIGN.md §7).
     kafka_idempotence: bool = True
+    # How long a fetch may wait for records. Real Kafka answers as soon as records arrive;
+    # the memory-backed dev broker holds every fetch this long, so `dev` sets it low.
+    kafka_fetch_max_wait_ms: int = Field(default=500, ge=1, le=10_000)
     kafka_partitions: int = Field(default=3, ge=1, le=1000)
     kafka_replication_factor: int = Field(default=1, ge=1, le=10)
     database_url: str = "postgresql://postgres@127.0.0.1:5432/postgres"

@@ -17,17 +17,10 @@ projection = typer.Typer(help="Auth's login-requirement projection.")
 
 def _settings() -> Settings:
     settings = load_settings()
-    state = dev_state.read()
+    state = dev_state.read(settings.kafka_bootstrap)
     if state and "PORTAL_MFA_DATABASE_URL" not in os.environ:
-        # A running dev stack: its embedded PostgreSQL and broker.
-        settings = settings.model_copy(
-            update={
-                "database_url": state["database_url"],
-                "kafka_bootstrap": os.environ.get(
-                    "PORTAL_MFA_KAFKA_BOOTSTRAP", state["kafka_bootstrap"]
-                ),
-            }
-        )
+        # The dev stack on that broker: its embedded PostgreSQL.
+        settings = settings.model_copy(update={"database_url": state["database_url"]})
     return settings
 
 

@@ -40,6 +40,7 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
             deadletter=producer,
             group_id=AUDIT_GROUP,
             batch_size=settings.projection_batch_size,
+            fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
         )
         await consumer.start()
         task = asyncio.create_task(consumer.run_until_cancelled(), name="audit-log")

@@ -61,6 +61,7 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
             deadletter=producer,
             group_id=PROJECTION_GROUP,
             batch_size=settings.projection_batch_size,
+            fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
             shared_lock=SWAP_LOCK,
         )
         await consumer.start()

@@ -104,3 +104,23 @@ def test_sigterm_leaves_no_process_behind() -> None:
     time.sleep(0.5)
     alive = [p for p in children + postgres if p.is_running() and p.status() != "zombie"]
     assert alive == []
+
+
+def test_projection_rebuild_from_the_cli_keeps_the_answers(stack: RunningStack) -> None:
+    org = f"rebuild-{uuid.uuid4().hex[:8]}"
+    stack.cli_json("admin", "--org", org, "mfa", "enable")
+    contact = stack.cli_json(
+        "admin", "--org", org, "contacts", "add", "--kind", "vendor", "--name", "R",
+        "--email", f"{org}@example.com",
+    )["contact_id"]  # fmt: skip
+    stack.cli_json("admin", "--org", org, "contacts", "reset-mfa", contact)
+    path = f"/v1/orgs/{org}/contacts/{contact}/login-requirement"
+    deadline = time.monotonic() + 10
+    while (before := httpx.get(stack.url("auth", path)).json())["mfa_epoch"] != 1:
+        assert time.monotonic() < deadline, before
+        time.sleep(0.05)
+
+    rebuilt = stack.cli("projection", "rebuild")
+    assert "swapped in" in rebuilt.stdout
+    assert httpx.get(stack.url("auth", path)).json() == before
+    assert httpx.get(stack.url("auth", "/readyz")).status_code == 200
