@@ -54,7 +54,16 @@ def bare_fastapi() -> FastAPI:
 def main(argv: list[str]) -> None:
     port, kind = int(argv[0]), argv[1]
     app: Any = bare_asgi if kind == "asgi" else bare_fastapi()
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    # The same server settings as portal_mfa/serve.py, so only the application differs.
+    uvicorn.run(
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        access_log=False,
+        loop="uvloop",
+        http="httptools",
+    )
 
 
 if __name__ == "__main__":
