@@ -62,7 +62,9 @@ def main(argv: list[str]) -> None:
         log_level="warning",
         access_log=False,
         loop="uvloop",
-        http="httptools",
+        # h11, not httptools: httptools answers a malformed header with a bare-text 400
+        # before the app can, and every error here is application/problem+json.
+        http="h11",
     )
 
 

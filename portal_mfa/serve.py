@@ -56,6 +56,8 @@ def serve(settings: Settings, service: str) -> None:
         port=port_of(settings, service),
         log_level="warning",
         loop="uvloop",
-        http="httptools",
+        # h11, not httptools: httptools answers a malformed header with a bare-text 400
+        # before the app can, and every error here is application/problem+json.
+        http="h11",
         access_log=False,
     )
