@@ -58,11 +58,13 @@ class DevStack:
                     self.settings.dev_kafka_port, port_env_var="PORTAL_MFA_DEV_KAFKA_PORT"
                 )
             )
-            # The memory-backed dev broker refuses the idempotent producer (DESIGN.md §7).
+            # The memory-backed dev broker refuses the idempotent producer (DESIGN.md §7),
+            # and holds every fetch for its whole wait even when records are there.
             env.update(
                 PORTAL_MFA_KAFKA_BOOTSTRAP=self.broker.bootstrap,
                 PORTAL_MFA_KAFKA_IDEMPOTENCE="false",
             )
+            env.setdefault("PORTAL_MFA_KAFKA_FETCH_MAX_WAIT_MS", "20")
         if "PORTAL_MFA_DATABASE_URL" not in os.environ:
             self.postgres = asyncio.run(EmbeddedPostgres.start())
             env["PORTAL_MFA_DATABASE_URL"] = self.postgres.url("postgres")
