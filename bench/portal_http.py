@@ -34,12 +34,10 @@ import asyncio
 import contextlib
 import json
 import os
-import signal
 import socket
 import statistics
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -50,7 +48,9 @@ from urllib.parse import quote
 import httpx
 import psutil
 
+from bench import machine
 from portal_mfa.command_client import CommandClient
+from portal_mfa.dev_process import DevProcess, free_port
 from services.auth.domain.passwords import hash_password, verify_password
 from services.auth.domain.tokens import hash_token, new_token
 from shared.commands import (
@@ -62,7 +62,6 @@ from shared.commands import (
 )
 from shared.settings import Settings
 
-READY_LINE = "Ready. Press Ctrl-C"
 PASSWORD = "bench-password-123"
 ACTOR = "bench"
 CONCURRENCY = 64
@@ -92,63 +91,9 @@ FULL = Plan(warmup_s=2.0, lookup_s=10.0, contacts=50, logins=180)
 # --- processes --------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 @dataclass
-class Stack:
-    """`portal-mfa dev` in a subprocess, as tests/e2e/conftest.py starts it."""
-
-    process: subprocess.Popen[str]
-    ports: dict[str, int]
-    output: list[str] = field(default_factory=list)
-
-    @classmethod
-    def start(cls, within_s: float = 120.0) -> Stack:
-        ports = {n: _free_port() for n in ("kafka", "auth", "preferences", "contacts", "audit")}
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PORTAL_MFA_")}
-        env.update(
-            PORTAL_MFA_DEV_KAFKA_PORT=str(ports["kafka"]),
-            PORTAL_MFA_AUTH_PORT=str(ports["auth"]),
-            PORTAL_MFA_PREFERENCES_PORT=str(ports["preferences"]),
-            PORTAL_MFA_CONTACTS_PORT=str(ports["contacts"]),
-            PORTAL_MFA_AUDIT_PORT=str(ports["audit"]),
-            PORTAL_MFA_DEV_SEED="0",
-            PYTHONUNBUFFERED="1",
-            COLUMNS="200",
-        )
-        process = subprocess.Popen(
-            [sys.executable, "-m", "portal_mfa", "dev"],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        stack = cls(process, ports)
-        ready = threading.Event()
-
-        def pump() -> None:
-            assert process.stdout is not None
-            for line in process.stdout:
-                stack.output.append(line)
-                if READY_LINE in line:
-                    ready.set()
-
-        threading.Thread(target=pump, daemon=True).start()
-        deadline = time.monotonic() + within_s
-        while not ready.wait(0.2):
-            if process.poll() is not None or time.monotonic() > deadline:
-                stack.stop()
-                raise RuntimeError("portal-mfa dev did not become ready:\n" + "".join(stack.output))
-        return stack
-
-    @property
-    def kafka(self) -> str:
-        return f"127.0.0.1:{self.ports['kafka']}"
+class Stack(DevProcess):
+    """The system under test, with what the measurements need to know of it."""
 
     def settings(self) -> Settings:
         return Settings(kafka_bootstrap=self.kafka, kafka_idempotence=False, profile="dev")
@@ -160,15 +105,6 @@ class Stack:
                 if "serve" in cmd and cmd[-1] == service:
                     return child.pid
         return None
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
 
 
 def _postgres_pids(service_pid: int | None) -> list[int]:
@@ -221,7 +157,7 @@ def _cpu_of(groups: dict[str, list[int]]) -> dict[str, float]:
 
 class BareServer:
     def __init__(self, kind: str) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.process = subprocess.Popen(
             [sys.executable, "-m", "bench._bare_server", str(self.port), kind],
             stdout=subprocess.DEVNULL,
@@ -588,25 +524,6 @@ async def logins(auth_port: int, org: str, contacts: Sequence[Contact], total: i
 # --- the run ----------------------------------------------------------------------------
 
 
-def _revision() -> str:
-    try:
-        out = subprocess.run(
-            ["git", "describe", "--always", "--dirty"],
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=10,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return out.stdout.strip()
-
-
-def _load() -> str:
-    one, five, _ = os.getloadavg()
-    return f"load average {one:.2f} / {five:.2f}"
-
-
 def _verdict(met: bool) -> str:
     return "met" if met else "MISSED"
 
@@ -619,10 +536,10 @@ async def main(args: argparse.Namespace) -> int:
     plan = QUICK if args.quick else FULL
     _say(
         f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}, revision "
-        f"{_revision()}; {_load()}; mode {'quick' if args.quick else 'full'}"
+        f"{machine.revision()}; {machine.load()}; mode {'quick' if args.quick else 'full'}"
     )
     dev_started = time.time()
-    stack = Stack.start()
+    stack = Stack.start({"PORTAL_MFA_DEV_SEED": "0"}, inherit_settings=False)
     ready_at = time.time()
     bare_servers: list[BareServer] = []
     try:
@@ -665,7 +582,7 @@ async def main(args: argparse.Namespace) -> int:
                         found["postgres"] = _postgres_pids(pid)
                     return found
 
-                _say(f"lookup: {label} with {client.name} … ({_load()})")
+                _say(f"lookup: {label} with {client.name} … ({machine.load()})")
                 load = await http_load(
                     label,
                     client,
@@ -684,17 +601,17 @@ async def main(args: argparse.Namespace) -> int:
                 server.stop()
 
             # 2. reset-mfa → login requirement.
-            _say(f"reset-mfa: {len(mfa_contacts)} contacts … ({_load()})")
+            _say(f"reset-mfa: {len(mfa_contacts)} contacts … ({machine.load()})")
             resets = await reset_round_trips(admin, auth_port, mfa_org, mfa_contacts)
 
         # 3. password step.
         groups = _stack_groups(stack, auth_pid)
-        _say(f"password step: bare verify, {plan.logins} of them … ({_load()})")
+        _say(f"password step: bare verify, {plan.logins} of them … ({machine.load()})")
         before = _cpu_of(groups)
         bare = await bare_verify(plan.logins, DEFAULT_POOL)
         bare.cpu = {g: v - before[g] for g, v in _cpu_of(groups).items()}
         _say(f"  {bare.rate:.1f} verifies/s")
-        _say(f"password step: {plan.logins} logins … ({_load()})")
+        _say(f"password step: {plan.logins} logins … ({machine.load()})")
         before = _cpu_of(groups)
         login = await logins(auth_port, plain_org, plain_contacts, plan.logins)
         login.cpu = {g: v - before[g] for g, v in _cpu_of(groups).items()}

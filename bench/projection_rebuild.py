@@ -27,7 +27,6 @@ import json
 import os
 import pstats
 import socket
-import subprocess
 import sys
 import time
 import uuid
@@ -40,6 +39,7 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from bench import machine
 from portal_mfa.infra import (
     EmbeddedBroker,
     EmbeddedPostgres,
@@ -441,25 +441,6 @@ def _free_port() -> int:
         return port
 
 
-def _revision() -> str:
-    try:
-        out = subprocess.run(
-            ["git", "describe", "--always", "--dirty"],
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=10,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return out.stdout.strip()
-
-
-def _load() -> str:
-    one, five, _ = os.getloadavg()
-    return f"load average {one:.2f} / {five:.2f} (1 / 5 min)"
-
-
 def report(events: int, bare: Measured, subject: Measured) -> bool:
     ratio = subject.rate / bare.rate if bare.rate else 0.0
     rate_met = subject.rate >= TARGET_EVENTS_PER_S
@@ -499,7 +480,7 @@ async def main(args: argparse.Namespace) -> int:
     try:
         print(
             f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}, "
-            f"revision {_revision()}; {_load()}"
+            f"revision {machine.revision()}; {machine.load()}"
         )
         if not external_kafka:
             broker = await EmbeddedBroker.start(_free_port())
@@ -541,11 +522,11 @@ async def main(args: argparse.Namespace) -> int:
         del workload
         gc.collect()
 
-        print(f"bare loop ... ({_load()})", flush=True)
+        print(f"bare loop ... ({machine.load()})", flush=True)
         bare = await bare_loop(bootstrap, topics, bare_url, summary.events, args.batch_size)
         print(f"  {bare.rate:,.0f} events/s", flush=True)
         gc.collect()
-        print(f"rebuild ... ({_load()})", flush=True)
+        print(f"rebuild ... ({machine.load()})", flush=True)
         subject = await rebuild_run(
             bootstrap,
             topics,
@@ -555,7 +536,7 @@ async def main(args: argparse.Namespace) -> int:
             idempotent=bool(external_kafka),
             profile=profile,
         )
-        print(f"  {subject.rate:,.0f} events/s ({_load()})", flush=True)
+        print(f"  {subject.rate:,.0f} events/s ({machine.load()})", flush=True)
         met = report(summary.events, bare, subject)
         if profile is not None:
             profile.dump_stats(args.profile)

@@ -7,12 +7,12 @@ tests at external servers instead.
 from __future__ import annotations
 
 import os
-import socket
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
+from portal_mfa import dev_process
 from portal_mfa.infra import (
     EmbeddedBroker,
     EmbeddedPostgres,
@@ -26,17 +26,10 @@ FreshDatabase = Callable[..., Awaitable[str]]
 FreshTopics = Callable[..., Awaitable[dict[str, str]]]
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 @pytest.fixture
 def free_port() -> int:
     """A loopback TCP port that was free a moment ago."""
-    return _free_port()
+    return dev_process.free_port()
 
 
 @pytest.fixture(scope="session")
@@ -46,7 +39,7 @@ async def kafka_bootstrap() -> AsyncIterator[str]:
     if external:
         yield external
         return
-    broker = await EmbeddedBroker.start(_free_port())
+    broker = await EmbeddedBroker.start(dev_process.free_port())
     try:
         yield broker.bootstrap
     finally:
