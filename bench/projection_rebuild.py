@@ -26,7 +26,6 @@ import io
 import json
 import os
 import pstats
-import socket
 import sys
 import time
 import uuid
@@ -40,6 +39,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from bench import machine
+from portal_mfa.dev_process import free_port
 from portal_mfa.infra import (
     EmbeddedBroker,
     EmbeddedPostgres,
@@ -434,13 +434,6 @@ class WorkloadSummary:
 # --- the run ----------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 def report(events: int, bare: Measured, subject: Measured) -> bool:
     ratio = subject.rate / bare.rate if bare.rate else 0.0
     rate_met = subject.rate >= TARGET_EVENTS_PER_S
@@ -483,7 +476,7 @@ async def main(args: argparse.Namespace) -> int:
             f"revision {machine.revision()}; {machine.load()}"
         )
         if not external_kafka:
-            broker = await EmbeddedBroker.start(_free_port())
+            broker = await EmbeddedBroker.start(free_port())
             bootstrap = broker.bootstrap
         if not external_pg:
             postgres = await EmbeddedPostgres.start()

@@ -7,6 +7,7 @@ exactly what a user runs.
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -22,11 +23,22 @@ READY_LINE = "Ready. Press Ctrl-C"
 PORTS = ("kafka", "auth", "preferences", "contacts", "audit")
 
 
+# Below the kernel's ephemeral range (32768+): a port picked there can be taken a moment
+# later by any outgoing connection on the machine, and a stack started on it then fails.
+_LISTEN_PORTS = range(20000, 32768)
+
+
 def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+    """A loopback TCP port below the ephemeral range that was free a moment ago."""
+    for _ in range(200):
+        port = random.choice(_LISTEN_PORTS)
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free loopback port below 32768")
 
 
 @dataclass
