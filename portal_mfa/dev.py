@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import functools
 import os
 import signal
 import subprocess
@@ -23,6 +24,7 @@ from types import FrameType
 from rich.console import Console
 
 from portal_mfa import dev_state
+from portal_mfa.dev_supervisor import Supervisor, Watched
 from portal_mfa.infra.broker import BrokerStartFailed, EmbeddedBroker, PortTaken, ensure_port_free
 from portal_mfa.infra.postgres import EmbeddedPostgres
 from portal_mfa.serve import SERVICES, port_of, prepare
@@ -47,6 +49,7 @@ class DevStack:
     broker: EmbeddedBroker | None = None
     postgres: EmbeddedPostgres | None = None
     children: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)
 
     def start(self) -> None:
         for service in SERVICES:
@@ -84,15 +87,36 @@ class DevStack:
         for service in SERVICES:
             asyncio.run(prepare(self.settings, service))
         dev_state.write(self.settings.database_url, self.settings.kafka_bootstrap)
+        self.env = env
         for service in SERVICES:
-            self.children[service] = subprocess.Popen(
-                [sys.executable, "-m", "portal_mfa", "serve", service],
-                env=env,
-                # Own session: Ctrl-C reaches only this supervisor, which stops children in order.
-                start_new_session=True,
-            )
+            self.children[service] = self.spawn(service)
         for service in SERVICES:
             self._wait_ready(service)
+
+    def spawn(self, service: str) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            [sys.executable, "-m", "portal_mfa", "serve", service],
+            env=self.env,
+            # Own session: Ctrl-C reaches only this supervisor, which stops children in order.
+            start_new_session=True,
+        )
+
+    def supervisor(self) -> Supervisor:
+        watched = [
+            Watched(
+                name=service,
+                spawn=functools.partial(self.spawn, service),
+                readyz=f"http://127.0.0.1:{port_of(self.settings, service)}/readyz",
+                process=child,
+            )
+            for service, child in self.children.items()
+        ]
+        return Supervisor(
+            watched,
+            say=lambda line: console.print(line, highlight=False),
+            broker=self.broker.process if self.broker is not None else None,
+            postgres_pid=self.postgres.pid if self.postgres is not None else None,
+        )
 
     def _wait_ready(self, service: str, within_s: float = 60.0) -> None:
         url = f"http://127.0.0.1:{port_of(self.settings, service)}/readyz"
@@ -162,10 +186,11 @@ def run_dev(settings: Settings) -> int:
             "Ready. Press Ctrl-C to stop everything.",
             highlight=False,
         )
+        supervisor = stack.supervisor()
         while True:
-            for service, child in stack.children.items():
-                if child.poll() is not None:
-                    raise DevStackFailed(f"{service} exited with status {child.returncode}")
+            supervisor.check()
+            # The restarted processes are the ones stop() must end.
+            stack.children.update({w.name: w.process for w in supervisor.services})
             time.sleep(0.5)
     except _Stop:
         console.print("stopping…")

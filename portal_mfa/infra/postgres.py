@@ -12,6 +12,7 @@ from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import asyncpg
+import psutil
 
 with warnings.catch_warnings():
     # Imported for its class attributes, which resolve a runtime dir; without
@@ -76,9 +77,25 @@ class EmbeddedPostgres:
         atexit.unregister(self.stop)
         server, self._server = self._server, None
         if server is not None:
+            processes = _server_processes(self.pid)
             server.cleanup()
+            # pg_ctl may give up (or the library may only signal) before every backend has
+            # exited: "stopped" means no process of this server is left.
+            _gone, alive = psutil.wait_procs(processes, timeout=10)
+            for process in alive:
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    process.kill()
+            psutil.wait_procs(alive, timeout=5)
         if self._scratch_dir is not None:
             shutil.rmtree(self._scratch_dir, ignore_errors=True)
+
+
+def _server_processes(postmaster_pid: int) -> list[psutil.Process]:
+    try:
+        postmaster = psutil.Process(postmaster_pid)
+        return [postmaster, *postmaster.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
 
 
 def _clear_data_dir(pgdata: Path) -> None:

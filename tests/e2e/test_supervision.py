@@ -1,0 +1,53 @@
+"""A bad day on `portal-mfa dev`: a service dies, and the stack heals without losing state."""
+
+from __future__ import annotations
+
+import signal
+import time
+import uuid
+
+import httpx
+import psutil
+import pytest
+
+from tests.e2e.conftest import RunningStack
+
+pytestmark = pytest.mark.e2e
+
+
+def _service_process(stack: RunningStack, service: str) -> psutil.Process:
+    for process in stack.descendants():
+        try:
+            if process.cmdline()[-2:] == ["serve", service]:
+                return process
+        except psutil.NoSuchProcess:
+            continue
+    raise AssertionError(f"no running {service} process under the dev stack")
+
+
+def test_a_killed_service_is_restarted_and_keeps_its_data(stack: RunningStack) -> None:
+    org = f"heal-{uuid.uuid4().hex[:8]}"
+    stack.cli_json("admin", "--org", org, "mfa", "enable")
+    victim = _service_process(stack, "preferences")
+    output_before = len(stack.output)
+
+    victim.send_signal(signal.SIGKILL)
+    victim.wait(10)
+
+    deadline = time.monotonic() + 60
+    while True:
+        replacement = None
+        try:
+            replacement = _service_process(stack, "preferences")
+            if httpx.get(stack.url("preferences", "/readyz"), timeout=2).status_code == 200:
+                break
+        except (AssertionError, httpx.TransportError):
+            pass
+        assert time.monotonic() < deadline, "preferences was not restarted within 60 s"
+        time.sleep(0.2)
+    assert replacement is not None and replacement.pid != victim.pid
+    # The restarted service reads the same database: the org's policy is still on.
+    assert stack.cli_json("admin", "--org", org, "mfa", "status")["mfa_enabled"] is True
+    said = "".join(stack.output[output_before:])
+    assert "preferences exited with status" in said
+    assert "preferences: restarted" in said
