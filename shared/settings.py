@@ -6,6 +6,7 @@ A bad value stops the process with one line that names the variable, never its v
 
 from __future__ import annotations
 
+import socket
 from typing import Literal
 
 from pydantic import Field, ValidationError, field_validator
@@ -50,6 +51,15 @@ class Settings(BaseSettings):
     relay_poll_interval_s: float = Field(default=1.0, gt=0, le=60)
     projection_batch_size: int = Field(default=5000, ge=1, le=100000)
     admin: str = ""
+
+    # Names this process in its consumer groups (static membership), so a restart is not a
+    # rebalance. Must be stable across restarts and unique among replicas; default: host
+    # and HTTP port, which are both on one machine.
+    instance_id: str = Field(default="", max_length=200)
+
+    def group_instance_id(self, service: str) -> str:
+        port = getattr(self, f"{service}_port", 0)
+        return f"portal-mfa-{service}-{self.instance_id or f'{socket.gethostname()}-{port}'}"
 
     @field_validator("kafka_bootstrap")
     @classmethod
