@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import time
 import uuid
+from urllib.parse import unquote
 
 import httpx
 import psutil
 import pytest
 
+from portal_mfa import dev_state
 from tests.e2e.conftest import RunningStack, start_stack
 
 pytestmark = pytest.mark.e2e
@@ -92,12 +95,17 @@ def test_sigterm_leaves_no_process_behind() -> None:
     own = start_stack({"PORTAL_MFA_DEV_SEED": "0"})
     children = own.descendants()
     assert len(children) >= 4  # broker and three services
+    # This stack's server, not one of another stack running beside the tests: its data dir
+    # is in the database URL the stack left in its state file.
+    state = dev_state.read(own.kafka)
+    assert state is not None
+    data_dir = re.search(r"(/[^?&]*portal-mfa-pg-[^/?&]+)", unquote(state["database_url"]))
+    assert data_dir is not None, state["database_url"]
     postgres = [
         p
-        for p in psutil.process_iter(["name", "cmdline", "create_time"])
+        for p in psutil.process_iter(["name", "cmdline"])
         if p.info["name"] == "postgres"
-        and p.info["create_time"] >= own.started_at - 1
-        and any("portal-mfa-pg-" in part for part in p.info["cmdline"] or [])
+        and any(data_dir.group(1) in part for part in p.info["cmdline"] or [])
     ]
     assert postgres, "the embedded PostgreSQL should be running"
     assert own.stop() == 0
