@@ -23,6 +23,7 @@ from types import FrameType
 from rich.console import Console
 
 from portal_mfa import dev_state
+from portal_mfa.dev_keys import DevSigningKeys
 from portal_mfa.infra.broker import BrokerStartFailed, EmbeddedBroker, PortTaken, ensure_port_free
 from portal_mfa.infra.postgres import EmbeddedPostgres
 from portal_mfa.serve import SERVICES, port_of, prepare
@@ -83,11 +84,14 @@ class DevStack:
             )
         for service in SERVICES:
             asyncio.run(prepare(self.settings, service))
-        dev_state.write(self.settings.database_url, self.settings.kafka_bootstrap)
+        keys = DevSigningKeys.generate()  # each child gets only its own private key
+        dev_state.write(
+            self.settings.database_url, self.settings.kafka_bootstrap, keys.trusted_signers()
+        )
         for service in SERVICES:
             self.children[service] = subprocess.Popen(
                 [sys.executable, "-m", "portal_mfa", "serve", service],
-                env=env,
+                env=env | keys.env_for(service),
                 # Own session: Ctrl-C reaches only this supervisor, which stops children in order.
                 start_new_session=True,
             )
