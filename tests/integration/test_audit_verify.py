@@ -150,6 +150,8 @@ async def test_verify_finds_rewritten_altered_and_deleted_rows_and_passes_an_unt
     assert summary(report) == CLEAN
     assert report["events_checked"] > 0
 
+    assert summary(await verify(setup.pool, "org-never-seen")) == CLEAN
+
     whole = await verify(setup.pool)
     assert whole["events_checked"] == 599
     assert summary(whole) == {"forged": 2, "gaps": 1, "chain_ok": False}
