@@ -67,6 +67,7 @@ from shared.events import (
     PortalNameSetPayload,
     parse_event,
 )
+from shared.signing import RecordSigner, TrustMap
 
 TARGET_EVENTS_PER_S = 25_000
 TARGET_RATIO = 0.50
@@ -75,6 +76,12 @@ SPAN = timedelta(days=90)  # the generated history's length
 REBUILD_SCHEMA = "bench_rebuild"
 # Pydantic writes the envelope's fields in declaration order: event_id comes first.
 EVENT_ID_PREFIX = b'{"event_id":"'
+
+# Records are signed as the services sign them, so the rebuild verifies every one.
+SIGNERS = {
+    "preferences": RecordSigner.generate("bench-preferences"),
+    "contacts": RecordSigner.generate("bench-contacts"),
+}
 
 Headers = list[tuple[str, bytes]]
 Message = tuple[str, bytes, bytes, Headers]  # topic, key, value, headers
@@ -150,7 +157,9 @@ def generate(count: int, preferences_topic: str, contacts_topic: str, seed: int)
         if len(messages) % 997 == 0:
             # Built without validation for speed: check that a sample reads back the same.
             assert parse_event(value).to_json() == value, value
-        messages.append((topic, event.kafka_key(), value, event.kafka_headers()))
+        key = event.kafka_key()
+        signer = SIGNERS["preferences" if aggregate < orgs else "contacts"]
+        messages.append((topic, key, value, event.kafka_headers() + signer.headers(key, value)))
     return Workload(messages, orgs, contacts, policy_total, contact_total)
 
 
@@ -387,6 +396,7 @@ async def rebuild_run(
             pool,
             bootstrap,
             deadletter,
+            trust=TrustMap.of(SIGNERS),
             topics=topics,
             rebuild_schema=REBUILD_SCHEMA,
             swap=False,

@@ -24,6 +24,7 @@ from types import FrameType
 from rich.console import Console
 
 from portal_mfa import dev_state
+from portal_mfa.dev_keys import DevSigningKeys
 from portal_mfa.dev_supervisor import Supervisor, Watched
 from portal_mfa.infra.broker import BrokerStartFailed, EmbeddedBroker, PortTaken, ensure_port_free
 from portal_mfa.infra.postgres import EmbeddedPostgres
@@ -50,6 +51,7 @@ class DevStack:
     postgres: EmbeddedPostgres | None = None
     children: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)
+    keys: DevSigningKeys = field(default_factory=DevSigningKeys.generate)
 
     def start(self) -> None:
         for service in SERVICES:
@@ -86,7 +88,10 @@ class DevStack:
             )
         for service in SERVICES:
             asyncio.run(prepare(self.settings, service))
-        dev_state.write(self.settings.database_url, self.settings.kafka_bootstrap)
+        # Each child gets only its own private key (spawn), and everyone the trust map.
+        dev_state.write(
+            self.settings.database_url, self.settings.kafka_bootstrap, self.keys.trusted_signers()
+        )
         self.env = env
         for service in SERVICES:
             self.children[service] = self.spawn(service)
@@ -96,7 +101,7 @@ class DevStack:
     def spawn(self, service: str) -> subprocess.Popen[bytes]:
         return subprocess.Popen(
             [sys.executable, "-m", "portal_mfa", "serve", service],
-            env=self.env,
+            env=self.env | self.keys.env_for(service),
             # Own session: Ctrl-C reaches only this supervisor, which stops children in order.
             start_new_session=True,
         )

@@ -40,7 +40,9 @@ def specification(version: str = "1") -> AsyncAPI:
             topic,
             title=topic,
             description=(
-                f"Key: {KEYS[topic]} (the aggregate id). Headers: event_type, schema_version."
+                f"Key: {KEYS[topic]} (the aggregate id). Headers: event_type, schema_version,"
+                " signature-kid, signature (Ed25519 of key and value by the owning service;"
+                " docs/consumers.md)."
                 f" Events: {', '.join(c.__name__ for c in classes)}."
             ),
             schema=_union(classes),

@@ -24,6 +24,7 @@ from shared.db import EVENTSTORE_SQL, apply_schema, open_pool
 from shared.kafka import new_producer
 from shared.outbox import OutboxRelay
 from shared.settings import Settings
+from shared.signing_settings import signer_from
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,8 @@ def command_service_app(
     schema: str,
     build: Callable[[asyncpg.Pool], Execute],
 ) -> FastAPI:
+    # Refuse to start without a key: everything this service publishes must be signed.
+    signer = signer_from(settings, name)
     registry = CollectorRegistry()
     commands = Counter(
         "portal_mfa_commands", "Commands handled", ["service", "outcome"], registry=registry
@@ -76,7 +79,9 @@ def command_service_app(
         state["execute"] = build(pool)
         producer = new_producer(settings)
         await producer.start()
-        relay = OutboxRelay(database_url, producer, poll_interval_s=settings.relay_poll_interval_s)
+        relay = OutboxRelay(
+            database_url, producer, signer, poll_interval_s=settings.relay_poll_interval_s
+        )
         relay_task = asyncio.create_task(relay.run(), name=f"{name}-outbox-relay")
         await broker.start()
         state.update(pool=pool, relay_task=relay_task)

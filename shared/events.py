@@ -11,16 +11,20 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any, ClassVar, Literal, Self
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Self
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     TypeAdapter,
     ValidationError,
     field_serializer,
 )
+
+if TYPE_CHECKING:
+    from shared.signing import SignedRecord
 
 PREFERENCES_EVENTS = "portal.preferences.events"
 CONTACTS_EVENTS = "portal.contacts.events"
@@ -71,6 +75,22 @@ class EventEnvelope(BaseModel):
     causation_id: str | None = None
     actor: str = Field(min_length=1)
     payload: Payload
+    # Not part of the event: the signed Kafka record it was read from, once a consumer has
+    # verified it (`shared.signing.verified_event`); the audit log keeps it as evidence.
+    _signed_record: SignedRecord | None = PrivateAttr(default=None)
+
+    @property
+    def signed_record(self) -> SignedRecord | None:
+        return self._signed_record
+
+    def keep_signed_record(self, record: SignedRecord) -> None:
+        self._signed_record = record
+
+    def __eq__(self, other: object) -> bool:
+        # Equal by content: where an event was read from (its signed record) is not content.
+        if not isinstance(other, EventEnvelope):
+            return NotImplemented
+        return type(self) is type(other) and self.__dict__ == other.__dict__
 
     @field_serializer("occurred_at")
     def _rfc3339_utc(self, value: datetime) -> str:

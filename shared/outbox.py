@@ -1,7 +1,8 @@
 """The outbox relay: publishes stored events to Kafka in order and marks them sent.
 
 A crash between publishing and marking republishes the tail on restart; consumers treat
-a duplicate as a no-op, so at-least-once is enough and nothing is ever lost.
+a duplicate as a no-op, so at-least-once is enough and nothing is ever lost. Each record is
+signed as it is published, over the exact key and value bytes sent (DESIGN.md §11).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import asyncpg
 from aiokafka import AIOKafkaProducer
 
 from shared.eventstore import OUTBOX_CHANNEL, headers_from_json
+from shared.signing import RecordSigner
 
 log = logging.getLogger(__name__)
 
@@ -26,12 +28,14 @@ class OutboxRelay:
         self,
         database_url: str,
         producer: AIOKafkaProducer,
+        signer: RecordSigner,
         *,
         poll_interval_s: float = 1.0,
         batch_size: int = 500,
     ) -> None:
         self._database_url = database_url
         self._producer = producer
+        self._signer = signer
         self._poll_interval_s = poll_interval_s
         self._batch_size = batch_size
         self._wakeup = asyncio.Event()
@@ -71,7 +75,10 @@ class OutboxRelay:
                 row["topic"],
                 value=row["value"],
                 key=row["key"],
-                headers=headers_from_json(row["headers"]),
+                headers=[
+                    *headers_from_json(row["headers"]),
+                    *self._signer.headers(row["key"], row["value"]),
+                ],
             )
             for row in rows
         ]

@@ -47,6 +47,12 @@ class Settings(BaseSettings):
     secret_keys: str = ""
     secret_key_id: str = ""
 
+    # Ed25519 record signing (DESIGN.md §11; `shared.signing_settings` reads both):
+    # this service's own key "kid:base64(32-byte seed)", and the keys a consumer trusts,
+    # "kid=service:base64(public key),..." (several per service while keys rotate).
+    signing_key: str = ""
+    trusted_signers: str = ""
+
     command_timeout_s: float = Field(default=10.0, gt=0, le=300)
     relay_poll_interval_s: float = Field(default=1.0, gt=0, le=60)
     projection_batch_size: int = Field(default=5000, ge=1, le=100000)
@@ -75,6 +81,23 @@ class Settings(BaseSettings):
     def _postgres_url(cls, value: str) -> str:
         if not value.startswith(("postgresql://", "postgres://")):
             raise ValueError("expected a postgresql:// URL")
+        return value
+
+    @field_validator("signing_key")
+    @classmethod
+    def _signing_key(cls, value: str) -> str:
+        from shared.signing_settings import parse_signing_key  # it imports this module
+
+        if value.strip():
+            parse_signing_key(value)
+        return value
+
+    @field_validator("trusted_signers")
+    @classmethod
+    def _trusted_signers(cls, value: str) -> str:
+        from shared.signing_settings import parse_trust_map  # it imports this module
+
+        parse_trust_map(value)
         return value
 
 

@@ -21,6 +21,9 @@ def _settings() -> Settings:
     if state and "PORTAL_MFA_DATABASE_URL" not in os.environ:
         # The dev stack on that broker: its embedded PostgreSQL.
         settings = settings.model_copy(update={"database_url": state["database_url"]})
+    if state and state.get("trusted_signers") and "PORTAL_MFA_TRUSTED_SIGNERS" not in os.environ:
+        # ...and the public keys its services sign with, made fresh at its start.
+        settings = settings.model_copy(update={"trusted_signers": state["trusted_signers"]})
     return settings
 
 
@@ -32,8 +35,10 @@ def rebuild() -> None:
     from services.auth import rebuild as rebuilding
     from shared.db import open_pool
     from shared.kafka import new_producer
+    from shared.signing_settings import trust_from
 
     settings = _settings()
+    trust = trust_from(settings)
 
     async def run() -> int:
         url = await ensure_database(settings.database_url, database_name("auth"))
@@ -60,7 +65,7 @@ def rebuild() -> None:
 
             try:
                 return await rebuilding.rebuild(
-                    pool, settings.kafka_bootstrap, producer, on_progress=show
+                    pool, settings.kafka_bootstrap, producer, trust=trust, on_progress=show
                 )
             finally:
                 await producer.stop()

@@ -1,4 +1,10 @@
-"""The audit log: every event stored once (by event_id), and the queries its readers ask."""
+"""The audit log: every event stored once (by event_id) with its evidence, and the queries
+its readers ask.
+
+Beside each envelope it keeps the signed record the event arrived in (key, value bytes,
+kid, signature) and chains each org's events by hash (`services.audit.chain`), in the
+apply transaction, one org at a time (its chain head row is locked while it grows).
+"""
 
 from __future__ import annotations
 
@@ -8,8 +14,10 @@ from typing import Any
 
 import asyncpg
 
+from services.audit.chain import GENESIS, link
 from shared.events import Event, parse_event
 from shared.projection_offsets import OFFSETS_SQL
+from shared.signing import SignedRecord
 
 SCHEMA = OFFSETS_SQL
 
@@ -21,11 +29,41 @@ class AuditLog:
     offsets_table = "projection_offsets"
 
     async def apply(self, conn: asyncpg.Connection, events: Sequence[Event]) -> None:
-        await conn.executemany(
-            "INSERT INTO audit_events (event_id, topic, event_type, org_id, aggregate_type,"
-            " aggregate_id, aggregate_version, occurred_at, envelope)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (event_id) DO NOTHING",
-            [
+        if not events:
+            return
+        orgs = sorted({e.org_id for e in events})
+        await conn.execute(
+            "INSERT INTO audit_chain_heads (org_id, length, head)"
+            " SELECT unnest($1::text[]), 0, $2 ON CONFLICT (org_id) DO NOTHING",
+            orgs,
+            GENESIS,
+        )
+        # Locked in one order (org_id), so two writers never wait on each other in a cycle.
+        heads = {
+            r["org_id"]: (r["length"], r["head"])
+            for r in await conn.fetch(
+                "SELECT org_id, length, head FROM audit_chain_heads"
+                " WHERE org_id = ANY($1::text[]) ORDER BY org_id FOR UPDATE",
+                orgs,
+            )
+        }
+        # Read under the locks: whatever another writer stored for these orgs is visible now.
+        stored = {
+            r["event_id"]
+            for r in await conn.fetch(
+                "SELECT event_id FROM audit_events WHERE event_id = ANY($1::uuid[])",
+                [e.event_id for e in events],
+            )
+        }
+        rows = []
+        for e in events:
+            if e.event_id in stored:
+                continue  # redelivered: stored once, chained once
+            stored.add(e.event_id)
+            record = _evidence(e)
+            length, prev_hash = heads[e.org_id]
+            heads[e.org_id] = (length + 1, link(prev_hash, record))
+            rows.append(
                 (
                     e.event_id,
                     e.topic,
@@ -36,10 +74,36 @@ class AuditLog:
                     e.aggregate_version,
                     e.occurred_at,
                     e.model_dump(mode="json"),
+                    record.key,
+                    record.value,
+                    record.kid,
+                    record.signature,
+                    length + 1,
+                    prev_hash,
+                    heads[e.org_id][1],
                 )
-                for e in events
-            ],
+            )
+        if not rows:
+            return
+        await conn.executemany(
+            "INSERT INTO audit_events (event_id, topic, event_type, org_id, aggregate_type,"
+            " aggregate_id, aggregate_version, occurred_at, envelope, record_key, record_value,"
+            " signature_kid, signature, chain_seq, prev_hash, hash)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+            rows,
         )
+        await conn.executemany(
+            "UPDATE audit_chain_heads SET length = $2, head = $3 WHERE org_id = $1",
+            [(org, length, head) for org, (length, head) in heads.items()],
+        )
+
+
+def _evidence(event: Event) -> SignedRecord:
+    record = event.signed_record
+    if record is None:
+        # The projection consumer verifies every record before it gets here.
+        raise ValueError("the audit log stores only events read from a verified record")
+    return record
 
 
 async def tail(

@@ -1,4 +1,8 @@
-"""audit entry point: stores every event from offset 0 and answers the log's readers."""
+"""audit entry point: stores every event from offset 0 and answers the log's readers.
+
+It applies only records a trusted owner signed, and keeps the signatures: `/v1/verify`
+checks the stored log against them and against each org's hash chain.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ from fastapi import FastAPI, Query, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from services.audit.log import SCHEMA, AuditLog, history, tail
+from services.audit.verification import verify_log
 from services.auth.domain.history import requirement_from_history
 from services.auth.http.params import ContactId, OrgId
 from services.auth.http.problems import install_problem_handlers
@@ -20,12 +25,15 @@ from shared.events import EVENT_TOPICS, now_utc
 from shared.kafka import new_producer
 from shared.projection import ProjectionConsumer
 from shared.settings import Settings
+from shared.signing_settings import trust_from
 
 AUDIT_GROUP = "portal-mfa-audit"
 Filter = Annotated[str | None, Query(max_length=100)]
 
 
 def create_app(settings: Settings, database_url: str) -> FastAPI:
+    trust = trust_from(settings)
+
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         pool = await open_pool(database_url)
@@ -38,6 +46,7 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
             pool=pool,
             projection=AuditLog(),
             deadletter=producer,
+            trust=trust,
             group_id=AUDIT_GROUP,
             batch_size=settings.projection_batch_size,
             fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
@@ -104,5 +113,10 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
                 org_id, contact_id, await history(conn, org_id, contact_id, moment)
             )
         return {**decision.as_dict(), "at": moment.isoformat()}
+
+    @app.get("/v1/verify")
+    async def verify(request: Request, org: Filter = None) -> dict[str, Any]:
+        async with request.app.state.pool.acquire() as conn:
+            return await verify_log(conn, trust, org)
 
     return app

@@ -23,6 +23,7 @@ from shared.kafka import new_producer
 from shared.outbox import OutboxRelay
 from shared.projection import ProjectionConsumer
 from shared.settings import Settings, SettingsError
+from shared.signing_settings import signer_from, trust_from
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,8 @@ def secret_box_from(settings: Settings) -> SecretBox:
 
 def create_app(settings: Settings, database_url: str) -> FastAPI:
     secret_box = secret_box_from(settings)
+    signer = signer_from(settings, "auth")
+    trust = trust_from(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -59,13 +62,16 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
             pool=pool,
             projection=AuthProjection(projection),
             deadletter=producer,
+            trust=trust,
             group_id=PROJECTION_GROUP,
             batch_size=settings.projection_batch_size,
             fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
             shared_lock=SWAP_LOCK,
         )
         await consumer.start()
-        relay = OutboxRelay(database_url, producer, poll_interval_s=settings.relay_poll_interval_s)
+        relay = OutboxRelay(
+            database_url, producer, signer, poll_interval_s=settings.relay_poll_interval_s
+        )
         tasks = [
             asyncio.create_task(consumer.run_until_cancelled(), name="auth-projection"),
             asyncio.create_task(relay.run(), name="auth-outbox-relay"),

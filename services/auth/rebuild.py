@@ -19,6 +19,7 @@ from aiokafka import AIOKafkaProducer
 from services.auth.projection import LIVE_SCHEMA, TOPICS, LoginProjection
 from shared.projection import ProjectionConsumer
 from shared.projection_offsets import stored_offsets
+from shared.signing import TrustMap
 
 REBUILD_SCHEMA = f"{LIVE_SCHEMA}_rebuild"
 # Taken shared by every live batch (ProjectionConsumer's `shared_lock`), exclusively by the swap.
@@ -37,6 +38,7 @@ async def rebuild(
     bootstrap: str,
     deadletter: AIOKafkaProducer,
     *,
+    trust: TrustMap,
     topics: Sequence[str] = TOPICS,
     live_schema: str = LIVE_SCHEMA,
     rebuild_schema: str = REBUILD_SCHEMA,
@@ -57,6 +59,7 @@ async def rebuild(
         pool=pool,
         projection=fresh,
         deadletter=deadletter,
+        trust=trust,
         batch_size=batch_size,
     )
     await consumer.start()

@@ -24,6 +24,7 @@ from services.audit.log import AuditLog
 from services.auth.projection import LoginProjection
 from shared.db import open_pool, read_sql
 from shared.projection import ProjectionConsumer
+from tests.signing_keys import TEST_TRUST
 
 
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
@@ -54,6 +55,7 @@ async def _main(args: argparse.Namespace) -> None:
         pool=pool,
         projection=projection,
         deadletter=deadletter,
+        trust=TEST_TRUST,
         group_id=args.group_id,
         batch_size=args.batch_size,
         deadletter_topic=args.deadletter_topic,

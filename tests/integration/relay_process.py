@@ -17,6 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from shared.kafka import new_producer
 from shared.outbox import OutboxRelay
 from shared.settings import Settings
+from tests.signing_keys import TEST_SIGNERS
 
 
 async def main(database_url: str, bootstrap: str, idempotence: bool, batch_size: int) -> None:
@@ -27,7 +28,11 @@ async def main(database_url: str, bootstrap: str, idempotence: bool, batch_size:
     await producer.start()
     try:
         await OutboxRelay(
-            settings.database_url, producer, poll_interval_s=0.2, batch_size=batch_size
+            settings.database_url,
+            producer,
+            TEST_SIGNERS["preferences"],
+            poll_interval_s=0.2,
+            batch_size=batch_size,
         ).run()
     finally:
         await producer.stop()

@@ -44,6 +44,7 @@ from shared.events import (
 from shared.kafka import new_producer
 from shared.projection import ProjectionConsumer
 from shared.settings import Settings
+from tests.signing_keys import TEST_TRUST, signed_headers
 
 FreshDatabase = Callable[..., Awaitable[str]]
 FreshTopics = Callable[..., Awaitable[dict[str, str]]]
@@ -74,13 +75,14 @@ class Placed:
 async def produce(
     producer: AIOKafkaProducer, topics: dict[str, str], events: Sequence[Event]
 ) -> list[Placed]:
-    """Publish events as DESIGN.md §3 says: key = aggregate_id, JSON value, type headers."""
+    """Publish events as the owning services do: key = aggregate_id, JSON value, type headers,
+    signed with the owner's test key (DESIGN.md §3, §11)."""
     pending = [
         await producer.send(
             topics[event.topic],
             value=event.to_json(),
             key=event.kafka_key(),
-            headers=event.kafka_headers(),
+            headers=signed_headers(event),
         )
         for event in events
     ]
@@ -316,6 +318,7 @@ def new_consumer(
         pool=pool,
         projection=projection,
         deadletter=deadletter,
+        trust=TEST_TRUST,
         group_id=group_id,
         batch_size=batch_size,
         deadletter_topic=topics[DEADLETTER],

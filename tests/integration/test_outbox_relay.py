@@ -41,6 +41,7 @@ from shared.eventstore import append_events
 from shared.kafka import new_producer
 from shared.outbox import OutboxRelay
 from shared.settings import Settings
+from tests.signing_keys import TEST_SIGNERS
 
 pytestmark = pytest.mark.integration
 
@@ -261,7 +262,7 @@ async def test_relay_wakes_on_notify_not_on_its_poll(
 
     producer = new_producer(settings)
     await producer.start()
-    relay = OutboxRelay(url, producer, poll_interval_s=30)
+    relay = OutboxRelay(url, producer, TEST_SIGNERS["preferences"], poll_interval_s=30)
     task = asyncio.create_task(relay.run())
     try:
         # Once the warm-up event is published, the relay listens and sleeps on its 30 s poll.

@@ -59,6 +59,7 @@ from tests.integration.streams import (
     stored,
     until,
 )
+from tests.signing_keys import TEST_SIGNERS
 
 pytestmark = pytest.mark.integration
 
@@ -279,7 +280,9 @@ async def test_a_malformed_message_is_dead_lettered_and_the_next_good_one_applie
 
     sent: list[tuple[bytes, int, int]] = []  # value, partition, offset
     for bad_value, good_event in zip(bad, good, strict=True):
-        meta = await (await setup.producer.send(topic, value=bad_value, key=key))
+        # Signed by the owning service's key: poison from a trusted publisher, not a forgery.
+        signature = TEST_SIGNERS["contacts"].headers(key, bad_value)
+        meta = await (await setup.producer.send(topic, value=bad_value, key=key, headers=signature))
         sent.append((bad_value, meta.partition, meta.offset))
         await produce(setup.producer, setup.topics, [good_event])
     policy = MfaPolicyEnabled.new(

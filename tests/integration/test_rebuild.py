@@ -27,6 +27,7 @@ from tests.integration.streams import (
     running,
     until,
 )
+from tests.signing_keys import TEST_TRUST
 
 pytestmark = pytest.mark.integration
 
@@ -87,6 +88,7 @@ async def test_rebuild_during_live_traffic_swaps_in_an_equal_projection(
                 setup.pool,
                 kafka_bootstrap,
                 setup.producer,
+                trust=TEST_TRUST,
                 topics=[setup.topics[PREFERENCES_EVENTS], setup.topics[CONTACTS_EVENTS]],
                 batch_size=300,
             ),
