@@ -3,19 +3,40 @@
 The tables live in their own PostgreSQL schema (with the consumed offsets beside them),
 so a rebuild can fill a fresh schema from offset 0 and swap it in by renaming.
 A batch is folded in memory per aggregate, then written with one statement per table.
+Events beyond a version gap wait in `pending_events`, written in the same transaction
+as the rows and offsets (DESIGN.md §11; the rule itself is `domain.gapless`).
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Sequence
-from dataclasses import fields
+from dataclasses import dataclass, field, fields
 
 import asyncpg
+from prometheus_client import Counter, Gauge
 
+from services.auth.domain.gapless import HistoryIncomplete, InOrder, in_order
+from services.auth.domain.login_requirement import Held
 from services.auth.domain.projected import ContactEvent, OrgPolicy, PolicyEvent, ProjectedContact
-from shared.events import CONTACTS_EVENTS, PREFERENCES_EVENTS, Event
+from shared.events import (
+    CONTACTS_EVENTS,
+    PREFERENCES_EVENTS,
+    ContactCreated,
+    ContactDeleted,
+    Event,
+    MfaPolicyDisabled,
+    MfaPolicyEnabled,
+    MfaReset,
+    PortalAccessGranted,
+    PortalAccessRevoked,
+    PortalNameSet,
+    parse_event,
+)
 from shared.projection_offsets import OFFSETS_SQL
+
+log = logging.getLogger(__name__)
 
 TOPICS = (PREFERENCES_EVENTS, CONTACTS_EVENTS)
 LIVE_SCHEMA = "login_projection"
@@ -28,6 +49,30 @@ _CONTACT_TYPES = [
     "text", "text", "integer", "text", "text", "text",
     "boolean", "text", "timestamptz", "integer", "uuid", "boolean",
 ]  # fmt: skip
+
+
+POLICY, CONTACT = "org_preferences", "contact"  # aggregate types, as stored with held events
+# Routed by the event's class, not by the envelope's `aggregate_type` (a sender's claim).
+_POLICY_EVENTS = (MfaPolicyEnabled, MfaPolicyDisabled, PortalNameSet)
+_CONTACT_EVENTS = (
+    ContactCreated, PortalAccessGranted, PortalAccessRevoked, MfaReset, ContactDeleted,
+)  # fmt: skip
+
+HELD_EVENTS = Gauge(
+    "portal_mfa_projection_held_events",
+    "Events held beyond a version gap, waiting for the missing versions",
+    ["projection"],
+)
+WAITING_AGGREGATES = Gauge(
+    "portal_mfa_projection_aggregates_waiting",
+    "Aggregates whose stream waits on a version gap (their decisions fail closed)",
+    ["projection"],
+)
+EVENTS_HELD = Counter(
+    "portal_mfa_projection_events_held",
+    "Events that arrived beyond a version gap and were held",
+    ["projection"],
+)
 
 
 def schema_sql(schema: str) -> str:
@@ -54,6 +99,16 @@ CREATE TABLE IF NOT EXISTS {schema}.contacts (
     reset_event_id        uuid,
     deleted               boolean NOT NULL
 );
+-- Events beyond a gap in their aggregate's versions: they apply once the missing ones have.
+CREATE TABLE IF NOT EXISTS {schema}.pending_events (
+    aggregate_id   text NOT NULL,
+    aggregate_type text NOT NULL,
+    version        integer NOT NULL,
+    org_id         text NOT NULL,
+    event_id       uuid NOT NULL,
+    envelope       text NOT NULL,
+    PRIMARY KEY (aggregate_id, aggregate_type, version)
+);
 {OFFSETS_SQL.replace("projection_offsets", f"{schema}.projection_offsets")}
 """
 
@@ -70,6 +125,33 @@ def _checked(schema: str) -> str:
     if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", schema):
         raise ValueError(f"not a schema name: {schema!r}")
     return schema
+
+
+@dataclass(frozen=True)
+class Standing:
+    """What the login decision reads: the policy, the contact (if in this org), what waits."""
+
+    policy: OrgPolicy
+    contact: ProjectedContact | None
+    held: Held
+
+
+@dataclass(frozen=True)
+class Waiting:
+    aggregates: int
+    events: int
+
+
+@dataclass
+class _HeldChanges:
+    """What a batch changes in `pending_events`."""
+
+    hold: list[Event] = field(default_factory=list)
+    unhold: list[Event] = field(default_factory=list)
+
+    def note(self, step: InOrder[PolicyEvent] | InOrder[ContactEvent]) -> None:
+        self.hold.extend(step.newly_held)
+        self.unhold.extend(step.unheld)
 
 
 class LoginProjection:
@@ -89,46 +171,148 @@ class LoginProjection:
         await conn.execute(lookup_indexes_sql(self.schema))
 
     async def apply(self, conn: asyncpg.Connection, events: Sequence[Event]) -> None:
-        policy_events: dict[str, list[PolicyEvent]] = {}
-        contact_events: dict[str, list[ContactEvent]] = {}
-        for event in events:
-            match event.aggregate_type:
-                case "org_preferences":
-                    policy_events.setdefault(event.aggregate_id, []).append(event)  # type: ignore[arg-type]
-                case "contact":
-                    contact_events.setdefault(event.aggregate_id, []).append(event)  # type: ignore[arg-type]
-        if policy_events:
-            await self._apply_policies(conn, policy_events)
-        if contact_events:
-            await self._apply_contacts(conn, contact_events)
+        await self.apply_in_order(conn, events)
+
+    async def apply_in_order(
+        self, conn: asyncpg.Connection, events: Sequence[Event]
+    ) -> list[Event]:
+        """Apply what continues each aggregate's stream; hold what lies beyond a gap.
+
+        Returns the events applied, each aggregate's in version order (held ones that
+        now fit included): what auth's reactions may act on, and nothing else.
+        """
+        by_org, by_contact = _by_aggregate(events)
+        held_orgs, held_contacts = await self._held_for(conn, [*by_org, *by_contact])
+        changes = _HeldChanges()
+        applied: list[Event] = []
+        if by_org:
+            applied += await self._apply_policies(conn, by_org, held_orgs, changes)
+        if by_contact:
+            applied += await self._apply_contacts(conn, by_contact, held_contacts, changes)
+        if changes.hold or changes.unhold:
+            await self._store_held(conn, changes)
+        return applied
 
     async def _apply_policies(
-        self, conn: asyncpg.Connection, by_org: dict[str, list[PolicyEvent]]
-    ) -> None:
+        self,
+        conn: asyncpg.Connection,
+        by_org: dict[str, list[PolicyEvent]],
+        held: dict[str, list[PolicyEvent]],
+        changes: _HeldChanges,
+    ) -> list[PolicyEvent]:
         current = {p.org_id: p for p in await self.policies(conn, list(by_org))}
-        changed = []
+        changed: list[tuple[object, ...]] = []
+        applied: list[PolicyEvent] = []
         for org_id, events in by_org.items():
-            before = current.get(org_id, OrgPolicy(org_id))
+            before = current.get(org_id) or OrgPolicy(org_id)
+            step = in_order(before.version, held.get(org_id, ()), events)
+            changes.note(step)
             after = before
-            for event in events:
+            for event in step.applicable:
                 after = after.evolve(event)
-            if after != before:
+            self._log_wait(POLICY, org_id, before.version, after.version, step)
+            if step.applicable:
                 changed.append(after.row())
+                applied += step.applicable
         await _upsert(conn, f"{self.schema}.org_policies", _POLICY_COLUMNS, _POLICY_TYPES, changed)
+        return applied
 
     async def _apply_contacts(
-        self, conn: asyncpg.Connection, by_contact: dict[str, list[ContactEvent]]
-    ) -> None:
+        self,
+        conn: asyncpg.Connection,
+        by_contact: dict[str, list[ContactEvent]],
+        held: dict[str, list[ContactEvent]],
+        changes: _HeldChanges,
+    ) -> list[ContactEvent]:
         current = {c.contact_id: c for c in await self.contacts(conn, list(by_contact))}
-        changed = []
+        changed: list[tuple[object, ...]] = []
+        applied: list[ContactEvent] = []
         for contact_id, events in by_contact.items():
-            before = current.get(contact_id, ProjectedContact(contact_id, events[0].org_id))
-            after = before
-            for event in events:
+            before = current.get(contact_id)
+            version = before.version if before else 0
+            step = in_order(version, held.get(contact_id, ()), events)
+            changes.note(step)
+            if not step.applicable:
+                self._log_wait(CONTACT, contact_id, version, version, step)
+                continue
+            # A new contact's org is that of its first event, version 1.
+            after = before or ProjectedContact(contact_id, step.applicable[0].org_id)
+            for event in step.applicable:
                 after = after.evolve(event)
-            if after != before:
-                changed.append(after.row())
+            self._log_wait(CONTACT, contact_id, version, after.version, step)
+            changed.append(after.row())
+            applied += step.applicable
         await _upsert(conn, f"{self.schema}.contacts", _CONTACT_COLUMNS, _CONTACT_TYPES, changed)
+        return applied
+
+    def _log_wait(
+        self,
+        kind: str,
+        aggregate_id: str,
+        before: int,
+        after: int,
+        step: InOrder[PolicyEvent] | InOrder[ContactEvent],
+    ) -> None:
+        if step.newly_held:
+            EVENTS_HELD.labels(self.schema).inc(len(step.newly_held))
+        if step.started_waiting:
+            log.warning(
+                "projection %s: %s %s waits for version %d; holding versions %s",
+                self.schema,
+                kind,
+                aggregate_id,
+                after + 1,
+                list(step.held_versions()),
+            )
+        elif step.unheld and not step.held:
+            log.info(
+                "projection %s: %s %s caught up from version %d to %d; nothing waits",
+                self.schema,
+                kind,
+                aggregate_id,
+                before,
+                after,
+            )
+
+    async def _held_for(
+        self, conn: asyncpg.Connection, aggregate_ids: list[str]
+    ) -> tuple[dict[str, list[PolicyEvent]], dict[str, list[ContactEvent]]]:
+        """What waits for these aggregates; one cheap query when nothing waits at all."""
+        if not aggregate_ids or not await conn.fetchval(
+            f"SELECT EXISTS (SELECT 1 FROM {self.schema}.pending_events)"
+        ):
+            return {}, {}
+        rows = await conn.fetch(
+            f"SELECT envelope FROM {self.schema}.pending_events"
+            " WHERE aggregate_id = ANY($1::text[]) ORDER BY aggregate_id, version",
+            aggregate_ids,
+        )
+        return _by_aggregate([parse_event(r["envelope"]) for r in rows])
+
+    async def _store_held(self, conn: asyncpg.Connection, changes: _HeldChanges) -> None:
+        if changes.unhold:
+            await conn.execute(
+                f"DELETE FROM {self.schema}.pending_events"
+                " WHERE (aggregate_id, aggregate_type, version) IN"
+                " (SELECT * FROM unnest($1::text[], $2::text[], $3::integer[]))",
+                [e.aggregate_id for e in changes.unhold],
+                [_kind_of(e) for e in changes.unhold],
+                [e.aggregate_version for e in changes.unhold],
+            )
+        if changes.hold:
+            await conn.execute(
+                f"INSERT INTO {self.schema}.pending_events"
+                " (aggregate_id, aggregate_type, version, org_id, event_id, envelope)"
+                " SELECT * FROM unnest($1::text[], $2::text[], $3::integer[], $4::text[],"
+                " $5::uuid[], $6::text[]) ON CONFLICT DO NOTHING",
+                [e.aggregate_id for e in changes.hold],
+                [_kind_of(e) for e in changes.hold],
+                [e.aggregate_version for e in changes.hold],
+                [e.org_id for e in changes.hold],
+                [e.event_id for e in changes.hold],
+                [e.model_dump_json() for e in changes.hold],
+            )
+        await self.waiting(conn)
 
     # --- reads ----------------------------------------------------------------------------
 
@@ -169,20 +353,110 @@ class LoginProjection:
     async def contact_by_invitation(
         self, conn: asyncpg.Connection, org_id: str, invitation_hash: str
     ) -> ProjectedContact | None:
+        """Raises HistoryIncomplete while the contact's stream waits beyond a gap."""
         row = await conn.fetchrow(
-            f"SELECT {', '.join(_CONTACT_COLUMNS)} FROM {self.schema}.contacts"
-            " WHERE org_id = $1 AND invitation_hash = $2 AND portal_access AND NOT deleted",
+            f"SELECT {', '.join(_CONTACT_COLUMNS)}, {self._waiting_column} FROM"
+            f" {self.schema}.contacts c WHERE org_id = $1 AND invitation_hash = $2"
+            " AND portal_access AND NOT deleted",
             org_id,
             invitation_hash,
         )
-        return ProjectedContact(*row) if row else None
+        return _complete_contact(row)
 
     async def contact(
         self, conn: asyncpg.Connection, org_id: str, contact_id: str
     ) -> ProjectedContact | None:
-        """The contact, only if it belongs to this org: another org's ids reveal nothing."""
-        found = await self.contacts(conn, [contact_id])
-        return found[0] if found and found[0].org_id == org_id else None
+        """The contact, only if it belongs to this org: another org's ids reveal nothing.
+
+        Raises HistoryIncomplete while the contact's stream waits beyond a gap: whatever
+        waits (a revoke, a reset) might end what the caller is about to grant.
+        """
+        row = await conn.fetchrow(
+            f"SELECT {', '.join(_CONTACT_COLUMNS)}, {self._waiting_column} FROM"
+            f" {self.schema}.contacts c WHERE contact_id = $1 AND org_id = $2",
+            contact_id,
+            org_id,
+        )
+        return _complete_contact(row)
+
+    @property
+    def _waiting_column(self) -> str:
+        return (
+            f"EXISTS (SELECT 1 FROM {self.schema}.pending_events h"
+            f" WHERE h.aggregate_id = c.contact_id AND h.aggregate_type = '{CONTACT}')"
+        )
+
+    async def standing(self, conn: asyncpg.Connection, org_id: str, contact_id: str) -> Standing:
+        """The login decision's inputs, in one query: policy, contact and what waits.
+
+        Held contact events count only for a contact of this org, or for an unknown one
+        if they claim this org: another org's ids reveal nothing here either.
+        """
+        policy_columns = ", ".join(f"p.{c}" for c in _POLICY_COLUMNS)
+        contact_columns = ", ".join(f"c.{c}" for c in _CONTACT_COLUMNS)
+        held = f"{self.schema}.pending_events h"
+        row = await conn.fetchrow(
+            f"SELECT {policy_columns}, {contact_columns},"
+            f" ARRAY(SELECT h.version FROM {held} WHERE h.aggregate_id = $1"
+            f"  AND h.aggregate_type = '{POLICY}' ORDER BY h.version),"
+            f" ARRAY(SELECT h.version FROM {held} WHERE h.aggregate_id = $2"
+            f"  AND h.aggregate_type = '{CONTACT}' AND COALESCE(c.org_id, h.org_id) = $1"
+            "  ORDER BY h.version)"
+            f" FROM (VALUES (1)) AS one"
+            f" LEFT JOIN {self.schema}.org_policies p ON p.org_id = $1"
+            f" LEFT JOIN {self.schema}.contacts c ON c.contact_id = $2",
+            org_id,
+            contact_id,
+        )
+        assert row is not None  # one row, always: the joins are outer
+        values = tuple(row)
+        policy_end = len(_POLICY_COLUMNS)
+        contact_end = policy_end + len(_CONTACT_COLUMNS)
+        policy = OrgPolicy(*values[:policy_end]) if values[0] is not None else OrgPolicy(org_id)
+        contact = (
+            ProjectedContact(*values[policy_end:contact_end])
+            if values[policy_end] is not None and values[policy_end + 1] == org_id
+            else None
+        )
+        return Standing(policy, contact, Held(policy=tuple(values[-2]), contact=tuple(values[-1])))
+
+    async def waiting(self, conn: asyncpg.Connection) -> Waiting:
+        """How many aggregates wait on a gap, holding how many events (also set as gauges)."""
+        row = await conn.fetchrow(
+            "SELECT count(DISTINCT (aggregate_id, aggregate_type)) AS aggregates,"
+            f" count(*) AS events FROM {self.schema}.pending_events"
+        )
+        assert row is not None
+        found = Waiting(aggregates=row["aggregates"], events=row["events"])
+        WAITING_AGGREGATES.labels(self.schema).set(found.aggregates)
+        HELD_EVENTS.labels(self.schema).set(found.events)
+        return found
+
+
+def _complete_contact(row: asyncpg.Record | None) -> ProjectedContact | None:
+    if row is None:
+        return None
+    *values, waiting = tuple(row)
+    if waiting:
+        raise HistoryIncomplete(f"contact {values[0]} waits beyond a version gap")
+    return ProjectedContact(*values)
+
+
+def _by_aggregate(
+    events: Sequence[Event],
+) -> tuple[dict[str, list[PolicyEvent]], dict[str, list[ContactEvent]]]:
+    by_org: dict[str, list[PolicyEvent]] = {}
+    by_contact: dict[str, list[ContactEvent]] = {}
+    for event in events:
+        if isinstance(event, _POLICY_EVENTS):
+            by_org.setdefault(event.aggregate_id, []).append(event)
+        elif isinstance(event, _CONTACT_EVENTS):
+            by_contact.setdefault(event.aggregate_id, []).append(event)
+    return by_org, by_contact
+
+
+def _kind_of(event: Event) -> str:
+    return POLICY if isinstance(event, _POLICY_EVENTS) else CONTACT
 
 
 async def _upsert(
