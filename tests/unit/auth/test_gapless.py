@@ -211,3 +211,25 @@ def test_explain_over_a_forged_history_agrees_with_the_projection() -> None:
     assert decision.held == Held()
     assert (decision.requirement, decision.policy_enabled) == ("password", False)
     assert decision.decided_by == (forged.event_id,)
+
+
+def test_a_contact_whose_stream_waits_is_answered_503_problem_json() -> None:
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from services.auth.domain.gapless import HistoryIncomplete
+    from services.auth.http.problems import install_problem_handlers
+
+    app = FastAPI()
+    install_problem_handlers(app)
+
+    @app.post("/login")
+    async def waiting() -> None:
+        raise HistoryIncomplete("contact c1 waits beyond a version gap")
+
+    answer = TestClient(app).post("/login")
+    assert answer.status_code == 503
+    assert answer.headers["content-type"] == "application/problem+json"
+    body = answer.json()
+    assert body["type"] == "https://portal-mfa.dev/problems/history-incomplete"
+    assert "c1" not in answer.text, "the problem names no contact"
