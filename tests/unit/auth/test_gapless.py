@@ -8,11 +8,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
 
-from services.auth.domain.gapless import InOrder, VersionGap, in_order
+from services.auth.domain.gapless import HistoryIncomplete, InOrder, VersionGap, in_order
 from services.auth.domain.history import requirement_from_history
 from services.auth.domain.login_requirement import Held, decide
 from services.auth.domain.projected import OrgPolicy, ProjectedContact
+from services.auth.http.problems import install_problem_handlers
 from shared.events import (
     Cause,
     ContactCreated,
@@ -214,12 +217,6 @@ def test_explain_over_a_forged_history_agrees_with_the_projection() -> None:
 
 
 def test_a_contact_whose_stream_waits_is_answered_503_problem_json() -> None:
-    from fastapi import FastAPI
-    from fastapi.testclient import TestClient
-
-    from services.auth.domain.gapless import HistoryIncomplete
-    from services.auth.http.problems import install_problem_handlers
-
     app = FastAPI()
     install_problem_handlers(app)
 
