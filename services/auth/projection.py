@@ -13,6 +13,7 @@ import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
+from typing import Any
 
 import asyncpg
 from prometheus_client import Counter, Gauge
@@ -53,10 +54,13 @@ _CONTACT_TYPES = [
 
 POLICY, CONTACT = "org_preferences", "contact"  # aggregate types, as stored with held events
 # Routed by the event's class, not by the envelope's `aggregate_type` (a sender's claim).
-_POLICY_EVENTS = (MfaPolicyEnabled, MfaPolicyDisabled, PortalNameSet)
-_CONTACT_EVENTS = (
-    ContactCreated, PortalAccessGranted, PortalAccessRevoked, MfaReset, ContactDeleted,
-)  # fmt: skip
+_KIND: dict[type[Event], str] = {
+    **dict.fromkeys([MfaPolicyEnabled, MfaPolicyDisabled, PortalNameSet], POLICY),
+    **dict.fromkeys(
+        [ContactCreated, PortalAccessGranted, PortalAccessRevoked, MfaReset, ContactDeleted],
+        CONTACT,
+    ),
+}
 
 HELD_EVENTS = Gauge(
     "portal_mfa_projection_held_events",
@@ -144,14 +148,41 @@ class Waiting:
 
 @dataclass
 class _HeldChanges:
-    """What a batch changes in `pending_events`."""
+    """What a batch changes in `pending_events`, counted and logged as it is noted."""
 
+    schema: str
     hold: list[Event] = field(default_factory=list)
     unhold: list[Event] = field(default_factory=list)
 
-    def note(self, step: InOrder[PolicyEvent] | InOrder[ContactEvent]) -> None:
-        self.hold.extend(step.newly_held)
-        self.unhold.extend(step.unheld)
+    def note(
+        self,
+        kind: str,
+        aggregate_id: str,
+        versions: tuple[int, int],
+        step: InOrder[PolicyEvent] | InOrder[ContactEvent],
+    ) -> None:
+        """One aggregate's step that holds or releases something; `versions`: before, after."""
+        self.hold += step.newly_held
+        self.unhold += step.unheld
+        if step.newly_held:
+            EVENTS_HELD.labels(self.schema).inc(len(step.newly_held))
+        if step.started_waiting:
+            log.warning(
+                "projection %s: %s %s waits for version %d; holding versions %s",
+                self.schema,
+                kind,
+                aggregate_id,
+                versions[1] + 1,
+                list(step.held_versions()),
+            )
+        elif not step.held:
+            log.info(
+                "projection %s: %s %s caught up from version %d to %d; nothing waits",
+                self.schema,
+                kind,
+                aggregate_id,
+                *versions,
+            )
 
 
 class LoginProjection:
@@ -183,7 +214,7 @@ class LoginProjection:
         """
         by_org, by_contact = _by_aggregate(events)
         held_orgs, held_contacts = await self._held_for(conn, [*by_org, *by_contact])
-        changes = _HeldChanges()
+        changes = _HeldChanges(self.schema)
         applied: list[Event] = []
         if by_org:
             applied += await self._apply_policies(conn, by_org, held_orgs, changes)
@@ -206,11 +237,11 @@ class LoginProjection:
         for org_id, events in by_org.items():
             before = current.get(org_id) or OrgPolicy(org_id)
             step = in_order(before.version, held.get(org_id, ()), events)
-            changes.note(step)
             after = before
             for event in step.applicable:
                 after = after.evolve(event)
-            self._log_wait(POLICY, org_id, before.version, after.version, step)
+            if step.held or step.unheld:
+                changes.note(POLICY, org_id, (before.version, after.version), step)
             if step.applicable:
                 changed.append(after.row())
                 applied += step.applicable
@@ -231,48 +262,19 @@ class LoginProjection:
             before = current.get(contact_id)
             version = before.version if before else 0
             step = in_order(version, held.get(contact_id, ()), events)
-            changes.note(step)
+            if step.held or step.unheld:
+                applied_to = version + len(step.applicable)
+                changes.note(CONTACT, contact_id, (version, applied_to), step)
             if not step.applicable:
-                self._log_wait(CONTACT, contact_id, version, version, step)
                 continue
             # A new contact's org is that of its first event, version 1.
             after = before or ProjectedContact(contact_id, step.applicable[0].org_id)
             for event in step.applicable:
                 after = after.evolve(event)
-            self._log_wait(CONTACT, contact_id, version, after.version, step)
             changed.append(after.row())
             applied += step.applicable
         await _upsert(conn, f"{self.schema}.contacts", _CONTACT_COLUMNS, _CONTACT_TYPES, changed)
         return applied
-
-    def _log_wait(
-        self,
-        kind: str,
-        aggregate_id: str,
-        before: int,
-        after: int,
-        step: InOrder[PolicyEvent] | InOrder[ContactEvent],
-    ) -> None:
-        if step.newly_held:
-            EVENTS_HELD.labels(self.schema).inc(len(step.newly_held))
-        if step.started_waiting:
-            log.warning(
-                "projection %s: %s %s waits for version %d; holding versions %s",
-                self.schema,
-                kind,
-                aggregate_id,
-                after + 1,
-                list(step.held_versions()),
-            )
-        elif step.unheld and not step.held:
-            log.info(
-                "projection %s: %s %s caught up from version %d to %d; nothing waits",
-                self.schema,
-                kind,
-                aggregate_id,
-                before,
-                after,
-            )
 
     async def _held_for(
         self, conn: asyncpg.Connection, aggregate_ids: list[str]
@@ -445,18 +447,19 @@ def _complete_contact(row: asyncpg.Record | None) -> ProjectedContact | None:
 def _by_aggregate(
     events: Sequence[Event],
 ) -> tuple[dict[str, list[PolicyEvent]], dict[str, list[ContactEvent]]]:
-    by_org: dict[str, list[PolicyEvent]] = {}
-    by_contact: dict[str, list[ContactEvent]] = {}
+    by_org: dict[str, list[Any]] = {}
+    by_contact: dict[str, list[Any]] = {}
+    by_kind = {POLICY: by_org, CONTACT: by_contact}
     for event in events:
-        if isinstance(event, _POLICY_EVENTS):
-            by_org.setdefault(event.aggregate_id, []).append(event)
-        elif isinstance(event, _CONTACT_EVENTS):
-            by_contact.setdefault(event.aggregate_id, []).append(event)
+        # One dict lookup per event (a rebuild routes a million of them).
+        kind = _KIND.get(type(event))
+        if kind is not None:
+            by_kind[kind].setdefault(event.aggregate_id, []).append(event)
     return by_org, by_contact
 
 
 def _kind_of(event: Event) -> str:
-    return POLICY if isinstance(event, _POLICY_EVENTS) else CONTACT
+    return _KIND[type(event)]
 
 
 async def _upsert(

@@ -10,8 +10,7 @@ a "duplicate"; at worst it waits, and the decisions that depend on it fail close
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Generic, Protocol, TypeVar
+from typing import Generic, NamedTuple, Protocol, TypeVar
 
 
 class Versioned(Protocol):
@@ -30,9 +29,12 @@ class HistoryIncomplete(Exception):
     """A contact's stream waits beyond a gap: nothing about it may be decided or granted."""
 
 
-@dataclass(frozen=True)
-class InOrder(Generic[E]):
-    """Where one aggregate's held and newly arrived events stand."""
+class InOrder(NamedTuple, Generic[E]):
+    """Where one aggregate's held and newly arrived events stand.
+
+    A named tuple, not a dataclass: a rebuild makes one per aggregate per batch, and a
+    tuple is built several times faster.
+    """
 
     # Versions applied+1, applied+2, ...: apply these now, in this order.
     applicable: tuple[E, ...]
