@@ -3,22 +3,21 @@
 The tables live in their own PostgreSQL schema (with the consumed offsets beside them),
 so a rebuild can fill a fresh schema from offset 0 and swap it in by renaming.
 A batch is folded in memory per aggregate, then written with one statement per table.
-Events beyond a version gap wait in `pending_events`, written in the same transaction
-as the rows and offsets (DESIGN.md §11; the rule itself is `domain.gapless`).
+Events beyond a version gap wait in `pending_events` (`held_events`), written in the same
+transaction as the rows and offsets (DESIGN.md §11; the rule itself is `domain.gapless`).
 """
 
 from __future__ import annotations
 
-import logging
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from typing import Any
 
 import asyncpg
-from prometheus_client import Counter, Gauge
 
-from services.auth.domain.gapless import HistoryIncomplete, InOrder, in_order
+from services.auth import held_events
+from services.auth.domain.gapless import HistoryIncomplete, in_order
 from services.auth.domain.login_requirement import Held
 from services.auth.domain.projected import ContactEvent, OrgPolicy, PolicyEvent, ProjectedContact
 from shared.events import (
@@ -33,11 +32,8 @@ from shared.events import (
     PortalAccessGranted,
     PortalAccessRevoked,
     PortalNameSet,
-    parse_event,
 )
 from shared.projection_offsets import OFFSETS_SQL
-
-log = logging.getLogger(__name__)
 
 TOPICS = (PREFERENCES_EVENTS, CONTACTS_EVENTS)
 LIVE_SCHEMA = "login_projection"
@@ -61,22 +57,6 @@ _KIND: dict[type[Event], str] = {
         CONTACT,
     ),
 }
-
-HELD_EVENTS = Gauge(
-    "portal_mfa_projection_held_events",
-    "Events held beyond a version gap, waiting for the missing versions",
-    ["projection"],
-)
-WAITING_AGGREGATES = Gauge(
-    "portal_mfa_projection_aggregates_waiting",
-    "Aggregates whose stream waits on a version gap (their decisions fail closed)",
-    ["projection"],
-)
-EVENTS_HELD = Counter(
-    "portal_mfa_projection_events_held",
-    "Events that arrived beyond a version gap and were held",
-    ["projection"],
-)
 
 
 def schema_sql(schema: str) -> str:
@@ -103,16 +83,7 @@ CREATE TABLE IF NOT EXISTS {schema}.contacts (
     reset_event_id        uuid,
     deleted               boolean NOT NULL
 );
--- Events beyond a gap in their aggregate's versions: they apply once the missing ones have.
-CREATE TABLE IF NOT EXISTS {schema}.pending_events (
-    aggregate_id   text NOT NULL,
-    aggregate_type text NOT NULL,
-    version        integer NOT NULL,
-    org_id         text NOT NULL,
-    event_id       uuid NOT NULL,
-    envelope       text NOT NULL,
-    PRIMARY KEY (aggregate_id, aggregate_type, version)
-);
+{held_events.pending_sql(schema)}
 {OFFSETS_SQL.replace("projection_offsets", f"{schema}.projection_offsets")}
 """
 
@@ -138,51 +109,6 @@ class Standing:
     policy: OrgPolicy
     contact: ProjectedContact | None
     held: Held
-
-
-@dataclass(frozen=True)
-class Waiting:
-    aggregates: int
-    events: int
-
-
-@dataclass
-class _HeldChanges:
-    """What a batch changes in `pending_events`, counted and logged as it is noted."""
-
-    schema: str
-    hold: list[Event] = field(default_factory=list)
-    unhold: list[Event] = field(default_factory=list)
-
-    def note(
-        self,
-        kind: str,
-        aggregate_id: str,
-        versions: tuple[int, int],
-        step: InOrder[PolicyEvent] | InOrder[ContactEvent],
-    ) -> None:
-        """One aggregate's step that holds or releases something; `versions`: before, after."""
-        self.hold += step.newly_held
-        self.unhold += step.unheld
-        if step.newly_held:
-            EVENTS_HELD.labels(self.schema).inc(len(step.newly_held))
-        if step.started_waiting:
-            log.warning(
-                "projection %s: %s %s waits for version %d; holding versions %s",
-                self.schema,
-                kind,
-                aggregate_id,
-                versions[1] + 1,
-                list(step.held_versions()),
-            )
-        elif not step.held:
-            log.info(
-                "projection %s: %s %s caught up from version %d to %d; nothing waits",
-                self.schema,
-                kind,
-                aggregate_id,
-                *versions,
-            )
 
 
 class LoginProjection:
@@ -213,15 +139,16 @@ class LoginProjection:
         now fit included): what auth's reactions may act on, and nothing else.
         """
         by_org, by_contact = _by_aggregate(events)
-        held_orgs, held_contacts = await self._held_for(conn, [*by_org, *by_contact])
-        changes = _HeldChanges(self.schema)
+        held = await held_events.held_for(conn, self.schema, [*by_org, *by_contact])
+        held_orgs, held_contacts = _by_aggregate(held)
+        changes = held_events.HeldChanges(self.schema)
         applied: list[Event] = []
         if by_org:
             applied += await self._apply_policies(conn, by_org, held_orgs, changes)
         if by_contact:
             applied += await self._apply_contacts(conn, by_contact, held_contacts, changes)
         if changes.hold or changes.unhold:
-            await self._store_held(conn, changes)
+            await held_events.store(conn, changes)
         return applied
 
     async def _apply_policies(
@@ -229,7 +156,7 @@ class LoginProjection:
         conn: asyncpg.Connection,
         by_org: dict[str, list[PolicyEvent]],
         held: dict[str, list[PolicyEvent]],
-        changes: _HeldChanges,
+        changes: held_events.HeldChanges,
     ) -> list[PolicyEvent]:
         current = {p.org_id: p for p in await self.policies(conn, list(by_org))}
         changed: list[tuple[object, ...]] = []
@@ -253,7 +180,7 @@ class LoginProjection:
         conn: asyncpg.Connection,
         by_contact: dict[str, list[ContactEvent]],
         held: dict[str, list[ContactEvent]],
-        changes: _HeldChanges,
+        changes: held_events.HeldChanges,
     ) -> list[ContactEvent]:
         current = {c.contact_id: c for c in await self.contacts(conn, list(by_contact))}
         changed: list[tuple[object, ...]] = []
@@ -275,46 +202,6 @@ class LoginProjection:
             applied += step.applicable
         await _upsert(conn, f"{self.schema}.contacts", _CONTACT_COLUMNS, _CONTACT_TYPES, changed)
         return applied
-
-    async def _held_for(
-        self, conn: asyncpg.Connection, aggregate_ids: list[str]
-    ) -> tuple[dict[str, list[PolicyEvent]], dict[str, list[ContactEvent]]]:
-        """What waits for these aggregates; one cheap query when nothing waits at all."""
-        if not aggregate_ids or not await conn.fetchval(
-            f"SELECT EXISTS (SELECT 1 FROM {self.schema}.pending_events)"
-        ):
-            return {}, {}
-        rows = await conn.fetch(
-            f"SELECT envelope FROM {self.schema}.pending_events"
-            " WHERE aggregate_id = ANY($1::text[]) ORDER BY aggregate_id, version",
-            aggregate_ids,
-        )
-        return _by_aggregate([parse_event(r["envelope"]) for r in rows])
-
-    async def _store_held(self, conn: asyncpg.Connection, changes: _HeldChanges) -> None:
-        if changes.unhold:
-            await conn.execute(
-                f"DELETE FROM {self.schema}.pending_events"
-                " WHERE (aggregate_id, aggregate_type, version) IN"
-                " (SELECT * FROM unnest($1::text[], $2::text[], $3::integer[]))",
-                [e.aggregate_id for e in changes.unhold],
-                [_kind_of(e) for e in changes.unhold],
-                [e.aggregate_version for e in changes.unhold],
-            )
-        if changes.hold:
-            await conn.execute(
-                f"INSERT INTO {self.schema}.pending_events"
-                " (aggregate_id, aggregate_type, version, org_id, event_id, envelope)"
-                " SELECT * FROM unnest($1::text[], $2::text[], $3::integer[], $4::text[],"
-                " $5::uuid[], $6::text[]) ON CONFLICT DO NOTHING",
-                [e.aggregate_id for e in changes.hold],
-                [_kind_of(e) for e in changes.hold],
-                [e.aggregate_version for e in changes.hold],
-                [e.org_id for e in changes.hold],
-                [e.event_id for e in changes.hold],
-                [e.model_dump_json() for e in changes.hold],
-            )
-        await self.waiting(conn)
 
     # --- reads ----------------------------------------------------------------------------
 
@@ -422,17 +309,9 @@ class LoginProjection:
         )
         return Standing(policy, contact, Held(policy=tuple(values[-2]), contact=tuple(values[-1])))
 
-    async def waiting(self, conn: asyncpg.Connection) -> Waiting:
-        """How many aggregates wait on a gap, holding how many events (also set as gauges)."""
-        row = await conn.fetchrow(
-            "SELECT count(DISTINCT (aggregate_id, aggregate_type)) AS aggregates,"
-            f" count(*) AS events FROM {self.schema}.pending_events"
-        )
-        assert row is not None
-        found = Waiting(aggregates=row["aggregates"], events=row["events"])
-        WAITING_AGGREGATES.labels(self.schema).set(found.aggregates)
-        HELD_EVENTS.labels(self.schema).set(found.events)
-        return found
+    async def waiting(self, conn: asyncpg.Connection) -> held_events.Waiting:
+        """How many aggregates wait on a version gap, holding how many events."""
+        return await held_events.waiting(conn, self.schema)
 
 
 def _complete_contact(row: asyncpg.Record | None) -> ProjectedContact | None:
@@ -456,10 +335,6 @@ def _by_aggregate(
         if kind is not None:
             by_kind[kind].setdefault(event.aggregate_id, []).append(event)
     return by_org, by_contact
-
-
-def _kind_of(event: Event) -> str:
-    return _KIND[type(event)]
 
 
 async def _upsert(

@@ -26,7 +26,8 @@ from services.auth.domain.login_requirement import Held, LoginRequirement
 from services.auth.domain.secret_box import SecretBox, generate_key
 from services.auth.domain.tokens import hash_token
 from services.auth.flows import login, sessions
-from services.auth.projection import LoginProjection, Waiting
+from services.auth.held_events import Waiting
+from services.auth.projection import LoginProjection
 from services.auth.reactions import AuthProjection
 from services.auth.rebuild import rebuild
 from services.auth.runtime import AuthRuntime
@@ -250,6 +251,9 @@ async def test_forged_high_versions_wait_weaken_nothing_and_apply_in_order_later
         assert (gapped.requirement, gapped.policy_enabled, gapped.enrolled) == ("totp", True, True)
         assert gapped.held == Held(policy=(50,), contact=(99,))
         assert gapped.as_dict()["complete"] is False
+        async with pool.acquire() as conn:
+            elsewhere = await login_requirement(conn, auth.projection, "org-else", CONTACT)
+        assert (elsewhere.known, elsewhere.held) == (False, Held()), "other orgs learn nothing"
         fine = await auth.decision(OTHER)
         assert (fine.requirement, fine.policy_enabled) == ("enroll", True)
         assert fine.held == Held(policy=(50,))

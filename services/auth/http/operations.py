@@ -10,8 +10,8 @@ from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from services.auth.decisions import login_requirement
+from services.auth.held_events import Waiting
 from services.auth.http.params import ContactId, OrgId
-from services.auth.projection import Waiting
 from services.auth.runtime import Runtime
 
 router = APIRouter()
