@@ -28,7 +28,7 @@ class ActiveEnrollment:
 class Held:
     """Versions waiting beyond a gap (DESIGN.md §11), in the org's policy and the contact's stream.
 
-    While any wait, the projected state may be missing what would tighten the decision
+    While any waits, the projected state may be missing what would tighten the decision
     (a policy switched on, access revoked), so the decision takes the strict side.
     """
 
