@@ -33,6 +33,7 @@ def rebuild() -> None:
     from portal_mfa.infra.postgres import ensure_database
     from portal_mfa.serve import database_name
     from services.auth import rebuild as rebuilding
+    from services.auth.projection import LoginProjection
     from shared.db import open_pool
     from shared.kafka import new_producer
     from shared.signing_settings import trust_from
@@ -40,7 +41,7 @@ def rebuild() -> None:
     settings = _settings()
     trust = trust_from(settings)
 
-    async def run() -> int:
+    async def run() -> tuple[int, int]:
         url = await ensure_database(settings.database_url, database_name("auth"))
         pool = await open_pool(url)
         producer = new_producer(settings, idempotent=False)
@@ -64,12 +65,17 @@ def rebuild() -> None:
                 )
 
             try:
-                return await rebuilding.rebuild(
+                applied = await rebuilding.rebuild(
                     pool, settings.kafka_bootstrap, producer, trust=trust, on_progress=show
                 )
+                async with pool.acquire() as conn:
+                    waiting = await LoginProjection().waiting(conn)
+                return applied, waiting.aggregates
             finally:
                 await producer.stop()
                 await pool.close()
 
-    applied = asyncio.run(run())
+    applied, waiting = asyncio.run(run())
     print(f"rebuilt from {applied:,} events and swapped in")
+    if waiting:
+        print(f"{waiting:,} aggregates wait on a version gap; their logins fail closed")

@@ -12,7 +12,7 @@ from services.auth.projection import LoginProjection
 async def login_requirement(
     conn: asyncpg.Connection, projection: LoginProjection, org_id: str, contact_id: str
 ) -> LoginRequirement:
-    policy = await projection.policy(conn, org_id)
-    contact = await projection.contact(conn, org_id, contact_id)
+    standing = await projection.standing(conn, org_id, contact_id)
+    contact = standing.contact
     enabled = await enrollments.enabled_for(conn, contact_id) if contact else None
-    return decide(policy, contact, enabled.as_active() if enabled else None)
+    return decide(standing.policy, contact, enabled.as_active() if enabled else None, standing.held)

@@ -3,18 +3,36 @@
 The tables live in their own PostgreSQL schema (with the consumed offsets beside them),
 so a rebuild can fill a fresh schema from offset 0 and swap it in by renaming.
 A batch is folded in memory per aggregate, then written with one statement per table.
+Events beyond a version gap wait in `pending_events` (`held_events`), written in the same
+transaction as the rows and offsets (DESIGN.md §11; the rule itself is `domain.gapless`).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import fields
+from dataclasses import dataclass, fields
+from typing import Any
 
 import asyncpg
 
+from services.auth import held_events
+from services.auth.domain.gapless import HistoryIncomplete, in_order
+from services.auth.domain.login_requirement import Held
 from services.auth.domain.projected import ContactEvent, OrgPolicy, PolicyEvent, ProjectedContact
-from shared.events import CONTACTS_EVENTS, PREFERENCES_EVENTS, Event
+from shared.events import (
+    CONTACTS_EVENTS,
+    PREFERENCES_EVENTS,
+    ContactCreated,
+    ContactDeleted,
+    Event,
+    MfaPolicyDisabled,
+    MfaPolicyEnabled,
+    MfaReset,
+    PortalAccessGranted,
+    PortalAccessRevoked,
+    PortalNameSet,
+)
 from shared.projection_offsets import OFFSETS_SQL
 
 TOPICS = (PREFERENCES_EVENTS, CONTACTS_EVENTS)
@@ -28,6 +46,17 @@ _CONTACT_TYPES = [
     "text", "text", "integer", "text", "text", "text",
     "boolean", "text", "timestamptz", "integer", "uuid", "boolean",
 ]  # fmt: skip
+
+
+POLICY, CONTACT = "org_preferences", "contact"  # aggregate types, as stored with held events
+# Routed by the event's class, not by the envelope's `aggregate_type` (a sender's claim).
+_KIND: dict[type[Event], str] = {
+    **dict.fromkeys([MfaPolicyEnabled, MfaPolicyDisabled, PortalNameSet], POLICY),
+    **dict.fromkeys(
+        [ContactCreated, PortalAccessGranted, PortalAccessRevoked, MfaReset, ContactDeleted],
+        CONTACT,
+    ),
+}
 
 
 def schema_sql(schema: str) -> str:
@@ -54,6 +83,7 @@ CREATE TABLE IF NOT EXISTS {schema}.contacts (
     reset_event_id        uuid,
     deleted               boolean NOT NULL
 );
+{held_events.pending_sql(schema)}
 {OFFSETS_SQL.replace("projection_offsets", f"{schema}.projection_offsets")}
 """
 
@@ -70,6 +100,15 @@ def _checked(schema: str) -> str:
     if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", schema):
         raise ValueError(f"not a schema name: {schema!r}")
     return schema
+
+
+@dataclass(frozen=True)
+class Standing:
+    """What the login decision reads: the policy, the contact (if in this org), what waits."""
+
+    policy: OrgPolicy
+    contact: ProjectedContact | None
+    held: Held
 
 
 class LoginProjection:
@@ -89,46 +128,80 @@ class LoginProjection:
         await conn.execute(lookup_indexes_sql(self.schema))
 
     async def apply(self, conn: asyncpg.Connection, events: Sequence[Event]) -> None:
-        policy_events: dict[str, list[PolicyEvent]] = {}
-        contact_events: dict[str, list[ContactEvent]] = {}
-        for event in events:
-            match event.aggregate_type:
-                case "org_preferences":
-                    policy_events.setdefault(event.aggregate_id, []).append(event)  # type: ignore[arg-type]
-                case "contact":
-                    contact_events.setdefault(event.aggregate_id, []).append(event)  # type: ignore[arg-type]
-        if policy_events:
-            await self._apply_policies(conn, policy_events)
-        if contact_events:
-            await self._apply_contacts(conn, contact_events)
+        await self.apply_in_order(conn, events)
+
+    async def apply_in_order(
+        self, conn: asyncpg.Connection, events: Sequence[Event]
+    ) -> list[Event]:
+        """Apply what continues each aggregate's stream; hold what lies beyond a gap.
+
+        Returns the events applied, each aggregate's in version order (held ones that
+        now fit included): what auth's reactions may act on, and nothing else.
+        """
+        by_org, by_contact = _by_aggregate(events)
+        held = await held_events.held_for(conn, self.schema, [*by_org, *by_contact])
+        held_orgs, held_contacts = _by_aggregate(held)
+        changes = held_events.HeldChanges(self.schema)
+        applied: list[Event] = []
+        if by_org:
+            applied += await self._apply_policies(conn, by_org, held_orgs, changes)
+        if by_contact:
+            applied += await self._apply_contacts(conn, by_contact, held_contacts, changes)
+        if changes.hold or changes.unhold:
+            await held_events.store(conn, changes)
+        return applied
 
     async def _apply_policies(
-        self, conn: asyncpg.Connection, by_org: dict[str, list[PolicyEvent]]
-    ) -> None:
+        self,
+        conn: asyncpg.Connection,
+        by_org: dict[str, list[PolicyEvent]],
+        held: dict[str, list[PolicyEvent]],
+        changes: held_events.HeldChanges,
+    ) -> list[PolicyEvent]:
         current = {p.org_id: p for p in await self.policies(conn, list(by_org))}
-        changed = []
+        changed: list[tuple[object, ...]] = []
+        applied: list[PolicyEvent] = []
         for org_id, events in by_org.items():
-            before = current.get(org_id, OrgPolicy(org_id))
+            before = current.get(org_id) or OrgPolicy(org_id)
+            step = in_order(before.version, held.get(org_id, ()), events)
             after = before
-            for event in events:
+            for event in step.applicable:
                 after = after.evolve(event)
-            if after != before:
+            if step.held or step.unheld:
+                changes.note(POLICY, org_id, (before.version, after.version), step)
+            if step.applicable:
                 changed.append(after.row())
+                applied += step.applicable
         await _upsert(conn, f"{self.schema}.org_policies", _POLICY_COLUMNS, _POLICY_TYPES, changed)
+        return applied
 
     async def _apply_contacts(
-        self, conn: asyncpg.Connection, by_contact: dict[str, list[ContactEvent]]
-    ) -> None:
+        self,
+        conn: asyncpg.Connection,
+        by_contact: dict[str, list[ContactEvent]],
+        held: dict[str, list[ContactEvent]],
+        changes: held_events.HeldChanges,
+    ) -> list[ContactEvent]:
         current = {c.contact_id: c for c in await self.contacts(conn, list(by_contact))}
-        changed = []
+        changed: list[tuple[object, ...]] = []
+        applied: list[ContactEvent] = []
         for contact_id, events in by_contact.items():
-            before = current.get(contact_id, ProjectedContact(contact_id, events[0].org_id))
-            after = before
-            for event in events:
+            before = current.get(contact_id)
+            version = before.version if before else 0
+            step = in_order(version, held.get(contact_id, ()), events)
+            if step.held or step.unheld:
+                applied_to = version + len(step.applicable)
+                changes.note(CONTACT, contact_id, (version, applied_to), step)
+            if not step.applicable:
+                continue
+            # A new contact's org is that of its first event, version 1.
+            after = before or ProjectedContact(contact_id, step.applicable[0].org_id)
+            for event in step.applicable:
                 after = after.evolve(event)
-            if after != before:
-                changed.append(after.row())
+            changed.append(after.row())
+            applied += step.applicable
         await _upsert(conn, f"{self.schema}.contacts", _CONTACT_COLUMNS, _CONTACT_TYPES, changed)
+        return applied
 
     # --- reads ----------------------------------------------------------------------------
 
@@ -169,20 +242,99 @@ class LoginProjection:
     async def contact_by_invitation(
         self, conn: asyncpg.Connection, org_id: str, invitation_hash: str
     ) -> ProjectedContact | None:
+        """Raises HistoryIncomplete while the contact's stream waits beyond a gap."""
         row = await conn.fetchrow(
-            f"SELECT {', '.join(_CONTACT_COLUMNS)} FROM {self.schema}.contacts"
-            " WHERE org_id = $1 AND invitation_hash = $2 AND portal_access AND NOT deleted",
+            f"SELECT {', '.join(_CONTACT_COLUMNS)}, {self._waiting_column} FROM"
+            f" {self.schema}.contacts c WHERE org_id = $1 AND invitation_hash = $2"
+            " AND portal_access AND NOT deleted",
             org_id,
             invitation_hash,
         )
-        return ProjectedContact(*row) if row else None
+        return _complete_contact(row)
 
     async def contact(
         self, conn: asyncpg.Connection, org_id: str, contact_id: str
     ) -> ProjectedContact | None:
-        """The contact, only if it belongs to this org: another org's ids reveal nothing."""
-        found = await self.contacts(conn, [contact_id])
-        return found[0] if found and found[0].org_id == org_id else None
+        """The contact, only if it belongs to this org: another org's ids reveal nothing.
+
+        Raises HistoryIncomplete while the contact's stream waits beyond a gap: whatever
+        waits (a revoke, a reset) might end what the caller is about to grant.
+        """
+        row = await conn.fetchrow(
+            f"SELECT {', '.join(_CONTACT_COLUMNS)}, {self._waiting_column} FROM"
+            f" {self.schema}.contacts c WHERE contact_id = $1 AND org_id = $2",
+            contact_id,
+            org_id,
+        )
+        return _complete_contact(row)
+
+    @property
+    def _waiting_column(self) -> str:
+        return (
+            f"EXISTS (SELECT 1 FROM {self.schema}.pending_events h"
+            f" WHERE h.aggregate_id = c.contact_id AND h.aggregate_type = '{CONTACT}')"
+        )
+
+    async def standing(self, conn: asyncpg.Connection, org_id: str, contact_id: str) -> Standing:
+        """The login decision's inputs, in one query: policy, contact and what waits.
+
+        Held contact events count only for a contact of this org, or for an unknown one
+        if they claim this org: another org's ids reveal nothing here either.
+        """
+        policy_columns = ", ".join(f"p.{c}" for c in _POLICY_COLUMNS)
+        contact_columns = ", ".join(f"c.{c}" for c in _CONTACT_COLUMNS)
+        held = f"{self.schema}.pending_events h"
+        row = await conn.fetchrow(
+            f"SELECT {policy_columns}, {contact_columns},"
+            f" ARRAY(SELECT h.version FROM {held} WHERE h.aggregate_id = $1"
+            f"  AND h.aggregate_type = '{POLICY}' ORDER BY h.version),"
+            f" ARRAY(SELECT h.version FROM {held} WHERE h.aggregate_id = $2"
+            f"  AND h.aggregate_type = '{CONTACT}' AND COALESCE(c.org_id, h.org_id) = $1"
+            "  ORDER BY h.version)"
+            f" FROM (VALUES (1)) AS one"
+            f" LEFT JOIN {self.schema}.org_policies p ON p.org_id = $1"
+            f" LEFT JOIN {self.schema}.contacts c ON c.contact_id = $2",
+            org_id,
+            contact_id,
+        )
+        assert row is not None  # one row, always: the joins are outer
+        values = tuple(row)
+        policy_end = len(_POLICY_COLUMNS)
+        contact_end = policy_end + len(_CONTACT_COLUMNS)
+        policy = OrgPolicy(*values[:policy_end]) if values[0] is not None else OrgPolicy(org_id)
+        contact = (
+            ProjectedContact(*values[policy_end:contact_end])
+            if values[policy_end] is not None and values[policy_end + 1] == org_id
+            else None
+        )
+        return Standing(policy, contact, Held(policy=tuple(values[-2]), contact=tuple(values[-1])))
+
+    async def waiting(self, conn: asyncpg.Connection) -> held_events.Waiting:
+        """How many aggregates wait on a version gap, holding how many events."""
+        return await held_events.waiting(conn, self.schema)
+
+
+def _complete_contact(row: asyncpg.Record | None) -> ProjectedContact | None:
+    if row is None:
+        return None
+    *values, waiting = tuple(row)
+    if waiting:
+        raise HistoryIncomplete(f"contact {values[0]} waits beyond a version gap")
+    return ProjectedContact(*values)
+
+
+def _by_aggregate(
+    events: Sequence[Event],
+) -> tuple[dict[str, list[PolicyEvent]], dict[str, list[ContactEvent]]]:
+    by_org: dict[str, list[Any]] = {}
+    by_contact: dict[str, list[Any]] = {}
+    by_kind = {POLICY: by_org, CONTACT: by_contact}
+    for event in events:
+        # One dict lookup per event (a rebuild routes a million of them).
+        kind = _KIND.get(type(event))
+        if kind is not None:
+            by_kind[kind].setdefault(event.aggregate_id, []).append(event)
+    return by_org, by_contact
 
 
 async def _upsert(

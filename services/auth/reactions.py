@@ -1,7 +1,9 @@
 """What auth does to its own state when a contact is reset, revoked or deleted.
 
-Runs in the projection's transaction, so it happens exactly once per event position;
-repeating it finds nothing left to change and records nothing.
+Runs in the projection's transaction, for the events the projection actually applied,
+in the order it applied them: not for a duplicate, and not for an event held beyond a
+version gap (a forged reset with a made-up version shreds nothing). Repeating it finds
+nothing left to change and records nothing.
 """
 
 from __future__ import annotations
@@ -32,16 +34,16 @@ class AuthProjection:
         self.offsets_table = login.offsets_table
 
     async def apply(self, conn: asyncpg.Connection, events: Sequence[Event]) -> None:
-        await self.login.apply(conn, events)
+        applied = await self.login.apply_in_order(conn, events)
         ended: list[str] = []
-        for event in events:
+        for event in applied:
             match event:
                 case MfaReset():
                     await _invalidate_enrollments(conn, event)
                 case PortalAccessRevoked() | ContactDeleted():
                     ended.append(event.aggregate_id)
         if ended:
-            await tokens.end_sessions(conn, ended, events[-1].occurred_at)
+            await tokens.end_sessions(conn, ended, applied[-1].occurred_at)
 
 
 async def _invalidate_enrollments(conn: asyncpg.Connection, reset: MfaReset) -> None:

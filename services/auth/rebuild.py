@@ -4,6 +4,9 @@ The live consumer keeps applying (and the service keeps answering) throughout. T
 holds the projection lock that every live batch takes shared, waits until the rebuilt
 schema is at least as far as the live one, and renames the schemas in one transaction;
 the live consumer then re-applies at most one batch, which its version checks ignore.
+The rebuild applies through the same `LoginProjection.apply` as the live consumer, so it
+follows the same gapless rule: what waits beyond a version gap waits in the fresh schema
+too (its `pending_events`), and ends identical to the live one. It runs no reactions.
 """
 
 from __future__ import annotations

@@ -248,6 +248,14 @@ async def raw_rows(conn: asyncpg.Connection, schema: str) -> dict[str, list[tupl
                 f'SELECT * FROM {schema}.contacts ORDER BY contact_id COLLATE "C"'
             )
         ],
+        # Events held beyond a version gap are part of the projection's state (DESIGN.md §11).
+        "pending_events": [
+            tuple(r)
+            for r in await conn.fetch(
+                f"SELECT * FROM {schema}.pending_events"
+                ' ORDER BY aggregate_id COLLATE "C", aggregate_type, version'
+            )
+        ],
     }
 
 

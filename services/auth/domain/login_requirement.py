@@ -25,6 +25,22 @@ class ActiveEnrollment:
 
 
 @dataclass(frozen=True)
+class Held:
+    """Versions waiting beyond a gap (DESIGN.md §11), in the org's policy and the contact's stream.
+
+    While any waits, the projected state may be missing what would tighten the decision
+    (a policy switched on, access revoked), so the decision takes the strict side.
+    """
+
+    policy: tuple[int, ...] = ()
+    contact: tuple[int, ...] = ()
+
+    @property
+    def complete(self) -> bool:
+        return not self.policy and not self.contact
+
+
+@dataclass(frozen=True)
 class LoginRequirement:
     requirement: Requirement
     known: bool
@@ -32,6 +48,11 @@ class LoginRequirement:
     enrolled: bool
     mfa_epoch: int
     decided_by: tuple[uuid.UUID, ...]
+    held: Held = Held()
+
+    @property
+    def complete(self) -> bool:
+        return self.held.complete
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -41,6 +62,8 @@ class LoginRequirement:
             "enrolled": self.enrolled,
             "mfa_epoch": self.mfa_epoch,
             "decided_by": [str(e) for e in self.decided_by],
+            "complete": self.complete,
+            "held_versions": {"policy": list(self.held.policy), "contact": list(self.held.contact)},
         }
 
 
@@ -55,12 +78,16 @@ def decide(
     policy: OrgPolicy,
     contact: ProjectedContact | None,
     enrollment: ActiveEnrollment | None,
+    held: Held = Held(),
 ) -> LoginRequirement:
     # An enrollment counts only for a contact known in this org.
     enrolled = contact is not None and is_active(enrollment, contact)
+    # Fail closed: with events held beyond a gap, the policy counts as on, whatever the
+    # applied ones say (a forged "disabled" at a high version must not switch it off).
+    policy_enabled = policy.mfa_enabled or not held.complete
     if enrolled:
         requirement: Requirement = "totp"
-    elif policy.mfa_enabled:
+    elif policy_enabled:
         requirement = "enroll"
     else:
         requirement = "password"
@@ -75,8 +102,9 @@ def decide(
     return LoginRequirement(
         requirement=requirement,
         known=contact is not None,
-        policy_enabled=policy.mfa_enabled,
+        policy_enabled=policy_enabled,
         enrolled=enrolled,
         mfa_epoch=contact.mfa_epoch if contact else 0,
         decided_by=tuple(decided_by),
+        held=held,
     )

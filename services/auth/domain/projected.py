@@ -1,7 +1,8 @@
 """What auth knows of other services' aggregates, folded from their events (no I/O).
 
 Each fold ignores an event whose aggregate version it has already passed, so a
-redelivered or duplicated event changes nothing.
+redelivered or duplicated event changes nothing; and it refuses one beyond a gap, which
+`gapless.in_order` holds back until the missing versions arrive (DESIGN.md §11).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
 
+from services.auth.domain.gapless import VersionGap
 from shared.events import (
     ContactCreated,
     ContactDeleted,
@@ -40,7 +42,7 @@ class OrgPolicy:
     policy_event_id: uuid.UUID | None = None
 
     def evolve(self, event: PolicyEvent) -> OrgPolicy:
-        if event.aggregate_version <= self.version:
+        if _already_applied(self, event):
             return self
         match event:
             case MfaPolicyEnabled() | MfaPolicyDisabled():
@@ -77,7 +79,7 @@ class ProjectedContact:
     deleted: bool = False
 
     def evolve(self, event: ContactEvent) -> ProjectedContact:
-        if event.aggregate_version <= self.version:
+        if _already_applied(self, event):
             return self
         changes: dict[str, object]
         match event:
@@ -108,6 +110,19 @@ class ProjectedContact:
     def row(self) -> tuple[object, ...]:
         """The fields in declaration order (the projection table's column order)."""
         return tuple(self.__dict__.values())
+
+
+def _already_applied(
+    state: OrgPolicy | ProjectedContact, event: PolicyEvent | ContactEvent
+) -> bool:
+    if event.aggregate_version <= state.version:
+        return True
+    if event.aggregate_version != state.version + 1:
+        raise VersionGap(
+            f"{event.aggregate_type} {event.aggregate_id}: version {event.aggregate_version}"
+            f" after {state.version}"
+        )
+    return False
 
 
 def _changed(state: _State, **changes: object) -> _State:

@@ -7,6 +7,7 @@ from typing import Any
 
 from services.auth.adapters import accounts, password_attempts, tokens
 from services.auth.decisions import login_requirement
+from services.auth.domain.gapless import HistoryIncomplete
 from services.auth.domain.lockout import PER_CLIENT_ADDRESS, PER_CONTACT
 from services.auth.domain.passwords import hash_password, verify_against_dummy, verify_password
 from services.auth.domain.tokens import hash_token
@@ -90,6 +91,10 @@ async def login(
         await password_attempts.clear(conn, by_contact)
         account = await accounts.lock(conn, contact.contact_id, org_id)
         decision = await login_requirement(conn, rt.projection, org_id, contact.contact_id)
+        if decision.held.contact:
+            # Fail closed, after the password (so it reveals nothing to a stranger): what
+            # waits beyond the gap might be a revoke or a reset. No token of any kind.
+            raise HistoryIncomplete(f"contact {contact.contact_id} waits beyond a version gap")
         if decision.requirement == "totp":
             if account.attempts.is_locked(now):
                 raise locked_out()

@@ -20,6 +20,13 @@ def not_ready() -> Refusal:
     return Refusal(503, "not-ready", "The service is catching up; try again shortly")
 
 
+def history_incomplete() -> Refusal:
+    # Like not-ready, but for one contact: events of its stream wait for a missing version.
+    return Refusal(
+        503, "history-incomplete", "This account's data is incomplete; try again shortly"
+    )
+
+
 def locked_out() -> Refusal:
     return Refusal(429, "locked-out", "Too many failed attempts; try again later")
 

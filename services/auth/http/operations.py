@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
+import asyncpg
 from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from services.auth.decisions import login_requirement
+from services.auth.held_events import Waiting
 from services.auth.http.params import ContactId, OrgId
 from services.auth.runtime import Runtime
 
@@ -24,7 +27,18 @@ async def readyz(runtime: Runtime, response: Response) -> dict[str, Any]:
     ready = runtime.consumer.ready
     if not ready:
         response.status_code = 503
-    return {"ready": ready, "projection_lag": await runtime.consumer.lag()}
+    # Aggregates waiting on a version gap leave readiness alone: only their own decisions
+    # fail closed, and every other contact must still be able to log in.
+    waiting: Waiting | None = None
+    with contextlib.suppress(OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
+        async with runtime.pool.acquire(timeout=2) as conn:
+            waiting = await runtime.projection.waiting(conn)
+    return {
+        "ready": ready,
+        "projection_lag": await runtime.consumer.lag(),
+        "aggregates_waiting": waiting.aggregates if waiting else None,
+        "held_events": waiting.events if waiting else None,
+    }
 
 
 @router.get("/metrics")

@@ -9,7 +9,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from services.auth.flows.refusal import Refusal
+from services.auth.domain.gapless import HistoryIncomplete
+from services.auth.flows.refusal import Refusal, history_incomplete
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +28,11 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(Refusal)
     async def _refused(_: Request, exc: Refusal) -> JSONResponse:
         return problem_response(exc.status, exc.kind, exc.title)
+
+    @app.exception_handler(HistoryIncomplete)
+    async def _incomplete(_: Request, exc: HistoryIncomplete) -> JSONResponse:
+        refusal = history_incomplete()
+        return problem_response(refusal.status, refusal.kind, refusal.title)
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
