@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     dev_seed: bool = True
     # Where the audit CLI finds the audit service; default: this machine's audit port.
     audit_url: str = ""
+    # Where the admin CLI reads an org's preferences and contacts (HTTP, DESIGN.md §11).
+    preferences_url: str = ""
+    contacts_url: str = ""
 
     # AEAD keys for TOTP secrets at rest: "kid:base64key,kid2:base64key"; the first
     # that `secret_key_id` names encrypts, all of them decrypt (rotation).
@@ -50,6 +53,12 @@ class Settings(BaseSettings):
     relay_poll_interval_s: float = Field(default=1.0, gt=0, le=60)
     projection_batch_size: int = Field(default=5000, ge=1, le=100000)
     admin: str = ""
+    # Admin assertions (DESIGN.md §11): the issuer's public keys, "kid:base64key,...", all
+    # trusted at once (rotation), and the `iss` they must carry. `dev` makes its own.
+    admin_issuer_keys: str = ""
+    admin_issuer: str = ""
+    # An assertion from the identity provider, for the CLI outside the dev stack.
+    admin_token: str = Field(default="", repr=False)
 
     @field_validator("kafka_bootstrap")
     @classmethod
@@ -70,6 +79,14 @@ class Settings(BaseSettings):
 
 def audit_url(settings: Settings) -> str:
     return settings.audit_url or f"http://127.0.0.1:{settings.audit_port}"
+
+
+def preferences_url(settings: Settings) -> str:
+    return settings.preferences_url or f"http://127.0.0.1:{settings.preferences_port}"
+
+
+def contacts_url(settings: Settings) -> str:
+    return settings.contacts_url or f"http://127.0.0.1:{settings.contacts_port}"
 
 
 def load_settings() -> Settings:

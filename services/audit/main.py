@@ -15,6 +15,8 @@ from services.audit.log import SCHEMA, AuditLog, history, tail
 from services.auth.domain.history import requirement_from_history
 from services.auth.http.params import ContactId, OrgId
 from services.auth.http.problems import install_problem_handlers
+from shared.admin_access import AUDIT_READERS, AdminBearer
+from shared.admin_identity import verifier_from
 from shared.db import apply_schema, open_pool, read_sql
 from shared.events import EVENT_TOPICS, now_utc
 from shared.kafka import new_producer
@@ -26,6 +28,8 @@ Filter = Annotated[str | None, Query(max_length=100)]
 
 
 def create_app(settings: Settings, database_url: str) -> FastAPI:
+    admin_verifier = verifier_from(settings)
+
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         pool = await open_pool(database_url)
@@ -56,6 +60,7 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
             await pool.close()
 
     app = FastAPI(title="portal-mfa audit", version="1", lifespan=lifespan)
+    app.state.admin_verifier = admin_verifier
     install_problem_handlers(app)
 
     @app.get("/healthz")
@@ -76,12 +81,18 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
     @app.get("/v1/events")
     async def events(
         request: Request,
+        admin: AdminBearer,
         after: Annotated[int, Query(ge=0)] = 0,
         org: Filter = None,
         contact: Filter = None,
         type: Filter = None,
         limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
     ) -> dict[str, Any]:
+        # Without an org filter the log spans every org: for operators (org *) only.
+        if org is None:
+            admin.for_every_org(AUDIT_READERS)
+        else:
+            admin.for_org(org, AUDIT_READERS)
         async with request.app.state.pool.acquire() as conn:
             found = await tail(
                 conn, after=after, org_id=org, contact_id=contact, event_type=type, limit=limit
@@ -96,8 +107,10 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
         request: Request,
         org_id: OrgId,
         contact_id: ContactId,
+        admin: AdminBearer,
         at: datetime | None = None,
     ) -> dict[str, Any]:
+        admin.for_org(org_id, AUDIT_READERS)
         moment = at or now_utc()
         async with request.app.state.pool.acquire() as conn:
             decision = requirement_from_history(

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.auth.flows.refusal import Refusal
+from shared.admin_identity import AssertionRejected
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +28,19 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(Refusal)
     async def _refused(_: Request, exc: Refusal) -> JSONResponse:
         return problem_response(exc.status, exc.kind, exc.title)
+
+    @app.exception_handler(AssertionRejected)
+    async def _not_authorized(_: Request, exc: AssertionRejected) -> JSONResponse:
+        # The detail names what is wrong with the assertion, never the token or its claims.
+        if exc.kind == "unauthenticated":
+            answer = problem_response(
+                401, "unauthenticated", "An admin assertion is required", exc.message
+            )
+            answer.headers["WWW-Authenticate"] = "Bearer"
+            return answer
+        return problem_response(
+            403, "forbidden", "The admin assertion does not allow this", exc.message
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
