@@ -8,7 +8,7 @@ provider issued, from `PORTAL_MFA_ADMIN_TOKEN` (one command per token; docs/secu
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
 from portal_mfa import dev_state
@@ -49,7 +49,7 @@ class DevIssuer:
 
 @dataclass(frozen=True)
 class GivenToken:
-    token: str
+    token: str = field(repr=False)
 
     def sign(self, command: C) -> C:
         return command.signed(self.token)

@@ -8,7 +8,7 @@ The app provides the verifier as `app.state.admin_verifier`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
@@ -22,7 +22,7 @@ AUDIT_READERS: frozenset[Scope] = frozenset({"admin", "audit"})
 
 @dataclass(frozen=True)
 class AdminCredential:
-    token: str | None
+    token: str | None = field(repr=False)
     verifier: AssertionVerifier
 
     def for_org(self, org_id: str, scopes: frozenset[Scope] = ADMIN_ONLY) -> AdminAssertion:

@@ -15,7 +15,7 @@ import hashlib
 import json
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
@@ -131,7 +131,7 @@ def parse_trusted_keys(setting: str) -> dict[str, Ed25519PublicKey]:
 
 @dataclass(frozen=True)
 class Minted:
-    token: str
+    token: str = field(repr=False)
     expires_at: datetime
 
 
