@@ -17,7 +17,8 @@ invitation accepted over HTTP) and measures:
 2. admin reset-mfa → login-requirement changes: `ResetPortalMfa` sent through
    `CommandClient`, the lookup polled until `mfa_epoch` increments; p50/p99 of send →
    observed. Baseline, interleaved contact by contact: the CommandClient request/reply
-   round trip of `GetContact` to the same service (same topics, no event written).
+   round trip of a `ResetPortalMfa` for an unknown contact to the same service (same
+   topics, same assertion check, rejected: no event written).
 3. password step, `POST /v1/portals/{org}/login` (MFA policy off: it answers with a
    session) with as many concurrent clients as asyncio's default thread pool has
    workers: logins/s. Baseline: `verify_password` on a hash made with the same
@@ -49,14 +50,17 @@ import httpx
 import psutil
 
 from bench import machine
+from portal_mfa import dev_state
 from portal_mfa.command_client import CommandClient
 from portal_mfa.dev_process import DevProcess, free_port
 from services.auth.domain.passwords import hash_password, verify_password
 from services.auth.domain.tokens import hash_token, new_token
+from shared.admin_identity import AssertionIssuer
 from shared.commands import (
+    Command,
+    CommandReply,
     CreateContact,
     EnableMfaPolicy,
-    GetContact,
     GrantPortalAccess,
     ResetPortalMfa,
 )
@@ -97,6 +101,13 @@ class Stack(DevProcess):
 
     def settings(self) -> Settings:
         return Settings(kafka_bootstrap=self.kafka, kafka_idempotence=False, profile="dev")
+
+    def issuer(self) -> AssertionIssuer:
+        """The stack's admin issuer, from its dev state, as the CLI on this machine finds it."""
+        found = dev_state.issuer(self.kafka)
+        if found is None:
+            raise RuntimeError("the dev stack left no admin issuer in its state")
+        return found
 
     def service_pid(self, service: str) -> int | None:
         for child in psutil.Process(self.process.pid).children(recursive=True):
@@ -190,8 +201,9 @@ class BareServer:
 class RawConnection:
     """A minimal HTTP/1.1 keep-alive client: one request at a time, Content-Length only."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, headers: dict[str, str] | None = None) -> None:
         self.port = port
+        self._extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
 
@@ -199,7 +211,7 @@ class RawConnection:
         if self._writer is None:
             self._reader, self._writer = await asyncio.open_connection("127.0.0.1", self.port)
         assert self._reader is not None
-        head = f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\n"
+        head = f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\n{self._extra}"
         if body is not None:
             head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
         self._writer.write(head.encode() + b"\r\n" + (body or b""))
@@ -231,11 +243,13 @@ class ClientKind:
     """How each of the concurrent workers gets a `get(path)`; closed with `close()`."""
 
     name: str
-    make: Callable[[int, int], tuple[list[Get], Callable[[], Awaitable[None]]]]
+    make: Callable[[int, int, dict[str, str]], tuple[list[Get], Callable[[], Awaitable[None]]]]
 
 
-def _raw_clients(port: int, n: int) -> tuple[list[Get], Callable[[], Awaitable[None]]]:
-    conns = [RawConnection(port) for _ in range(n)]
+def _raw_clients(
+    port: int, n: int, headers: dict[str, str]
+) -> tuple[list[Get], Callable[[], Awaitable[None]]]:
+    conns = [RawConnection(port, headers) for _ in range(n)]
 
     async def close() -> None:
         for c in conns:
@@ -244,9 +258,12 @@ def _raw_clients(port: int, n: int) -> tuple[list[Get], Callable[[], Awaitable[N
     return [lambda p, c=c: c.request("GET", p) for c in conns], close
 
 
-def _httpx_clients(port: int, n: int) -> tuple[list[Get], Callable[[], Awaitable[None]]]:
+def _httpx_clients(
+    port: int, n: int, headers: dict[str, str]
+) -> tuple[list[Get], Callable[[], Awaitable[None]]]:
     client = httpx.AsyncClient(
         base_url=f"http://127.0.0.1:{port}",
+        headers=headers,
         limits=httpx.Limits(max_connections=n, max_keepalive_connections=n),
         timeout=30,
     )
@@ -301,10 +318,11 @@ async def http_load(
     warmup_s: float,
     duration_s: float,
     cpu_groups: Callable[[], dict[str, list[int]]],
+    headers: dict[str, str],
 ) -> Load:
     """`concurrency` workers, each GETting `paths` round-robin back to back; only the
     requests that complete inside the window after the warm-up count."""
-    gets, close = client.make(port, concurrency)
+    gets, close = client.make(port, concurrency, headers)
     window: list[float] = [float("inf"), float("inf")]  # start, end
     latencies: list[float] = []
     counts = [0, 0]  # requests, errors in the window
@@ -348,12 +366,28 @@ class Contact:
     epoch: int = 0
 
 
+@dataclass
+class Admin:
+    """The admin console in this process: each command with an assertion of its own."""
+
+    client: CommandClient
+    issuer: AssertionIssuer
+
+    async def send(self, command: Command) -> CommandReply:
+        return await self.client.send(command.signed_by(self.issuer, ACTOR))
+
+    def bearer(self, org: str) -> dict[str, str]:
+        """An HTTP read assertion for the org (minutes long: minted per measured phase)."""
+        token = self.issuer.mint(sub=ACTOR, org=org, scope="audit").token
+        return {"Authorization": f"Bearer {token}"}
+
+
 async def set_up_contacts(
-    client: CommandClient, auth_port: int, org: str, count: int, *, policy: bool
+    client: Admin, auth_port: int, org: str, count: int, *, policy: bool
 ) -> list[Contact]:
     """As an admin and the contacts would: create, grant access, accept the invitation."""
     if policy:
-        reply = await client.send(EnableMfaPolicy(org_id=org, actor=ACTOR))
+        reply = await client.send(EnableMfaPolicy(org_id=org))
         if not reply.ok:
             raise RuntimeError(f"EnableMfaPolicy: {reply.rejection}")
     contacts: list[tuple[Contact, str]] = []
@@ -364,15 +398,12 @@ async def set_up_contacts(
         for command in (
             CreateContact(
                 org_id=org,
-                actor=ACTOR,
                 contact_id=contact_id,
                 kind="customer" if i % 2 else "vendor",
                 display_name=f"Bench {i}",
                 email=email,
             ),
-            GrantPortalAccess(
-                org_id=org, actor=ACTOR, contact_id=contact_id, invitation_hash=hash_token(token)
-            ),
+            GrantPortalAccess(org_id=org, contact_id=contact_id, invitation_hash=hash_token(token)),
         ):
             reply = await client.send(command)
             if not reply.ok:
@@ -410,30 +441,27 @@ def _requirement_path(org: str, contact_id: str) -> str:
 class ResetResult:
     observed_ms: list[float]  # send → new mfa_epoch seen on the lookup
     reset_reply_ms: list[float]  # send → ResetPortalMfa's reply
-    baseline_ms: list[float]  # GetContact request/reply round trip
+    baseline_ms: list[float]  # rejected-command request/reply round trip
     polls: int
     missed: int
 
 
 async def reset_round_trips(
-    client: CommandClient, auth_port: int, org: str, contacts: Sequence[Contact]
+    client: Admin, auth_port: int, org: str, contacts: Sequence[Contact]
 ) -> ResetResult:
-    poller = RawConnection(auth_port)
+    poller = RawConnection(auth_port, client.bearer(org))
     result = ResetResult([], [], [], 0, 0)
     try:
         for contact in contacts:
+            unknown = ResetPortalMfa(org_id=org, contact_id=f"unknown-{uuid.uuid4().hex[:8]}")
             started = time.perf_counter()
-            reply = await client.send(
-                GetContact(org_id=org, actor=ACTOR, contact_id=contact.contact_id)
-            )
+            reply = await client.send(unknown)
             result.baseline_ms.append((time.perf_counter() - started) * 1e3)
-            if not reply.ok:
-                raise RuntimeError(f"GetContact: {reply.rejection}")
+            if reply.ok or reply.rejection is None or reply.rejection.code != "not_found":
+                raise RuntimeError(f"baseline reset of an unknown contact: {reply.rejection}")
 
             path = _requirement_path(org, contact.contact_id)
-            reset = ResetPortalMfa(
-                org_id=org, actor=ACTOR, contact_id=contact.contact_id, reason="bench"
-            )
+            reset = ResetPortalMfa(org_id=org, contact_id=contact.contact_id, reason="bench")
             started = time.perf_counter()
             sending = asyncio.create_task(_timed_send(client, reset, started))
             deadline = started + 10
@@ -455,7 +483,7 @@ async def reset_round_trips(
     return result
 
 
-async def _timed_send(client: CommandClient, command: ResetPortalMfa, started: float) -> float:
+async def _timed_send(client: Admin, command: ResetPortalMfa, started: float) -> float:
     answer = await client.send(command)
     if not answer.ok:
         raise RuntimeError(f"ResetPortalMfa: {answer.rejection}")
@@ -548,7 +576,8 @@ async def main(args: argparse.Namespace) -> int:
         auth_pid = stack.service_pid("auth")
         mfa_org = f"bench-mfa-{uuid.uuid4().hex[:6]}"
         plain_org = f"bench-plain-{uuid.uuid4().hex[:6]}"
-        async with CommandClient(stack.settings()) as admin:
+        async with CommandClient(stack.settings()) as console:
+            admin = Admin(console, stack.issuer())
             started = time.perf_counter()
             mfa_contacts = await set_up_contacts(
                 admin, auth_port, mfa_org, plan.contacts, policy=True
@@ -592,6 +621,8 @@ async def main(args: argparse.Namespace) -> int:
                     warmup_s=plan.warmup_s,
                     duration_s=plan.lookup_s,
                     cpu_groups=groups,
+                    # The same header on the bare servers too: the same bytes to parse.
+                    headers=admin.bearer(mfa_org),
                 )
                 if load.errors:
                     raise RuntimeError(f"{label}: {load.errors} answers were not 200")
@@ -664,7 +695,7 @@ def report(
     )
     print(f"{'':52} {'n':>4} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7}")
     rows = [
-        ("GetContact request/reply (baseline)", resets.baseline_ms),
+        ("rejected-command request/reply (baseline)", resets.baseline_ms),
         ("ResetPortalMfa request/reply", resets.reset_reply_ms),
         ("ResetPortalMfa send → new mfa_epoch observed", resets.observed_ms),
     ]

@@ -12,6 +12,7 @@ import base64
 import contextlib
 import functools
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -29,6 +30,7 @@ from portal_mfa.dev_supervisor import Supervisor, Watched
 from portal_mfa.infra.broker import BrokerStartFailed, EmbeddedBroker, PortTaken, ensure_port_free
 from portal_mfa.infra.postgres import EmbeddedPostgres
 from portal_mfa.serve import SERVICES, port_of, prepare
+from shared.admin_identity import AssertionIssuer
 from shared.settings import Settings
 
 console = Console()
@@ -52,6 +54,16 @@ class DevStack:
     children: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)
     keys: DevSigningKeys = field(default_factory=DevSigningKeys.generate)
+
+    # A fresh admin issuer per start: the services trust its public key, and the CLI on
+    # this machine finds its private key in the dev state (DESIGN.md §11).
+    admin_issuer: AssertionIssuer = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.admin_issuer = AssertionIssuer.generate(
+            key_id=f"dev-{secrets.token_hex(4)}",
+            issuer=self.settings.admin_issuer or "portal-mfa-dev",
+        )
 
     def start(self) -> None:
         for service in SERVICES:
@@ -78,6 +90,9 @@ class DevStack:
             # A fresh key per start: the dev stack's data does not outlive it anyway.
             env["PORTAL_MFA_SECRET_KEYS"] = f"dev:{key}"
             env["PORTAL_MFA_SECRET_KEY_ID"] = "dev"  # noqa: S105 (a key's name, not a key)
+        trusted = [self.settings.admin_issuer_keys, self.admin_issuer.trusted_key_entry]
+        env["PORTAL_MFA_ADMIN_ISSUER_KEYS"] = ",".join(filter(None, trusted))
+        env["PORTAL_MFA_ADMIN_ISSUER"] = self.admin_issuer.issuer
         if self.broker is not None:
             self.settings = self.settings.model_copy(
                 update={"kafka_bootstrap": self.broker.bootstrap, "kafka_idempotence": False}
@@ -90,7 +105,10 @@ class DevStack:
             asyncio.run(prepare(self.settings, service))
         # Each child gets only its own private key (spawn), and everyone the trust map.
         dev_state.write(
-            self.settings.database_url, self.settings.kafka_bootstrap, self.keys.trusted_signers()
+            self.settings.database_url,
+            self.settings.kafka_bootstrap,
+            self.admin_issuer,
+            self.keys.trusted_signers(),
         )
         self.env = env
         for service in SERVICES:
@@ -182,7 +200,7 @@ def run_dev(settings: Settings) -> int:
         if settings.dev_seed:
             from portal_mfa.seed import seed_demo
 
-            for line in seed_demo(stack.settings):
+            for line in seed_demo(stack.settings, stack.admin_issuer):
                 console.print(line, highlight=False)
         for name, address in stack.addresses():
             console.print(f"  {name:<12} {address}", highlight=False)

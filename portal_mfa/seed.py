@@ -10,6 +10,7 @@ import urllib.request
 
 from portal_mfa.command_client import CommandClient
 from services.auth.domain.tokens import hash_token, new_token
+from shared.admin_identity import AssertionIssuer
 from shared.commands import (
     Command,
     CreateContact,
@@ -24,14 +25,13 @@ DEMO_EMAIL = "casey@example.com"
 DEMO_PASSWORD = "demo-password-1"  # noqa: S105 (published demo credentials of a throwaway stack)
 
 
-def seed_demo(settings: Settings) -> list[str]:
+def seed_demo(settings: Settings, issuer: AssertionIssuer) -> list[str]:
     token = new_token()
     commands: list[Command] = [
-        SetPortalName(org_id=DEMO_ORG, actor="system", portal_name="Demo Portal"),
-        EnableMfaPolicy(org_id=DEMO_ORG, actor="system"),
+        SetPortalName(org_id=DEMO_ORG, portal_name="Demo Portal"),
+        EnableMfaPolicy(org_id=DEMO_ORG),
         CreateContact(
             org_id=DEMO_ORG,
-            actor="system",
             contact_id="demo-customer",
             kind="customer",
             display_name="Casey Customer",
@@ -39,7 +39,6 @@ def seed_demo(settings: Settings) -> list[str]:
         ),
         GrantPortalAccess(
             org_id=DEMO_ORG,
-            actor="system",
             contact_id="demo-customer",
             invitation_hash=hash_token(token),
         ),
@@ -48,7 +47,8 @@ def seed_demo(settings: Settings) -> list[str]:
     async def send_all() -> None:
         async with CommandClient(settings) as client:
             for command in commands:
-                reply = await client.send(command)
+                # The dev stack's own issuer vouches for the seeding, as "system".
+                reply = await client.send(command.signed_by(issuer, "system"))
                 if not reply.ok:
                     raise RuntimeError(f"seeding failed: {reply.rejection}")
 

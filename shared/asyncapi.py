@@ -58,12 +58,14 @@ def specification(version: str = "1") -> AsyncAPI:
     @broker.subscriber(ev.PREFERENCES_COMMANDS, title=ev.PREFERENCES_COMMANDS)
     @broker.publisher(ev.ADMIN_REPLIES, title=ev.ADMIN_REPLIES)
     async def preferences_commands(command: PreferencesCommand) -> CommandReply:
-        """Key: org_id. Reply to the `reply_to` header, with the same `correlation_id`."""
+        """Key: org_id. Each carries an admin assertion (docs/security.md). With a `reply_to`
+        header, the reply goes to portal.admin.replies with the same `correlation_id`."""
         raise NotImplementedError  # documentation only: preferences handles these
 
     @broker.subscriber(ev.CONTACTS_COMMANDS, title=ev.CONTACTS_COMMANDS)
     async def contacts_commands(command: ContactsCommand) -> CommandReply:
-        """Key: contact_id. Reply to the `reply_to` header, with the same `correlation_id`."""
+        """Key: contact_id. Each carries an admin assertion (docs/security.md). With a
+        `reply_to` header, the reply goes to portal.admin.replies, same `correlation_id`."""
         raise NotImplementedError  # documentation only: contacts handles these
 
     return AsyncAPI(

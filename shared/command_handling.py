@@ -1,7 +1,11 @@
-"""Running a command exactly once: its events and its reply commit in one transaction.
+"""Running a command exactly once, and only on a verified admin's word.
 
-A redelivered or retried command (same `command_id`) gets the reply stored the first
-time and appends nothing. A lost optimistic-concurrency race is retried from a fresh load.
+Admission comes first: the admin assertion is verified against the command as received
+(its org, its digest) before the command is parsed or anything is read or written. Then
+its events, its reply and the assertion's `jti` commit in one transaction. A redelivered
+or retried command (same `command_id`) gets the reply stored the first time and appends
+nothing; an assertion already spent on another command is refused. A lost
+optimistic-concurrency race is retried from a fresh load.
 """
 
 from __future__ import annotations
@@ -10,39 +14,68 @@ import json
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 import asyncpg
 from pydantic import TypeAdapter, ValidationError
 
-from shared.commands import Command, CommandReply
+from shared.admin_identity import AdminAssertion, AssertionRejected, AssertionVerifier
+from shared.commands import ASSERTION_FIELD, Command, CommandReply, wire_digest
 from shared.eventstore import ConcurrencyConflict
 
 log = logging.getLogger(__name__)
 
-CommandHandler = Callable[[asyncpg.Connection, Any], Awaitable[CommandReply]]
+C = TypeVar("C", bound=Command)
+CommandHandler = Callable[[asyncpg.Connection, Any, AdminAssertion], Awaitable[CommandReply]]
 _ATTEMPTS = 5
 
 
-def parse_command(adapter: TypeAdapter[Any], body: bytes) -> Command | CommandReply:
-    """The command, or a rejection that names what is wrong (never echoing values)."""
+@dataclass(frozen=True)
+class Admitted(Generic[C]):
+    command: C
+    admin: AdminAssertion
+
+
+def admit(
+    adapter: TypeAdapter[Any], verifier: AssertionVerifier, body: bytes
+) -> Admitted[Command] | CommandReply:
+    """The command and its verified admin, or a rejection naming what is wrong.
+
+    A rejection never echoes values: not the token, not a field.
+    """
     try:
         raw = json.loads(body)
     except (ValueError, UnicodeDecodeError):
-        return CommandReply.rejected(None, "invalid", "command is not JSON")
+        return CommandReply.rejected(None, "unauthenticated", "command is not JSON")
+    if not isinstance(raw, dict):
+        return CommandReply.rejected(None, "unauthenticated", "command is not a JSON object")
+    command_id = _uuid_or_none(raw.get("command_id"))
+    token = raw.get(ASSERTION_FIELD)
+    org_id = raw.get("org_id")
+    try:
+        if not isinstance(org_id, str):
+            # Without an org no assertion can be checked against it.
+            verifier.verify(token if isinstance(token, str) else None)
+            raise AssertionRejected("forbidden", "the command names no org")
+        admin = verifier.for_command(
+            token if isinstance(token, str) else None, org_id=org_id, digest=wire_digest(raw)
+        )
+    except AssertionRejected as exc:
+        return CommandReply.rejected(command_id, exc.kind, exc.message)
     try:
         command: Command = adapter.validate_python(raw)
     except ValidationError as exc:
         first = exc.errors(include_input=False)[0]
         where = ".".join(str(p) for p in first["loc"]) or "command"
-        command_id = raw.get("command_id") if isinstance(raw, dict) else None
-        return CommandReply.rejected(
-            _uuid_or_none(command_id), "invalid", f"{where}: {first['msg']}"
-        )
-    return command
+        return CommandReply.rejected(command_id, "invalid", f"{where}: {first['msg']}")
+    return Admitted(command, admin)
 
 
-async def run_once(pool: asyncpg.Pool, command: Command, handler: CommandHandler) -> CommandReply:
+async def run_once(
+    pool: asyncpg.Pool, admitted: Admitted[Any], handler: CommandHandler
+) -> CommandReply:
+    command, admin = admitted.command, admitted.admin
     for _ in range(_ATTEMPTS):
         try:
             async with pool.acquire() as conn, conn.transaction():
@@ -52,7 +85,14 @@ async def run_once(pool: asyncpg.Pool, command: Command, handler: CommandHandler
                 )
                 if stored is not None:
                     return CommandReply.model_validate(stored)
-                reply = await handler(conn, command)
+                if not await _spend(conn, admin, command.command_id):
+                    # Nothing was written: the first use of this assertion stands alone.
+                    return CommandReply.rejected(
+                        command.command_id,
+                        "forbidden",
+                        "the admin assertion was already used for another command",
+                    )
+                reply = await handler(conn, command, admin)
                 await conn.execute(
                     "INSERT INTO processed_commands (command_id, command_type, reply)"
                     " VALUES ($1, $2, $3)",
@@ -64,6 +104,26 @@ async def run_once(pool: asyncpg.Pool, command: Command, handler: CommandHandler
         except (ConcurrencyConflict, asyncpg.UniqueViolationError):
             log.info("command %s lost a race; retrying", command.command_id)
     return CommandReply.rejected(command.command_id, "conflict", "too much contention; retry")
+
+
+async def _spend(conn: asyncpg.Connection, admin: AdminAssertion, command_id: uuid.UUID) -> bool:
+    """Record the assertion's jti for this command; False if another command has it.
+
+    A concurrent spend of the same jti waits on the primary key and then finds it taken.
+    """
+    spent_by = await conn.fetchval(
+        "INSERT INTO spent_assertions (jti, command_id, admin, expires_at)"
+        " VALUES ($1, $2, $3, $4) ON CONFLICT (jti) DO NOTHING RETURNING command_id",
+        admin.jti,
+        command_id,
+        admin.sub,
+        admin.expires_at,
+    )
+    if spent_by is None:
+        spent_by = await conn.fetchval(
+            "SELECT command_id FROM spent_assertions WHERE jti = $1", admin.jti
+        )
+    return bool(spent_by == command_id)
 
 
 def _uuid_or_none(value: object) -> uuid.UUID | None:

@@ -1,7 +1,10 @@
 """The process around a command-owning service (preferences, contacts).
 
-It answers commands from one Kafka topic (the reply goes to the command's `reply_to`),
-relays its outbox, and serves `/healthz`, `/readyz` and `/metrics` over HTTP.
+It answers commands from one Kafka topic, relays its outbox, and serves `/healthz`,
+`/readyz`, `/metrics` and the service's admin reads (`reads`) over HTTP.
+
+Replies go to the admin reply topic only, whatever `reply_to` a sender names: a command
+topic is open to every admin console, and a reply must not land on an event topic.
 """
 
 from __future__ import annotations
@@ -9,11 +12,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from collections.abc import AsyncIterator, Callable
+from typing import Any, Protocol
 
 import asyncpg
-from fastapi import FastAPI, Response
+from fastapi import APIRouter, FastAPI, Response
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from faststream.middlewares import AckPolicy
@@ -21,6 +24,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, g
 
 from shared.commands import CommandReply
 from shared.db import EVENTSTORE_SQL, apply_schema, open_pool
+from shared.events import ADMIN_REPLIES
 from shared.kafka import new_producer
 from shared.outbox import OutboxRelay
 from shared.settings import Settings
@@ -28,7 +32,11 @@ from shared.signing_settings import signer_from
 
 log = logging.getLogger(__name__)
 
-Execute = Callable[[bytes], Awaitable[CommandReply]]
+
+class CommandOwner(Protocol):
+    """The service that owns a command topic; its reads reach it as `app.state.service`."""
+
+    async def execute(self, body: bytes) -> CommandReply: ...
 
 
 def command_service_app(
@@ -38,7 +46,8 @@ def command_service_app(
     database_url: str,
     command_topic: str,
     schema: str,
-    build: Callable[[asyncpg.Pool], Execute],
+    build: Callable[[asyncpg.Pool], CommandOwner],
+    reads: APIRouter | None = None,
 ) -> FastAPI:
     # Refuse to start without a key: everything this service publishes must be signed.
     signer = signer_from(settings, name)
@@ -65,18 +74,25 @@ def command_service_app(
         auto_offset_reset="earliest",
         fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
         ack_policy=AckPolicy.NACK_ON_ERROR,
+        no_reply=True,
         title=f"{name} commands",
     )
-    async def on_command(message: KafkaMessage) -> dict[str, Any]:
+    async def on_command(message: KafkaMessage) -> None:
         reply: CommandReply = await state["execute"](message.body)
         commands.labels(name, "accepted" if reply.ok else "rejected").inc()
-        return reply.model_dump(mode="json")
+        if message.reply_to:
+            await broker.publish(
+                reply.model_dump(mode="json"),
+                topic=ADMIN_REPLIES,
+                correlation_id=message.correlation_id,
+            )
 
     @contextlib.asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         pool = await open_pool(database_url)
         await apply_schema(pool, EVENTSTORE_SQL, schema)
-        state["execute"] = build(pool)
+        service = build(pool)
+        state["execute"] = service.execute
         producer = new_producer(settings)
         await producer.start()
         relay = OutboxRelay(
@@ -85,6 +101,7 @@ def command_service_app(
         relay_task = asyncio.create_task(relay.run(), name=f"{name}-outbox-relay")
         await broker.start()
         state.update(pool=pool, relay_task=relay_task)
+        app.state.service = service
         log.info("%s ready", name)
         try:
             yield
@@ -115,4 +132,6 @@ def command_service_app(
     async def metrics() -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
+    if reads is not None:
+        app.include_router(reads)
     return app

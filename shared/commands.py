@@ -1,18 +1,24 @@
 """Commands the admin console sends, and the replies the owning service returns.
 
 A command is imperative and names its target; the client generates `command_id`, so a
-retried command is recognised and answered with the reply stored the first time.
+retried command is recognised and answered with the reply stored the first time. Who sends
+it is not a field: it carries an admin assertion (shared.admin_identity), whose `sub` the
+service takes as the actor once it has verified it. Replies carry ids and status only:
+everyone who reads the reply topic sees them.
 """
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, TypeAdapter
 
+from shared.admin_identity import MAX_TOKEN_CHARS, AssertionIssuer, canonical_digest
 from shared.events import CONTACTS_COMMANDS, PREFERENCES_COMMANDS, Cause, ContactKind
+
+ASSERTION_FIELD = "assertion"
 
 
 class Command(BaseModel):
@@ -20,20 +26,47 @@ class Command(BaseModel):
 
     command_id: uuid.UUID = Field(default_factory=uuid.uuid4)
     org_id: str = Field(min_length=1, max_length=100)
-    actor: str = Field(min_length=1, max_length=200)
     correlation_id: str = Field(default_factory=lambda: str(uuid.uuid4()))
+    # The admin assertion (a JWT); empty is refused by the service as unauthenticated.
+    assertion: str = Field(
+        default="",
+        max_length=MAX_TOKEN_CHARS,
+        repr=False,
+        description="Admin assertion (JWT, EdDSA): iss, sub, org, scope, exp, iat, jti, and"
+        " cmd = SHA-256 of this command as canonical JSON without this field.",
+    )
 
     def target_id(self) -> str:
         return self.org_id
 
-    def cause(self, at: datetime) -> Cause:
-        """What the events this command causes carry: its actor, correlation and id."""
+    def digest(self) -> str:
+        """What an assertion made for this command carries as `cmd`.
+
+        The same as `wire_digest` of the JSON this command is sent as, so the service can
+        check it before it parses anything.
+        """
+        return canonical_digest(self.model_dump(mode="json", exclude={ASSERTION_FIELD}))
+
+    def signed(self, assertion: str) -> Self:
+        return self.model_copy(update={ASSERTION_FIELD: assertion})
+
+    def signed_by(self, issuer: AssertionIssuer, sub: str) -> Self:
+        """Signed with an assertion minted for exactly this command."""
+        return self.signed(issuer.mint(sub=sub, org=self.org_id, cmd=self.digest()).token)
+
+    def cause(self, at: datetime, actor: str) -> Cause:
+        """What the events this command causes carry: the verified actor, correlation, id."""
         return Cause(
-            actor=self.actor,
+            actor=actor,
             at=at,
             correlation_id=self.correlation_id,
             causation_id=str(self.command_id),
         )
+
+
+def wire_digest(raw: dict[str, Any]) -> str:
+    """The digest of a command as received (a JSON object), its assertion left out."""
+    return canonical_digest({k: v for k, v in raw.items() if k != ASSERTION_FIELD})
 
 
 # --- portal.preferences.commands (key: org_id) ---------------------------------------------
@@ -47,17 +80,13 @@ class DisableMfaPolicy(Command):
     command_type: Literal["DisableMfaPolicy"] = "DisableMfaPolicy"
 
 
-class GetMfaPolicy(Command):
-    command_type: Literal["GetMfaPolicy"] = "GetMfaPolicy"
-
-
 class SetPortalName(Command):
     command_type: Literal["SetPortalName"] = "SetPortalName"
     portal_name: str = Field(min_length=1, max_length=200)
 
 
 PreferencesCommand = Annotated[
-    EnableMfaPolicy | DisableMfaPolicy | GetMfaPolicy | SetPortalName,
+    EnableMfaPolicy | DisableMfaPolicy | SetPortalName,
     Field(discriminator="command_type"),
 ]
 PREFERENCES_COMMAND_ADAPTER: TypeAdapter[PreferencesCommand] = TypeAdapter(PreferencesCommand)
@@ -105,22 +134,8 @@ class DeleteContact(ContactCommand):
     command_type: Literal["DeleteContact"] = "DeleteContact"
 
 
-class GetContact(ContactCommand):
-    command_type: Literal["GetContact"] = "GetContact"
-
-
-class ListContacts(Command):
-    command_type: Literal["ListContacts"] = "ListContacts"
-
-
 ContactsCommand = Annotated[
-    CreateContact
-    | GrantPortalAccess
-    | RevokePortalAccess
-    | ResetPortalMfa
-    | DeleteContact
-    | GetContact
-    | ListContacts,
+    CreateContact | GrantPortalAccess | RevokePortalAccess | ResetPortalMfa | DeleteContact,
     Field(discriminator="command_type"),
 ]
 CONTACTS_COMMAND_ADAPTER: TypeAdapter[ContactsCommand] = TypeAdapter(ContactsCommand)
@@ -128,7 +143,9 @@ CONTACTS_COMMAND_ADAPTER: TypeAdapter[ContactsCommand] = TypeAdapter(ContactsCom
 
 # --- replies --------------------------------------------------------------------------------
 
-RejectionCode = Literal["invalid", "not_found", "wrong_org", "conflict", "internal"]
+RejectionCode = Literal[
+    "invalid", "not_found", "wrong_org", "conflict", "internal", "unauthenticated", "forbidden"
+]
 
 
 class Rejection(BaseModel):
@@ -159,6 +176,6 @@ class CommandReply(BaseModel):
 
 
 def command_topic(command: Command) -> str:
-    if isinstance(command, ContactCommand | ListContacts):
+    if isinstance(command, ContactCommand):
         return CONTACTS_COMMANDS
     return PREFERENCES_COMMANDS

@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     dev_seed: bool = True
     # Where the audit CLI finds the audit service; default: this machine's audit port.
     audit_url: str = ""
+    # Where the admin CLI reads an org's preferences and contacts (HTTP, DESIGN.md §11).
+    preferences_url: str = ""
+    contacts_url: str = ""
 
     # AEAD keys for TOTP secrets at rest: "kid:base64key,kid2:base64key"; the first
     # that `secret_key_id` names encrypts, all of them decrypt (rotation).
@@ -57,6 +60,12 @@ class Settings(BaseSettings):
     relay_poll_interval_s: float = Field(default=1.0, gt=0, le=60)
     projection_batch_size: int = Field(default=5000, ge=1, le=100000)
     admin: str = ""
+    # Admin assertions (DESIGN.md §11): the issuer's public keys, "kid:base64key,...", all
+    # trusted at once (rotation), and the `iss` they must carry. `dev` makes its own.
+    admin_issuer_keys: str = ""
+    admin_issuer: str = ""
+    # An assertion from the identity provider, for the CLI outside the dev stack.
+    admin_token: str = Field(default="", repr=False)
 
     # Names this process in its consumer groups (static membership), so a restart is not a
     # rebalance. Must be stable across restarts and unique among replicas; default: host
@@ -103,6 +112,14 @@ class Settings(BaseSettings):
 
 def audit_url(settings: Settings) -> str:
     return settings.audit_url or f"http://127.0.0.1:{settings.audit_port}"
+
+
+def preferences_url(settings: Settings) -> str:
+    return settings.preferences_url or f"http://127.0.0.1:{settings.preferences_port}"
+
+
+def contacts_url(settings: Settings) -> str:
+    return settings.contacts_url or f"http://127.0.0.1:{settings.contacts_port}"
 
 
 def load_settings() -> Settings:

@@ -1,21 +1,26 @@
-"""`portal-mfa admin`: commands to the owning services over Kafka, one reply each."""
+"""`portal-mfa admin`: commands to the owning services over Kafka, reads over HTTP."""
 
 from __future__ import annotations
 
-import getpass
-import os
-from typing import Annotated, Any
+import urllib.parse
+from typing import Annotated, Any, Literal
 
 import typer
 
-from portal_mfa.cli.console import JsonFlag, actor_of, emit, org_of, send
-from portal_mfa.cli.contacts import contacts
-from shared.commands import (
-    DisableMfaPolicy,
-    EnableMfaPolicy,
-    GetMfaPolicy,
-    SetPortalName,
+from portal_mfa.admin_credentials import NoCredentials
+from portal_mfa.cli.console import (
+    JsonFlag,
+    bearer_of,
+    credentials_of,
+    emit,
+    err,
+    org_of,
+    read,
+    send,
 )
+from portal_mfa.cli.contacts import contacts
+from shared.commands import DisableMfaPolicy, EnableMfaPolicy, SetPortalName
+from shared.settings import load_settings, preferences_url
 
 admin = typer.Typer(help="Administer an org's portal: the MFA policy and its contacts.")
 mfa = typer.Typer(help="The org's 'Enable MFA' portal preference.")
@@ -31,44 +36,65 @@ def _admin(
     org: Annotated[str, typer.Option("--org", help="The org whose portal to administer.")],
     actor: Annotated[
         str | None,
-        typer.Option(help="Who is acting (recorded as the events' actor).", show_default=False),
+        typer.Option(
+            help="Who is acting, on the dev stack (recorded as the events' actor;"
+            " default $PORTAL_MFA_ADMIN or dev-admin). Elsewhere PORTAL_MFA_ADMIN_TOKEN says.",
+            show_default=False,
+        ),
     ] = None,
 ) -> None:
-    ctx.obj = {"org": org, "actor": actor or _default_actor()}
-
-
-def _default_actor() -> str:
-    return os.environ.get("PORTAL_MFA_ADMIN") or getpass.getuser()
+    ctx.obj = {"org": org, "actor": actor}
 
 
 @mfa.command("enable", help="Require MFA for the org's portal (customers and vendors).")
 def mfa_enable(ctx: typer.Context, as_json: JsonFlag = False) -> None:
-    emit(_policy_view(send(EnableMfaPolicy(org_id=org_of(ctx), actor=actor_of(ctx)))), as_json)
+    emit(_policy_status(send(ctx, EnableMfaPolicy(org_id=org_of(ctx)))), as_json)
 
 
 @mfa.command("disable", help="Stop requiring MFA; enrolled contacts still need their code.")
 def mfa_disable(ctx: typer.Context, as_json: JsonFlag = False) -> None:
-    emit(_policy_view(send(DisableMfaPolicy(org_id=org_of(ctx), actor=actor_of(ctx)))), as_json)
+    emit(_policy_status(send(ctx, DisableMfaPolicy(org_id=org_of(ctx)))), as_json)
 
 
 @mfa.command("status", help="Whether the org's portal requires MFA.")
 def mfa_status(ctx: typer.Context, as_json: JsonFlag = False) -> None:
-    emit(_policy_view(send(GetMfaPolicy(org_id=org_of(ctx), actor=actor_of(ctx)))), as_json)
+    org = urllib.parse.quote(org_of(ctx), safe="")
+    policy = read(
+        preferences_url(load_settings()),
+        "preferences",
+        f"/v1/orgs/{org}/mfa-policy",
+        bearer_of(ctx),
+    )
+    emit({k: policy[k] for k in ("org_id", "mfa_enabled", "portal_name")}, as_json)
 
 
 @portal.command("name", help="Set the portal's name (the issuer authenticator apps show).")
 def portal_name(ctx: typer.Context, name: str, as_json: JsonFlag = False) -> None:
-    emit(
-        _policy_view(
-            send(SetPortalName(org_id=org_of(ctx), actor=actor_of(ctx), portal_name=name))
-        ),
-        as_json,
-    )
+    result = send(ctx, SetPortalName(org_id=org_of(ctx), portal_name=name))
+    # The reply carries ids and status only; the name is the one given here.
+    emit({**_policy_status(result), "portal_name": name}, as_json)
 
 
-def _policy_view(result: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "org_id": result["org_id"],
-        "mfa_enabled": result["mfa_enabled"],
-        "portal_name": result["portal_name"],
-    }
+@admin.command(
+    "token", help="Mint an admin assertion for HTTP callers (dev stack only); JSON or the token."
+)
+def token(
+    ctx: typer.Context,
+    scope: Annotated[
+        Literal["admin", "audit"], typer.Option(help="admin: reads and more; audit: audit reads.")
+    ] = "admin",
+    as_json: JsonFlag = False,
+) -> None:
+    try:
+        minted = credentials_of(ctx).mint(org_of(ctx), scope)
+    except NoCredentials as exc:
+        err.print(f"error: {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    if as_json:
+        emit({"token": minted.token, "expires_at": minted.expires_at.isoformat()}, True)
+    else:
+        print(minted.token)
+
+
+def _policy_status(result: dict[str, Any]) -> dict[str, Any]:
+    return {"org_id": result["org_id"], "mfa_enabled": result["mfa_enabled"]}

@@ -1,38 +1,32 @@
-"""`portal-mfa audit`: read the event log kept by the audit service."""
+"""`portal-mfa audit`: read the event log kept by the audit service.
+
+Each read carries an admin assertion for the org it asks about (`*` without `--org`):
+minted on the dev stack, PORTAL_MFA_ADMIN_TOKEN elsewhere.
+"""
 
 from __future__ import annotations
 
 import json
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from datetime import datetime
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
-from portal_mfa.cli.console import JsonFlag, emit, err, out
+from portal_mfa.cli.console import JsonFlag, credentials, emit, out, read
+from shared.admin_identity import EVERY_ORG
 from shared.settings import audit_url, load_settings
 
 audit = typer.Typer(help="Read the event log: every event, and why a login needed what it did.")
 
 
-def _get(path: str, timeout_s: float = 10, **query: object) -> dict[str, Any]:
-    base = audit_url(load_settings())
-    params = {k: str(v) for k, v in query.items() if v is not None}
-    url = f"{base}{path}?{urllib.parse.urlencode(params)}"
-    try:
-        with urllib.request.urlopen(url, timeout=timeout_s) as answer:  # noqa: S310 (configured URL)
-            body: dict[str, Any] = json.load(answer)
-            return body
-    except urllib.error.HTTPError as exc:
-        detail = json.loads(exc.read() or b"{}").get("title", exc.reason)
-        err.print(f"error: the audit service answered {exc.code}: {detail}", highlight=False)
-    except OSError as exc:
-        err.print(f"error: cannot reach the audit service at {base}: {exc}", highlight=False)
-    raise typer.Exit(3)
+def _get(
+    path: str, for_org: str | None, *, timeout_s: float = 10, **query: object
+) -> dict[str, Any]:
+    bearer = credentials().bearer(for_org or EVERY_ORG, "audit")
+    return read(audit_url(load_settings()), "audit", path, bearer, timeout_s=timeout_s, **query)
 
 
 @audit.command("tail", help="Stored events, oldest first; --follow streams new ones.")
@@ -47,7 +41,7 @@ def tail(
 ) -> None:
     after = 0
     while True:
-        page = _get("/v1/events", after=after, org=org, contact=contact, type=event_type)
+        page = _get("/v1/events", org, after=after, org=org, contact=contact, type=event_type)
         for envelope in page["events"]:
             _print_event(envelope, as_json)
         after = page["next"]
@@ -84,7 +78,9 @@ def explain(
 ) -> None:
     quoted = urllib.parse.quote(org, safe=""), urllib.parse.quote(contact, safe="")
     answer = _get(
-        f"/v1/orgs/{quoted[0]}/contacts/{quoted[1]}/explain", at=at.isoformat() if at else None
+        f"/v1/orgs/{quoted[0]}/contacts/{quoted[1]}/explain",
+        org,
+        at=at.isoformat() if at else None,
     )
     keys = ["requirement", "policy_enabled", "enrolled", "mfa_epoch", "decided_by"]
     if as_json:
@@ -108,7 +104,7 @@ def verify(
     as_json: JsonFlag = False,
 ) -> None:
     # Re-verifying every signature of a long log takes a while: give it minutes, not seconds.
-    answer = _get("/v1/verify", timeout_s=600, org=org)
+    answer = _get("/v1/verify", org, timeout_s=600, org=org)
     keys = ["events_checked", "forged", "gaps", "chain_ok"]
     if as_json:
         emit({k: answer[k] for k in [*keys, "findings"]}, True)

@@ -1,9 +1,13 @@
-"""What every admin subcommand shares: sending one command, and printing its result."""
+"""What every admin subcommand shares: proving who the admin is, sending one command or
+making one read, and printing the result."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import urllib.error
+import urllib.parse
+import urllib.request
 from typing import Annotated, Any
 
 import typer
@@ -11,7 +15,9 @@ from aiokafka.errors import KafkaError
 from rich.console import Console
 from rich.table import Table
 
+from portal_mfa.admin_credentials import AdminCredentials, NoCredentials, admin_credentials
 from portal_mfa.command_client import CommandClient, NoAnswer
+from shared.admin_identity import Scope
 from shared.commands import Command, CommandReply
 from shared.settings import load_settings
 
@@ -20,13 +26,22 @@ out = Console()
 err = Console(stderr=True, soft_wrap=True)
 
 
-def send(command: Command) -> dict[str, Any]:
+def credentials(actor: str | None = None) -> AdminCredentials:
+    try:
+        return admin_credentials(load_settings(), actor)
+    except NoCredentials as exc:
+        err.print(f"error: {exc}", highlight=False)
+        raise typer.Exit(2) from None
+
+
+def send(ctx: typer.Context, command: Command) -> dict[str, Any]:
     """Send one command; on a rejection or no answer, print one line and exit non-zero."""
     settings = load_settings()
+    signed = credentials_of(ctx).sign(command)
 
     async def roundtrip() -> CommandReply:
         async with CommandClient(settings) as client:
-            return await client.send(command)
+            return await client.send(signed)
 
     try:
         reply = asyncio.run(roundtrip())
@@ -45,6 +60,45 @@ def send(command: Command) -> dict[str, Any]:
     return reply.result
 
 
+def read(
+    base: str, what: str, path: str, bearer: str, *, timeout_s: float = 10, **query: object
+) -> dict[str, Any]:
+    """GET one admin read from the `what` service with the assertion as bearer token.
+
+    A refusal (401, 403, 404) prints one line and exits 1; an unreachable service exits 3.
+    """
+    if not base.startswith(("http://", "https://")):
+        err.print(f"error: the {what} service's URL must be http(s): {base}", highlight=False)
+        raise typer.Exit(2)
+    params = {k: str(v) for k, v in query.items() if v is not None}
+    url = f"{base}{path}" + (f"?{urllib.parse.urlencode(params)}" if params else "")
+    # The assertion goes only in the header: never into a URL, a log line or an error.
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {bearer}"})  # noqa: S310 (http(s) checked)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s) as answer:  # noqa: S310
+            body: dict[str, Any] = json.load(answer)
+            return body
+    except urllib.error.HTTPError as exc:
+        problem = _problem(exc)
+        reason = problem.get("detail") or problem.get("title") or exc.reason
+        if exc.code in (401, 403, 404):
+            kind = str(problem.get("type", "")).rsplit("/", 1)[-1] or str(exc.code)
+            err.print(f"rejected ({kind}): {reason}", highlight=False)
+            raise typer.Exit(1) from None
+        err.print(f"error: the {what} service answered {exc.code}: {reason}", highlight=False)
+    except OSError as exc:
+        err.print(f"error: cannot reach the {what} service at {base}: {exc}", highlight=False)
+    raise typer.Exit(3)
+
+
+def _problem(exc: urllib.error.HTTPError) -> dict[str, Any]:
+    try:
+        body = json.loads(exc.read() or b"{}")
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
 def emit(result: dict[str, Any], as_json: bool, keys: list[str] | None = None) -> None:
     if as_json:
         print(json.dumps(result))
@@ -60,6 +114,13 @@ def org_of(ctx: typer.Context) -> str:
     return org
 
 
-def actor_of(ctx: typer.Context) -> str:
-    actor: str = ctx.obj["actor"]
-    return actor
+def credentials_of(ctx: typer.Context) -> AdminCredentials:
+    """The admin's credentials, resolved once per invocation (so `--help` needs none)."""
+    if "credentials" not in ctx.obj:
+        ctx.obj["credentials"] = credentials(ctx.obj.get("actor"))
+    found: AdminCredentials = ctx.obj["credentials"]
+    return found
+
+
+def bearer_of(ctx: typer.Context, scope: Scope = "admin") -> str:
+    return credentials_of(ctx).bearer(org_of(ctx), scope)

@@ -1,23 +1,27 @@
-"""`portal-mfa admin --org ORG contacts ...`: the org's customers and vendors."""
+"""`portal-mfa admin --org ORG contacts ...`: the org's customers and vendors.
+
+Changes are commands over Kafka; `list` and `show` read the contacts service over HTTP.
+Command replies carry no name or email, so what is printed of those comes from the input.
+"""
 
 from __future__ import annotations
 
+import urllib.parse
 from typing import Annotated, Any, Literal
 
 import typer
 from rich.table import Table
 
-from portal_mfa.cli.console import JsonFlag, actor_of, emit, org_of, out, send
+from portal_mfa.cli.console import JsonFlag, bearer_of, emit, org_of, out, read, send
 from services.auth.domain.tokens import hash_token, new_token
 from shared.commands import (
     CreateContact,
     DeleteContact,
-    GetContact,
     GrantPortalAccess,
-    ListContacts,
     ResetPortalMfa,
     RevokePortalAccess,
 )
+from shared.settings import contacts_url, load_settings
 
 contacts = typer.Typer(help="The org's customers and vendors, their portal access and MFA.")
 ContactId = Annotated[str, typer.Argument(help="The contact's id (from `contacts add`).")]
@@ -31,12 +35,9 @@ def add(
     email: Annotated[str, typer.Option(help="Login email for the portal.")],
     as_json: JsonFlag = False,
 ) -> None:
-    result = send(
-        CreateContact(
-            org_id=org_of(ctx), actor=actor_of(ctx), kind=kind, display_name=name, email=email
-        )
-    )
-    emit({k: result[k] for k in ("contact_id", "kind", "email")}, as_json)
+    command = CreateContact(org_id=org_of(ctx), kind=kind, display_name=name, email=email)
+    result = send(ctx, command)
+    emit({"contact_id": result["contact_id"], "kind": kind, "email": command.email}, as_json)
 
 
 @contacts.command("grant-portal-access", help="Invite the contact; prints the invitation token.")
@@ -44,12 +45,12 @@ def grant(ctx: typer.Context, contact_id: ContactId, as_json: JsonFlag = False) 
     # The token is made here and only its hash is sent: it never crosses Kafka.
     token = new_token()
     result = send(
+        ctx,
         GrantPortalAccess(
             org_id=org_of(ctx),
-            actor=actor_of(ctx),
             contact_id=contact_id,
             invitation_hash=hash_token(token),
-        )
+        ),
     )
     emit(
         {
@@ -63,9 +64,7 @@ def grant(ctx: typer.Context, contact_id: ContactId, as_json: JsonFlag = False) 
 
 @contacts.command("revoke-portal-access", help="End the contact's portal access and sessions.")
 def revoke(ctx: typer.Context, contact_id: ContactId, as_json: JsonFlag = False) -> None:
-    result = send(
-        RevokePortalAccess(org_id=org_of(ctx), actor=actor_of(ctx), contact_id=contact_id)
-    )
+    result = send(ctx, RevokePortalAccess(org_id=org_of(ctx), contact_id=contact_id))
     emit({k: result[k] for k in ("contact_id", "portal_access")}, as_json)
 
 
@@ -76,30 +75,25 @@ def reset_mfa(
     reason: Annotated[str, typer.Option(help="Why (kept in the event log).")] = "",
     as_json: JsonFlag = False,
 ) -> None:
-    result = send(
-        ResetPortalMfa(
-            org_id=org_of(ctx), actor=actor_of(ctx), contact_id=contact_id, reason=reason
-        )
-    )
+    result = send(ctx, ResetPortalMfa(org_id=org_of(ctx), contact_id=contact_id, reason=reason))
     emit({k: result[k] for k in ("contact_id", "mfa_epoch")}, as_json)
 
 
 @contacts.command("delete", help="Delete the contact; its login stops working.")
 def delete(ctx: typer.Context, contact_id: ContactId, as_json: JsonFlag = False) -> None:
-    send(DeleteContact(org_id=org_of(ctx), actor=actor_of(ctx), contact_id=contact_id))
+    send(ctx, DeleteContact(org_id=org_of(ctx), contact_id=contact_id))
     emit({"contact_id": contact_id, "deleted": True}, as_json)
 
 
 @contacts.command("show", help="One contact, with its portal access and mfa_epoch.")
 def show(ctx: typer.Context, contact_id: ContactId, as_json: JsonFlag = False) -> None:
-    emit(send(GetContact(org_id=org_of(ctx), actor=actor_of(ctx), contact_id=contact_id)), as_json)
+    path = f"{_org_path(ctx)}/contacts/{urllib.parse.quote(contact_id, safe='')}"
+    emit(_read(ctx, path), as_json)
 
 
 @contacts.command("list", help="The org's contacts.")
 def list_contacts(ctx: typer.Context, as_json: JsonFlag = False) -> None:
-    rows: list[dict[str, Any]] = send(ListContacts(org_id=org_of(ctx), actor=actor_of(ctx)))[
-        "contacts"
-    ]
+    rows: list[dict[str, Any]] = _read(ctx, f"{_org_path(ctx)}/contacts")["contacts"]
     if as_json:
         emit({"contacts": rows}, True)
         return
@@ -114,3 +108,11 @@ def list_contacts(ctx: typer.Context, as_json: JsonFlag = False) -> None:
             str(row["mfa_epoch"]),
         )
     out.print(table)
+
+
+def _org_path(ctx: typer.Context) -> str:
+    return f"/v1/orgs/{urllib.parse.quote(org_of(ctx), safe='')}"
+
+
+def _read(ctx: typer.Context, path: str) -> dict[str, Any]:
+    return read(contacts_url(load_settings()), "contacts", path, bearer_of(ctx))

@@ -20,6 +20,8 @@ from services.audit.verification import verify_log
 from services.auth.domain.history import requirement_from_history
 from services.auth.http.params import ContactId, OrgId
 from services.auth.http.problems import install_problem_handlers
+from shared.admin_access import AUDIT_READERS, AdminBearer
+from shared.admin_identity import verifier_from
 from shared.db import apply_schema, open_pool, read_sql
 from shared.events import EVENT_TOPICS, now_utc
 from shared.kafka import new_producer
@@ -33,6 +35,7 @@ Filter = Annotated[str | None, Query(max_length=100)]
 
 def create_app(settings: Settings, database_url: str) -> FastAPI:
     trust = trust_from(settings)
+    admin_verifier = verifier_from(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -65,6 +68,7 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
             await pool.close()
 
     app = FastAPI(title="portal-mfa audit", version="1", lifespan=lifespan)
+    app.state.admin_verifier = admin_verifier
     install_problem_handlers(app)
 
     @app.get("/healthz")
@@ -85,12 +89,18 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
     @app.get("/v1/events")
     async def events(
         request: Request,
+        admin: AdminBearer,
         after: Annotated[int, Query(ge=0)] = 0,
         org: Filter = None,
         contact: Filter = None,
         type: Filter = None,
         limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
     ) -> dict[str, Any]:
+        # Without an org filter the log spans every org: for operators (org *) only.
+        if org is None:
+            admin.for_every_org(AUDIT_READERS)
+        else:
+            admin.for_org(org, AUDIT_READERS)
         async with request.app.state.pool.acquire() as conn:
             found = await tail(
                 conn, after=after, org_id=org, contact_id=contact, event_type=type, limit=limit
@@ -105,8 +115,10 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
         request: Request,
         org_id: OrgId,
         contact_id: ContactId,
+        admin: AdminBearer,
         at: datetime | None = None,
     ) -> dict[str, Any]:
+        admin.for_org(org_id, AUDIT_READERS)
         moment = at or now_utc()
         async with request.app.state.pool.acquire() as conn:
             decision = requirement_from_history(
@@ -115,7 +127,11 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
         return {**decision.as_dict(), "at": moment.isoformat()}
 
     @app.get("/v1/verify")
-    async def verify(request: Request, org: Filter = None) -> dict[str, Any]:
+    async def verify(request: Request, admin: AdminBearer, org: Filter = None) -> dict[str, Any]:
+        if org is None:
+            admin.for_every_org(AUDIT_READERS)
+        else:
+            admin.for_org(org, AUDIT_READERS)
         async with request.app.state.pool.acquire() as conn:
             return await verify_log(conn, trust, org)
 

@@ -17,6 +17,7 @@ from services.auth.projection import TOPICS, LoginProjection
 from services.auth.reactions import AuthProjection
 from services.auth.rebuild import SWAP_LOCK
 from services.auth.runtime import AuthRuntime
+from shared.admin_identity import verifier_from
 from shared.db import EVENTSTORE_SQL, apply_schema, open_pool, read_sql
 from shared.events import now_utc
 from shared.kafka import new_producer
@@ -46,6 +47,7 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
     secret_box = secret_box_from(settings)
     signer = signer_from(settings, "auth")
     trust = trust_from(settings)
+    admin_verifier = verifier_from(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -96,6 +98,7 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
             await pool.close()
 
     app = FastAPI(title="portal-mfa auth", version="1", lifespan=lifespan)
+    app.state.admin_verifier = admin_verifier
     install_problem_handlers(app)
     app.add_middleware(BodyLimit)
     app.include_router(operations.router)

@@ -1,4 +1,8 @@
-"""contacts: commands in, contact events out; every command is checked against its org."""
+"""contacts: commands in, contact events out; every command is checked against its org.
+
+The admin reads (a contact, the org's list) are HTTP routes beside this (reads.py); the
+command replies carry ids and status only, since every reader of the reply topic sees them.
+"""
 
 from __future__ import annotations
 
@@ -9,16 +13,15 @@ from typing import Any
 import asyncpg
 
 from services.contacts.domain import Contact, ContactRejected
-from shared.command_handling import parse_command, run_once
+from shared.admin_identity import AdminAssertion, AssertionVerifier
+from shared.command_handling import admit, run_once
 from shared.commands import (
     CONTACTS_COMMAND_ADAPTER,
     CommandReply,
     ContactCommand,
     CreateContact,
     DeleteContact,
-    GetContact,
     GrantPortalAccess,
-    ListContacts,
     ResetPortalMfa,
     RevokePortalAccess,
 )
@@ -31,46 +34,52 @@ _DIRECTORY_COLUMNS = (
 
 
 class ContactsService:
-    def __init__(self, pool: asyncpg.Pool, clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, verifier: AssertionVerifier, clock: Callable[[], datetime]
+    ) -> None:
         self._pool = pool
+        self._verifier = verifier
         self._clock = clock
 
     async def execute(self, body: bytes) -> CommandReply:
-        command = parse_command(CONTACTS_COMMAND_ADAPTER, body)
-        if isinstance(command, CommandReply):
-            return command
-        if isinstance(command, ListContacts):
-            async with self._pool.acquire() as conn:
-                rows = await conn.fetch(
-                    f"SELECT {_DIRECTORY_COLUMNS} FROM contact_directory"
-                    " WHERE org_id = $1 AND NOT deleted ORDER BY display_name, contact_id",
-                    command.org_id,
-                )
-            return CommandReply.accepted(
-                command.command_id, {"contacts": [_view(dict(r)) for r in rows]}
-            )
-        if isinstance(command, GetContact):
-            async with self._pool.acquire() as conn:
-                contact = await _load(conn, command.contact_id)
-            if not contact.exists or contact.org_id != command.org_id:
-                return _not_found(command)
-            return CommandReply.accepted(command.command_id, _contact_view(contact))
-        assert isinstance(command, ContactCommand)
-        return await run_once(self._pool, command, self._change)
+        admitted = admit(CONTACTS_COMMAND_ADAPTER, self._verifier, body)
+        if isinstance(admitted, CommandReply):
+            return admitted
+        return await run_once(self._pool, admitted, self._change)
 
-    async def _change(self, conn: asyncpg.Connection, command: ContactCommand) -> CommandReply:
+    async def contacts(self, org_id: str) -> list[dict[str, Any]]:
+        async with self._pool.acquire() as conn:
+            rows = await conn.fetch(
+                f"SELECT {_DIRECTORY_COLUMNS} FROM contact_directory"
+                " WHERE org_id = $1 AND NOT deleted ORDER BY display_name, contact_id",
+                org_id,
+            )
+        return [_view(dict(r)) for r in rows]
+
+    async def contact(self, org_id: str, contact_id: str) -> dict[str, Any] | None:
+        """The contact, or None when it does not exist in this org (another org's is None)."""
+        async with self._pool.acquire() as conn:
+            contact = await _load(conn, contact_id)
+        if not contact.exists or contact.org_id != org_id:
+            return None
+        return _contact_view(contact)
+
+    async def _change(
+        self, conn: asyncpg.Connection, command: ContactCommand, admin: AdminAssertion
+    ) -> CommandReply:
         contact = await _load(conn, command.contact_id)
         if not isinstance(command, CreateContact) and (
             not contact.exists or contact.org_id != command.org_id
         ):
             # Another org's contact is answered exactly like a missing one.
             return _not_found(command)
-        cause = command.cause(self._clock())
+        cause = command.cause(self._clock(), admin.sub)
         if isinstance(command, CreateContact) and await _email_taken(
             conn, command.org_id, command.email
         ):
+            # The reply names no email: the admin who sent it knows which one it was.
             return CommandReply.rejected(
-                command.command_id, "conflict", f"{command.email} already belongs to a contact"
+                command.command_id, "conflict", "that email already belongs to a contact"
             )
         try:
             events = self._decide(contact, command, cause)
@@ -82,7 +91,7 @@ class ContactsService:
         # A concurrent create with the same email fails on the unique index here; the retry
         # then sees the email taken and rejects.
         await _write_directory(conn, contact)
-        return CommandReply.accepted(command.command_id, _contact_view(contact))
+        return CommandReply.accepted(command.command_id, _contact_status(contact))
 
     @staticmethod
     def _decide(contact: Contact, command: ContactCommand, cause: Cause) -> list[Any]:
@@ -142,6 +151,19 @@ def _not_found(command: ContactCommand) -> CommandReply:
         "not_found",
         f"no contact {command.contact_id} in org {command.org_id}",
     )
+
+
+def _contact_status(c: Contact) -> dict[str, Any]:
+    """What a command reply may say: ids and status, no name or email."""
+    return {
+        "contact_id": c.contact_id,
+        "portal_access": c.portal_access,
+        "invitation_expires_at": c.invitation_expires_at.isoformat()
+        if c.invitation_expires_at
+        else None,
+        "mfa_epoch": c.mfa_epoch,
+        "deleted": c.deleted,
+    }
 
 
 def _contact_view(c: Contact) -> dict[str, Any]:

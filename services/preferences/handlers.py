@@ -1,4 +1,4 @@
-"""preferences: commands in, org-preferences events out."""
+"""preferences: commands in, org-preferences events out; the policy read for admins."""
 
 from __future__ import annotations
 
@@ -8,13 +8,13 @@ from datetime import datetime
 import asyncpg
 
 from services.preferences.domain import OrgPreferences
-from shared.command_handling import parse_command, run_once
+from shared.admin_identity import AdminAssertion, AssertionVerifier
+from shared.command_handling import admit, run_once
 from shared.commands import (
     PREFERENCES_COMMAND_ADAPTER,
     CommandReply,
     DisableMfaPolicy,
     EnableMfaPolicy,
-    GetMfaPolicy,
     SetPortalName,
 )
 from shared.eventstore import append_events, load_stream
@@ -23,24 +23,28 @@ ChangeCommand = EnableMfaPolicy | DisableMfaPolicy | SetPortalName
 
 
 class PreferencesService:
-    def __init__(self, pool: asyncpg.Pool, clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, verifier: AssertionVerifier, clock: Callable[[], datetime]
+    ) -> None:
         self._pool = pool
+        self._verifier = verifier
         self._clock = clock
 
     async def execute(self, body: bytes) -> CommandReply:
-        command = parse_command(PREFERENCES_COMMAND_ADAPTER, body)
-        if isinstance(command, CommandReply):
-            return command
-        if isinstance(command, GetMfaPolicy):
-            async with self._pool.acquire() as conn:
-                prefs = await _load(conn, command.org_id)
-            return CommandReply.accepted(command.command_id, _view(prefs))
-        assert isinstance(command, ChangeCommand)
-        return await run_once(self._pool, command, self._change)
+        admitted = admit(PREFERENCES_COMMAND_ADAPTER, self._verifier, body)
+        if isinstance(admitted, CommandReply):
+            return admitted
+        return await run_once(self._pool, admitted, self._change)
 
-    async def _change(self, conn: asyncpg.Connection, command: ChangeCommand) -> CommandReply:
+    async def policy(self, org_id: str) -> OrgPreferences:
+        async with self._pool.acquire() as conn:
+            return await _load(conn, org_id)
+
+    async def _change(
+        self, conn: asyncpg.Connection, command: ChangeCommand, admin: AdminAssertion
+    ) -> CommandReply:
         prefs = await _load(conn, command.org_id)
-        cause = command.cause(self._clock())
+        cause = command.cause(self._clock(), admin.sub)
         match command:
             case EnableMfaPolicy():
                 events = prefs.set_mfa_policy(True, cause)
@@ -51,17 +55,12 @@ class PreferencesService:
         await append_events(conn, events)
         for event in events:
             prefs = prefs.apply(event)  # type: ignore[arg-type]
-        return CommandReply.accepted(command.command_id, _view(prefs))
+        # Ids and status only: every reader of the reply topic sees this.
+        return CommandReply.accepted(
+            command.command_id,
+            {"org_id": prefs.org_id, "mfa_enabled": prefs.mfa_enabled, "version": prefs.version},
+        )
 
 
 async def _load(conn: asyncpg.Connection, org_id: str) -> OrgPreferences:
     return OrgPreferences.from_events(org_id, await load_stream(conn, "org_preferences", org_id))
-
-
-def _view(prefs: OrgPreferences) -> dict[str, object]:
-    return {
-        "org_id": prefs.org_id,
-        "mfa_enabled": prefs.mfa_enabled,
-        "portal_name": prefs.issuer,
-        "version": prefs.version,
-    }

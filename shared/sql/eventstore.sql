@@ -31,3 +31,14 @@ CREATE TABLE IF NOT EXISTS processed_commands (
     reply        jsonb NOT NULL,
     processed_at timestamptz NOT NULL DEFAULT now()
 );
+
+-- Admin assertions spent on commands (DESIGN.md §11): one jti authorizes one command. A row
+-- may be pruned once expires_at (plus the verifier's leeway) has passed: by then its
+-- assertion is refused anyway.
+CREATE TABLE IF NOT EXISTS spent_assertions (
+    jti        text PRIMARY KEY,
+    command_id uuid NOT NULL,
+    admin      text NOT NULL,
+    expires_at timestamptz NOT NULL,
+    spent_at   timestamptz NOT NULL DEFAULT now()
+);

@@ -12,7 +12,9 @@ from typing import Any
 
 import pytest
 
+from portal_mfa import dev_state
 from portal_mfa.dev_process import DevProcess
+from shared.admin_identity import AssertionIssuer, Scope
 
 
 @dataclass
@@ -20,12 +22,28 @@ class RunningStack(DevProcess):
     """The dev stack, plus the admin CLI as a user runs it against it."""
 
     def cli_env(self) -> dict[str, str]:
-        return dict(
+        env = dict(
             os.environ,
             PORTAL_MFA_KAFKA_BOOTSTRAP=self.kafka,
             PORTAL_MFA_AUDIT_PORT=str(self.ports["audit"]),
+            PORTAL_MFA_PREFERENCES_PORT=str(self.ports["preferences"]),
+            PORTAL_MFA_CONTACTS_PORT=str(self.ports["contacts"]),
             PORTAL_MFA_ADMIN="e2e-admin",
         )
+        # The CLI proves who the admin is with the dev stack's issuer, as on a dev machine.
+        env.pop("PORTAL_MFA_ADMIN_TOKEN", None)
+        return env
+
+    def issuer(self) -> AssertionIssuer:
+        """The dev stack's admin issuer, found where the CLI on this machine finds it."""
+        found = dev_state.issuer(self.kafka)
+        assert found is not None, "the dev stack left no admin issuer in its state"
+        return found
+
+    def bearer(self, org: str, scope: Scope = "admin", sub: str = "e2e-admin") -> dict[str, str]:
+        """An `Authorization` header with a fresh assertion for the org's HTTP reads."""
+        token = self.issuer().mint(sub=sub, org=org, scope=scope).token
+        return {"Authorization": f"Bearer {token}"}
 
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         done = subprocess.run(
@@ -38,6 +56,16 @@ class RunningStack(DevProcess):
         if check and done.returncode != 0:
             raise AssertionError(f"portal-mfa {' '.join(args)} failed: {done.stderr}")
         return done
+
+    def cli_with(self, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+        """The CLI with extra environment (not checked: the caller looks at the outcome)."""
+        return subprocess.run(
+            [sys.executable, "-m", "portal_mfa", *args],
+            env=self.cli_env() | env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
 
     def cli_json(self, *args: str) -> Any:
         return json.loads(self.cli(*args, "--json").stdout)

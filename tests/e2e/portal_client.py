@@ -186,7 +186,10 @@ class Portal:
     # --- portal HTTP API --------------------------------------------------------------------
 
     def requirement(self, contact_id: str) -> dict[str, Any]:
-        answer = self.http.get(f"/v1/orgs/{self.org}/contacts/{contact_id}/login-requirement")
+        answer = self.http.get(
+            f"/v1/orgs/{self.org}/contacts/{contact_id}/login-requirement",
+            headers=self.stack.bearer(self.org, "audit"),
+        )
         assert answer.status_code == 200, answer.text
         body: dict[str, Any] = answer.json()
         return body

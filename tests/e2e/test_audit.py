@@ -71,7 +71,7 @@ def test_tail_and_explain_after_policy_on_enroll_reset_policy_off(stack: Running
 
     def requirement(contact_id: str) -> dict[str, Any]:
         path = f"/v1/orgs/{org}/contacts/{contact_id}/login-requirement"
-        return auth.get(path).json()  # type: ignore[no-any-return]
+        return auth.get(path, headers=stack.bearer(org, "audit")).json()  # type: ignore[no-any-return]
 
     stack.cli_json("admin", "--org", org, "mfa", "enable")
     contact = stack.cli_json(

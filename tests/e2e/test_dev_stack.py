@@ -25,7 +25,8 @@ def wait_for_requirement(
     deadline = time.monotonic() + within_s
     while True:
         answer = httpx.get(
-            stack.url("auth", f"/v1/orgs/{org}/contacts/{contact}/login-requirement")
+            stack.url("auth", f"/v1/orgs/{org}/contacts/{contact}/login-requirement"),
+            headers=stack.bearer(org, "audit"),
         ).json()
         if answer["policy_enabled"] is policy_enabled or time.monotonic() > deadline:
             return answer  # type: ignore[no-any-return]
@@ -59,24 +60,40 @@ def test_enabling_the_policy_reaches_the_auth_projection_within_a_second(
     assert answer["requirement"] == "password"
 
     # Another org is untouched.
-    other = httpx.get(stack.url("auth", "/v1/orgs/other-org/contacts/x/login-requirement"))
+    other = httpx.get(
+        stack.url("auth", "/v1/orgs/other-org/contacts/x/login-requirement"),
+        headers=stack.bearer("other-org"),
+    )
     assert other.json()["policy_enabled"] is False
 
 
 def test_the_cli_says_why_when_no_service_answers(stack: RunningStack) -> None:
     done = stack.cli("admin", "--org", "acme", "mfa", "status", check=False)
     assert done.returncode == 0
-    env_broken = stack.cli_env() | {"PORTAL_MFA_KAFKA_BOOTSTRAP": "127.0.0.1:9"}
-    broken = subprocess.run(
-        [sys.executable, "-m", "portal_mfa", "admin", "--org", "acme", "mfa", "status"],
-        env=env_broken,
-        capture_output=True,
-        text=True,
-        timeout=60,
+    token = stack.cli_json("admin", "--org", "acme", "token")["token"]
+
+    def broken(env: dict[str, str], *args: str) -> str:
+        answer = subprocess.run(
+            [sys.executable, "-m", "portal_mfa", "admin", "--org", "acme", *args],
+            env=stack.cli_env() | env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert answer.returncode != 0
+        assert len(answer.stderr.strip().splitlines()) == 1, answer.stderr
+        return answer.stderr
+
+    # No broker there, and so no dev stack to mint with: the token says who the admin is.
+    no_kafka = {"PORTAL_MFA_KAFKA_BOOTSTRAP": "127.0.0.1:9", "PORTAL_MFA_ADMIN_TOKEN": token}
+    assert "cannot talk to Kafka" in broken(no_kafka, "mfa", "enable")
+    assert "cannot reach the preferences service" in broken(
+        {"PORTAL_MFA_PREFERENCES_PORT": "9"}, "mfa", "status"
     )
-    assert broken.returncode != 0
-    assert "cannot talk to Kafka" in broken.stderr
-    assert len(broken.stderr.strip().splitlines()) == 1
+    # Neither a dev stack nor a token: the CLI cannot prove who the admin is, and says so.
+    assert "PORTAL_MFA_ADMIN_TOKEN" in broken(
+        {"PORTAL_MFA_KAFKA_BOOTSTRAP": "127.0.0.1:9"}, "mfa", "enable"
+    )
 
 
 def test_readiness_reports_the_projection_lag(stack: RunningStack) -> None:
@@ -123,12 +140,19 @@ def test_projection_rebuild_from_the_cli_keeps_the_answers(stack: RunningStack) 
     )["contact_id"]  # fmt: skip
     stack.cli_json("admin", "--org", org, "contacts", "reset-mfa", contact)
     path = f"/v1/orgs/{org}/contacts/{contact}/login-requirement"
+
+    def requirement() -> dict[str, object]:
+        answer: dict[str, object] = httpx.get(
+            stack.url("auth", path), headers=stack.bearer(org)
+        ).json()
+        return answer
+
     deadline = time.monotonic() + 10
-    while (before := httpx.get(stack.url("auth", path)).json())["mfa_epoch"] != 1:
+    while (before := requirement())["mfa_epoch"] != 1:
         assert time.monotonic() < deadline, before
         time.sleep(0.05)
 
     rebuilt = stack.cli("projection", "rebuild")
     assert "swapped in" in rebuilt.stdout
-    assert httpx.get(stack.url("auth", path)).json() == before
+    assert requirement() == before
     assert httpx.get(stack.url("auth", "/readyz")).status_code == 200

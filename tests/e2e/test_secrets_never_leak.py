@@ -1,13 +1,15 @@
-"""No password, TOTP secret, code, backup code or token in any event or log line.
+"""No password, TOTP secret, code, backup code or token in any event or log line, and no
+personal data in any command reply.
 
-Runs after the other e2e modules (file order), so the topics it reads hold the events of
-the whole end-to-end suite; its own journey records every secret it handles, and every
-event and log line is searched for those and for anything shaped like one.
+Runs after the other e2e modules (file order), so the topics it reads hold the events and
+replies of the whole end-to-end suite; its own journey records every secret it handles,
+and every event and log line is searched for those and for anything shaped like one.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import time
 import uuid
@@ -17,7 +19,7 @@ import pyotp
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from shared.events import ADMIN_REPLIES, DEADLETTER, EVENT_TOPICS
+from shared.events import ADMIN_REPLIES, CONTACTS_EVENTS, DEADLETTER, EVENT_TOPICS
 from tests.e2e.conftest import RunningStack
 
 pytestmark = pytest.mark.e2e
@@ -27,6 +29,7 @@ SHAPES = {
     "totp secret": re.compile(r"(?<![A-Z2-7])[A-Z2-7]{32}(?![A-Z2-7])"),
     "backup code": re.compile(r"\b[a-z2-9]{4}-[a-z2-9]{4}-[a-z2-9]{4}-[a-z2-9]{4}\b"),
     "token": re.compile(r"(?<![A-Za-z0-9_-])[A-Za-z0-9_-]{43}(?![A-Za-z0-9_-])"),
+    "admin assertion": re.compile(r"eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+"),
 }
 
 
@@ -133,3 +136,41 @@ def test_replies_carry_no_invitation_token(stack: RunningStack) -> None:
     replies = asyncio.run(read_all(stack.kafka, [ADMIN_REPLIES]))
     assert replies
     assert not any(token.encode() in value for value in replies)
+
+
+EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+")
+
+
+def _strings(value: object) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _strings(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in _strings(v)]
+    return []
+
+
+def test_replies_carry_no_personal_data(stack: RunningStack) -> None:
+    """Every reply of the session: no contact's email or name (all readers see replies)."""
+    created = [
+        json.loads(value)
+        for value in asyncio.run(read_all(stack.kafka, [CONTACTS_EVENTS]))
+        if value.startswith(b"{") and b'"ContactCreated"' in value
+    ]
+    personal = {e["payload"]["email"] for e in created} | {
+        e["payload"]["display_name"] for e in created
+    }
+    assert len(created) > 10, "the suite should have created contacts to look for"
+    replies = [
+        json.loads(value)
+        for value in asyncio.run(read_all(stack.kafka, [ADMIN_REPLIES]))
+        if value.startswith(b"{")
+    ]
+    assert len(replies) > 20
+    for reply in replies:
+        for text in _strings(reply):
+            assert not EMAIL.search(text), f"an email address in a reply: {reply}"
+            for data in personal:
+                # Short names ("V") only as a whole value, longer ones anywhere in a text.
+                assert text != data and (len(data) < 4 or data not in text), reply

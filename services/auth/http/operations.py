@@ -13,6 +13,7 @@ from services.auth.decisions import login_requirement
 from services.auth.held_events import Waiting
 from services.auth.http.params import ContactId, OrgId
 from services.auth.runtime import Runtime
+from shared.admin_access import AUDIT_READERS, AdminBearer
 
 router = APIRouter()
 
@@ -48,8 +49,10 @@ async def metrics() -> Response:
 
 @router.get("/v1/orgs/{org_id}/contacts/{contact_id}/login-requirement")
 async def get_login_requirement(
-    runtime: Runtime, org_id: OrgId, contact_id: ContactId
+    runtime: Runtime, org_id: OrgId, contact_id: ContactId, admin: AdminBearer
 ) -> dict[str, object]:
+    # Who must log in how, and whether a contact exists, is the org's business only.
+    admin.for_org(org_id, AUDIT_READERS)
     runtime.require_ready()
     async with runtime.pool.acquire() as conn:
         decision = await login_requirement(conn, runtime.projection, org_id, contact_id)

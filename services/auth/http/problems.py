@@ -11,6 +11,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.auth.domain.gapless import HistoryIncomplete
 from services.auth.flows.refusal import Refusal, history_incomplete
+from shared.admin_identity import AssertionRejected
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,19 @@ def install_problem_handlers(app: FastAPI) -> None:
     async def _incomplete(_: Request, exc: HistoryIncomplete) -> JSONResponse:
         refusal = history_incomplete()
         return problem_response(refusal.status, refusal.kind, refusal.title)
+
+    @app.exception_handler(AssertionRejected)
+    async def _not_authorized(_: Request, exc: AssertionRejected) -> JSONResponse:
+        # The detail names what is wrong with the assertion, never the token or its claims.
+        if exc.kind == "unauthenticated":
+            answer = problem_response(
+                401, "unauthenticated", "An admin assertion is required", exc.message
+            )
+            answer.headers["WWW-Authenticate"] = "Bearer"
+            return answer
+        return problem_response(
+            403, "forbidden", "The admin assertion does not allow this", exc.message
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
