@@ -79,12 +79,18 @@ async def run_once(
     for _ in range(_ATTEMPTS):
         try:
             async with pool.acquire() as conn, conn.transaction():
-                stored = await conn.fetchval(
-                    "SELECT reply FROM processed_commands WHERE command_id = $1",
+                stored = await conn.fetchrow(
+                    "SELECT reply, content_digest FROM processed_commands WHERE command_id = $1",
                     command.command_id,
                 )
                 if stored is not None:
-                    return CommandReply.model_validate(stored)
+                    if stored["content_digest"] not in (None, command.content_digest()):
+                        return CommandReply.rejected(
+                            command.command_id,
+                            "conflict",
+                            "this idempotency key was already used for a different command",
+                        )
+                    return CommandReply.model_validate(stored["reply"])
                 if not await _spend(conn, admin, command.command_id):
                     # Nothing was written: the first use of this assertion stands alone.
                     return CommandReply.rejected(
@@ -94,11 +100,12 @@ async def run_once(
                     )
                 reply = await handler(conn, command, admin)
                 await conn.execute(
-                    "INSERT INTO processed_commands (command_id, command_type, reply)"
-                    " VALUES ($1, $2, $3)",
+                    "INSERT INTO processed_commands"
+                    " (command_id, command_type, reply, content_digest) VALUES ($1, $2, $3, $4)",
                     command.command_id,
                     type(command).__name__,
                     reply.model_dump(mode="json"),
+                    command.content_digest(),
                 )
                 return reply
         except (ConcurrencyConflict, asyncpg.UniqueViolationError):

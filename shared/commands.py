@@ -47,6 +47,16 @@ class Command(BaseModel):
         """
         return canonical_digest(self.model_dump(mode="json", exclude={ASSERTION_FIELD}))
 
+    def content_digest(self) -> str:
+        """What makes two sends the same command: everything but how it was sent.
+
+        A retry under the same `command_id` (the idempotency key) may carry a new assertion
+        and correlation id; any other difference makes it a different command.
+        """
+        return canonical_digest(
+            self.model_dump(mode="json", exclude={ASSERTION_FIELD, "correlation_id"})
+        )
+
     def signed(self, assertion: str) -> Self:
         return self.model_copy(update={ASSERTION_FIELD: assertion})
 

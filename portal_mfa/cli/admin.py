@@ -42,8 +42,16 @@ def _admin(
             show_default=False,
         ),
     ] = None,
+    idempotency_key: Annotated[
+        str | None,
+        typer.Option(
+            help="Retry a command safely: the key a timed-out run printed. A command sent"
+            " again under its key applies at most once and gets the first answer.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
-    ctx.obj = {"org": org, "actor": actor}
+    ctx.obj = {"org": org, "actor": actor, "idempotency_key": idempotency_key}
 
 
 @mfa.command("enable", help="Require MFA for the org's portal (customers and vendors).")

@@ -8,6 +8,7 @@ import json
 import urllib.error
 import urllib.parse
 import urllib.request
+import uuid
 from typing import Annotated, Any
 
 import typer
@@ -34,9 +35,27 @@ def credentials(actor: str | None = None) -> AdminCredentials:
         raise typer.Exit(2) from None
 
 
+# Exit codes: 1 rejected by the service, 2 bad input or setting, 3 cannot reach,
+# 4 timed out (the command may still apply).
+TIMED_OUT = 4
+
+
+def idempotency_key(given: str | None) -> uuid.UUID | None:
+    """The command id a key names: a UUID as printed, or any other text hashed into one."""
+    if not given:
+        return None
+    try:
+        return uuid.UUID(given)
+    except ValueError:
+        return uuid.uuid5(uuid.NAMESPACE_URL, f"portal-mfa:idempotency:{given}")
+
+
 def send(ctx: typer.Context, command: Command) -> dict[str, Any]:
     """Send one command; on a rejection or no answer, print one line and exit non-zero."""
     settings = load_settings()
+    key = idempotency_key(ctx.obj.get("idempotency_key"))
+    if key is not None:
+        command = command.model_copy(update={"command_id": key})
     signed = credentials_of(ctx).sign(command)
 
     async def roundtrip() -> CommandReply:
@@ -46,8 +65,13 @@ def send(ctx: typer.Context, command: Command) -> dict[str, Any]:
     try:
         reply = asyncio.run(roundtrip())
     except NoAnswer as exc:
-        err.print(f"error: {exc} (is the service running?)", highlight=False)
-        raise typer.Exit(3) from None
+        # "No answer" is not "not applied": the command may still be consumed later.
+        err.print(
+            f"error: {exc}. It may still apply. Retry safely (it applies at most once) with:"
+            f" --idempotency-key {command.command_id}",
+            highlight=False,
+        )
+        raise typer.Exit(TIMED_OUT) from None
     except (OSError, KafkaError) as exc:
         err.print(
             f"error: cannot talk to Kafka at {settings.kafka_bootstrap}: {exc!r}", highlight=False

@@ -31,6 +31,9 @@ CREATE TABLE IF NOT EXISTS processed_commands (
     reply        jsonb NOT NULL,
     processed_at timestamptz NOT NULL DEFAULT now()
 );
+-- What the command said (its `content_digest`): an idempotency key reused for a different
+-- command is refused instead of being answered with the first command's reply.
+ALTER TABLE processed_commands ADD COLUMN IF NOT EXISTS content_digest text;
 
 -- Admin assertions spent on commands (DESIGN.md §11): one jti authorizes one command. A row
 -- may be pruned once expires_at (plus the verifier's leeway) has passed: by then its

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import psutil
 import pytest
 
 from portal_mfa import dev_state
@@ -66,6 +67,16 @@ class RunningStack(DevProcess):
             text=True,
             timeout=60,
         )
+
+    def service_process(self, service: str) -> psutil.Process:
+        """The running `portal-mfa serve SERVICE` process of this stack."""
+        for process in self.descendants():
+            try:
+                if process.cmdline()[-2:] == ["serve", service]:
+                    return process
+            except psutil.NoSuchProcess:
+                continue
+        raise AssertionError(f"no running {service} process under the dev stack")
 
     def cli_json(self, *args: str) -> Any:
         return json.loads(self.cli(*args, "--json").stdout)

@@ -53,7 +53,7 @@ def issuer_seen_at_enrollment(auth: httpx.Client) -> str:
 def test_a_forged_high_version_policy_event_does_not_switch_mfa_off(
     stack: RunningStack,
 ) -> None:
-    auth = httpx.Client(base_url=stack.url("auth"), timeout=30)
+    auth = httpx.Client(base_url=stack.url("auth"), timeout=30, headers=stack.bearer(DEMO_ORG))
     path = f"/v1/orgs/{DEMO_ORG}/contacts/{DEMO_CONTACT}/login-requirement"
     before = auth.get(path).json()
     assert (before["requirement"], before["policy_enabled"]) == ("enroll", True)

@@ -104,7 +104,7 @@ async def dead_letters_of(
 def test_forged_events_on_the_topics_change_nothing_and_are_dead_lettered(
     stack: RunningStack,
 ) -> None:
-    auth = httpx.Client(base_url=stack.url("auth"), timeout=10)
+    auth = httpx.Client(base_url=stack.url("auth"), timeout=10, headers=stack.bearer(DEMO_ORG))
     path = f"/v1/orgs/{DEMO_ORG}/contacts/{DEMO_CONTACT}/login-requirement"
     before: dict[str, Any] = auth.get(path).json()
     assert before["policy_enabled"] is True, "the demo org's policy is on"

@@ -7,7 +7,6 @@ import time
 import uuid
 
 import httpx
-import psutil
 import pytest
 
 from tests.e2e.conftest import RunningStack
@@ -15,20 +14,10 @@ from tests.e2e.conftest import RunningStack
 pytestmark = pytest.mark.e2e
 
 
-def _service_process(stack: RunningStack, service: str) -> psutil.Process:
-    for process in stack.descendants():
-        try:
-            if process.cmdline()[-2:] == ["serve", service]:
-                return process
-        except psutil.NoSuchProcess:
-            continue
-    raise AssertionError(f"no running {service} process under the dev stack")
-
-
 def test_a_killed_service_is_restarted_and_keeps_its_data(stack: RunningStack) -> None:
     org = f"heal-{uuid.uuid4().hex[:8]}"
     stack.cli_json("admin", "--org", org, "mfa", "enable")
-    victim = _service_process(stack, "preferences")
+    victim = stack.service_process("preferences")
     output_before = len(stack.output)
 
     victim.send_signal(signal.SIGKILL)
@@ -38,7 +27,7 @@ def test_a_killed_service_is_restarted_and_keeps_its_data(stack: RunningStack) -
     while True:
         replacement = None
         try:
-            replacement = _service_process(stack, "preferences")
+            replacement = stack.service_process("preferences")
             if httpx.get(stack.url("preferences", "/readyz"), timeout=2).status_code == 200:
                 break
         except (AssertionError, httpx.TransportError):
