@@ -64,6 +64,7 @@ from tests.integration.streams import (
     stored,
     until,
 )
+from tests.signing_keys import TEST_TRUST
 
 pytestmark = pytest.mark.integration
 
@@ -384,6 +385,7 @@ async def test_rebuild_from_offset_0_ends_identical_to_the_live_projection_with_
         auth.setup.pool,
         auth.bootstrap,
         auth.setup.producer,
+        trust=TEST_TRUST,
         topics=[auth.setup.topics[PREFERENCES_EVENTS], auth.setup.topics[CONTACTS_EVENTS]],
         swap=False,
         batch_size=97,

@@ -427,7 +427,8 @@ async def test_a_restarted_consumer_resumes_from_its_stored_offsets_and_reapplie
             ends_later = ends_of([*placed, *placed_later])
 
             async def resumed() -> bool:
-                return await stored(conn, "restart") == ends_later
+                # The counter moves just after the batch's transaction commits: wait for both.
+                return await stored(conn, "restart") == ends_later and second.applied >= len(later)
 
             await until(resumed, within=20, what="the later events", watch=[task])
             assert second.applied == len(later)
