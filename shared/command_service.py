@@ -2,6 +2,10 @@
 
 It answers commands from one Kafka topic (the reply goes to the command's `reply_to`),
 relays its outbox, and serves `/healthz`, `/readyz` and `/metrics` over HTTP.
+
+A command that fails (its database away, say) is redelivered — the command log makes
+that harmless — but only after a back-off that grows while failures go on, so an outage
+costs a few attempts a minute instead of hundreds a second.
 """
 
 from __future__ import annotations
@@ -19,11 +23,14 @@ from faststream.kafka.annotations import KafkaMessage
 from faststream.middlewares import AckPolicy
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
 
+from shared.backoff import Backoff
 from shared.commands import CommandReply
 from shared.db import EVENTSTORE_SQL, apply_schema, open_pool
 from shared.kafka import new_producer
 from shared.outbox import OutboxRelay
+from shared.readiness import database_problem, readiness
 from shared.settings import Settings
+from shared.transient import failure_name
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +56,8 @@ def command_service_app(
         enable_idempotence=settings.kafka_idempotence,
         client_id=f"portal-mfa-{name}",
     )
-    state: dict[str, Any] = {}
+    state: dict[str, Any] = {"command_failure": None}
+    failures = Backoff(first_s=0.5, cap_s=10.0)
 
     # NACK_ON_ERROR: a command is committed only after its reply is out; an infrastructure
     # failure leaves it to be redelivered, and the command log makes the retry harmless.
@@ -62,7 +70,22 @@ def command_service_app(
         title=f"{name} commands",
     )
     async def on_command(message: KafkaMessage) -> dict[str, Any]:
-        reply: CommandReply = await state["execute"](message.body)
+        try:
+            reply: CommandReply = await state["execute"](message.body)
+        except Exception as exc:
+            commands.labels(name, "failed").inc()
+            if state["command_failure"] is None:
+                log.warning(
+                    "%s: commands failing (%s); retrying with back-off", name, failure_name(exc)
+                )
+            state["command_failure"] = f"commands failing: {failure_name(exc)}"
+            # Wait before the NACK: it redelivers at once, and the next attempt waits longer.
+            await failures.wait()
+            raise
+        if state["command_failure"] is not None:
+            log.warning("%s: commands succeed again", name)
+            state["command_failure"] = None
+        failures.reset()
         commands.labels(name, "accepted" if reply.ok else "rejected").inc()
         return reply.model_dump(mode="json")
 
@@ -73,10 +96,17 @@ def command_service_app(
         state["execute"] = build(pool)
         producer = new_producer(settings)
         await producer.start()
-        relay = OutboxRelay(database_url, producer, poll_interval_s=settings.relay_poll_interval_s)
+        relay = OutboxRelay(
+            database_url,
+            producer,
+            poll_interval_s=settings.relay_poll_interval_s,
+            name=name,
+            stuck_after_s=settings.relay_stuck_after_s,
+            registry=registry,
+        )
         relay_task = asyncio.create_task(relay.run(), name=f"{name}-outbox-relay")
         await broker.start()
-        state.update(pool=pool, relay_task=relay_task)
+        state.update(pool=pool, relay=relay, relay_task=relay_task)
         log.info("%s ready", name)
         try:
             yield
@@ -97,11 +127,19 @@ def command_service_app(
 
     @app.get("/readyz")
     async def readyz(response: Response) -> dict[str, Any]:
-        relay_task: asyncio.Task[None] | None = state.get("relay_task")
-        ready = relay_task is not None and not relay_task.done()
-        if not ready:
-            response.status_code = 503
-        return {"ready": ready}
+        if "relay" not in state:
+            return readiness(response, [f"{name} starting"])
+        relay: OutboxRelay = state["relay"]
+        relay_task: asyncio.Task[None] = state["relay_task"]
+        return readiness(
+            response,
+            [
+                await database_problem(state["pool"]),
+                relay.reason,
+                f"outbox relay {name} stopped" if relay_task.done() else None,
+                state["command_failure"],
+            ],
+        )
 
     @app.get("/metrics")
     async def metrics() -> Response:

@@ -8,6 +8,7 @@ import logging
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
 
 from services.auth.domain.secret_box import SecretBox, parse_keyring
 from services.auth.http import operations, portal
@@ -65,7 +66,14 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
             shared_lock=SWAP_LOCK,
         )
         await consumer.start()
-        relay = OutboxRelay(database_url, producer, poll_interval_s=settings.relay_poll_interval_s)
+        relay = OutboxRelay(
+            database_url,
+            producer,
+            poll_interval_s=settings.relay_poll_interval_s,
+            name="auth",
+            stuck_after_s=settings.relay_stuck_after_s,
+            registry=app.state.metrics,
+        )
         tasks = [
             asyncio.create_task(consumer.run_until_cancelled(), name="auth-projection"),
             asyncio.create_task(relay.run(), name="auth-outbox-relay"),
@@ -76,6 +84,7 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
             consumer=consumer,
             secret_box=secret_box,
             clock=now_utc,
+            relay=relay,
         )
         try:
             yield
@@ -90,6 +99,7 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
             await pool.close()
 
     app = FastAPI(title="portal-mfa auth", version="1", lifespan=lifespan)
+    app.state.metrics = CollectorRegistry()
     install_problem_handlers(app)
     app.add_middleware(BodyLimit)
     app.include_router(operations.router)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from services.auth.decisions import login_requirement
 from services.auth.http.params import ContactId, OrgId
 from services.auth.runtime import Runtime
+from shared.readiness import database_problem, readiness
 
 router = APIRouter()
 
@@ -21,15 +22,19 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz")
 async def readyz(runtime: Runtime, response: Response) -> dict[str, Any]:
-    ready = runtime.consumer.ready
-    if not ready:
-        response.status_code = 503
-    return {"ready": ready, "projection_lag": await runtime.consumer.lag()}
+    problems = [
+        await database_problem(runtime.pool),
+        runtime.consumer.reason,
+        runtime.relay.reason if runtime.relay is not None else None,
+    ]
+    return readiness(response, problems, projection_lag=await runtime.consumer.lag())
 
 
 @router.get("/metrics")
-async def metrics() -> Response:
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+async def metrics(request: Request) -> Response:
+    # The process-wide metrics, then this app's own (its relay's backlog).
+    text = generate_latest() + generate_latest(request.app.state.metrics)
+    return Response(text, media_type=CONTENT_TYPE_LATEST)
 
 
 @router.get("/v1/orgs/{org_id}/contacts/{contact_id}/login-requirement")
