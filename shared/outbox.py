@@ -21,6 +21,7 @@ from prometheus_client import CollectorRegistry
 
 from shared.backoff import Backoff
 from shared.eventstore import OUTBOX_CHANNEL, headers_from_json
+from shared.in_order_sends import InOrderSends
 from shared.relay_health import RelayHealth, RelayMetrics
 from shared.transient import failure_name, is_transient_database_error
 
@@ -46,7 +47,8 @@ class OutboxRelay:
         registry: CollectorRegistry | None = None,
     ) -> None:
         self._database_url = database_url
-        self._producer = producer
+        # Per partition, in order even when a batch fails (shared/in_order_sends.py).
+        self._producer = InOrderSends(producer)
         self._poll_interval_s = poll_interval_s
         self._batch_size = batch_size
         self._wakeup = asyncio.Event()
@@ -85,6 +87,7 @@ class OutboxRelay:
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
+            await self._producer.close()
 
     async def _publish_while_connected(self) -> None:
         conn: asyncpg.Connection = await asyncpg.connect(self._database_url, timeout=10)
@@ -103,7 +106,7 @@ class OutboxRelay:
                 self._wakeup.clear()
                 async with asyncio.timeout(self._cycle_timeout_s):
                     published = await self.publish_pending(conn)
-                self._working()
+                self._working(published)
                 if published == self._batch_size:
                     continue
                 with contextlib.suppress(TimeoutError):
@@ -112,8 +115,8 @@ class OutboxRelay:
         finally:
             await _close(conn)
 
-    def _working(self) -> None:
-        self.health.working()
+    def _working(self, published: int = 0) -> None:
+        self.health.working(published)
         self._retry.reset()
 
     async def _watch_backlog(self) -> None:

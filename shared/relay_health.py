@@ -17,6 +17,8 @@ from prometheus_client.registry import Collector
 
 log = logging.getLogger("shared.outbox")
 
+STARTING = "relay starting: not connected yet"
+
 
 class RelayHealth:
     def __init__(
@@ -25,13 +27,13 @@ class RelayHealth:
         self.name = name
         self.stuck_after_s = stuck_after_s
         self._clock = clock
-        self._failure: str | None = "starting"
+        self._failure: str | None = STARTING
         self._broken_since: float | None = clock()
         self.backlog_rows: int | None = None
         self.oldest_unsent_age_s: float | None = None
         self._oldest_position: int | None = None
         self._oldest_seen_since = clock()
-        self._logged_kind: str | None = "starting"
+        self._announced_broken = False
 
     # --- what the witnesses report ----------------------------------------------------------
 
@@ -39,8 +41,12 @@ class RelayHealth:
         self._failure = reason
         self._note()
 
-    def working(self) -> None:
+    def working(self, published: int = 0) -> None:
         self._failure = None
+        if published:
+            # The oldest row moved: the watcher's next look will see it, and until then
+            # the backlog is not stuck.
+            self._oldest_seen_since = self._clock()
         self._note()
 
     def backlog(self, rows: int, oldest_position: int | None, oldest_age_s: float | None) -> None:
@@ -75,23 +81,22 @@ class RelayHealth:
         return self.reason is None
 
     def _note(self) -> None:
+        # One line when it breaks and one when it recovers; not one per retry, nor per
+        # change of reason while broken (/readyz shows the current one).
         reason = self.reason
-        # Log a change of state, not a retry: the kind stays put while numbers move.
-        kind = None if reason is None else reason.split(":", 1)[0]
-        if kind == self._logged_kind:
-            return
         now = self._clock()
         if reason is None:
-            took = now - self._broken_since if self._broken_since is not None else 0.0
-            if self._logged_kind != "starting":
+            if self._announced_broken and self._broken_since is not None:
+                took = now - self._broken_since
                 log.warning("outbox relay %s recovered after %.1f s", self.name, took)
+            self._announced_broken = False
             self._broken_since = None
-        else:
-            if self._broken_since is None:
-                self._broken_since = now
-            if kind != "starting":
-                log.warning("outbox relay %s broken: %s", self.name, reason)
-        self._logged_kind = kind
+            return
+        if self._broken_since is None:
+            self._broken_since = now
+        if not self._announced_broken and reason != STARTING:
+            log.warning("outbox relay %s broken: %s", self.name, reason)
+            self._announced_broken = True
 
 
 class RelayMetrics(Collector):

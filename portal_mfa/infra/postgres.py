@@ -5,8 +5,12 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import os
 import shutil
+import signal
+import subprocess
 import tempfile
+import time
 import warnings
 from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -71,6 +75,37 @@ class EmbeddedPostgres:
         """Create database `name` unless it exists; return its URL."""
         return await ensure_database(self.url("postgres"), name)
 
+    def kill(self) -> None:
+        """SIGKILL the postmaster, as a crash would; the data stays for `restart`.
+
+        Its backends notice the postmaster's death and exit by themselves, as they do
+        after a real crash.
+        """
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while _alive(self.pid) and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+    async def restart(self, within_s: float = 60.0) -> None:
+        """Start the server again after `kill`, on the same data dir and socket (crash
+        recovery runs); retried while the dead server's backends still hold its memory."""
+        await asyncio.to_thread(self._restart, within_s)
+
+    def _restart(self, within_s: float) -> None:
+        if self._server is None:
+            raise RuntimeError("the embedded PostgreSQL server is stopped")
+        deadline = time.monotonic() + within_s
+        while True:
+            try:
+                self._server.ensure_postgres_running()
+                break
+            except (subprocess.CalledProcessError, subprocess.TimeoutExpired):
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+        self.pid = self._server.get_postmaster_info().pid
+
     def stop(self) -> None:
         """Stop the server and delete its data; idempotent."""
         atexit.unregister(self.stop)
@@ -79,6 +114,17 @@ class EmbeddedPostgres:
             server.cleanup()
         if self._scratch_dir is not None:
             shutil.rmtree(self._scratch_dir, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie (killed, not yet reaped by its parent) counts as gone.
+    with contextlib.suppress(OSError), open(f"/proc/{pid}/stat") as stat:
+        return stat.read().rsplit(")", 1)[-1].split()[0] != "Z"
+    return True
 
 
 def _clear_data_dir(pgdata: Path) -> None:
