@@ -70,7 +70,8 @@ class OutboxRelay:
     @property
     def reason(self) -> str | None:
         """Why the relay cannot publish right now (None while it can)."""
-        return self.health.reason
+        reason = self.health.reason
+        return None if reason is None else f"outbox relay {self.health.name}: {reason}"
 
     async def run(self) -> None:
         """Publish until cancelled. Never returns otherwise: every failure is retried."""

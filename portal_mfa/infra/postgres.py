@@ -16,6 +16,7 @@ from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import asyncpg
+import psutil
 
 with warnings.catch_warnings():
     # Imported for its class attributes, which resolve a runtime dir; without
@@ -96,6 +97,14 @@ class EmbeddedPostgres:
         if self._server is None:
             raise RuntimeError("the embedded PostgreSQL server is stopped")
         deadline = time.monotonic() + within_s
+        # The dead server's processes may linger as zombies (nobody reaps them in some
+        # containers), and a zombie's pid in postmaster.pid looks like a live server to
+        # both the library and PostgreSQL: once every process of the old server is dead,
+        # its lock file is stale and goes.
+        while _server_processes(self.data_dir) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if not _alive(self.pid):
+            (self.data_dir / "postmaster.pid").unlink(missing_ok=True)
         while True:
             try:
                 self._server.ensure_postgres_running()
@@ -125,6 +134,15 @@ def _alive(pid: int) -> bool:
     with contextlib.suppress(OSError), open(f"/proc/{pid}/stat") as stat:
         return stat.read().rsplit(")", 1)[-1].split()[0] != "Z"
     return True
+
+
+def _server_processes(pgdata: Path) -> list[int]:
+    """Live (not zombie) processes of a server on `pgdata`: each runs in its data dir."""
+    found = []
+    for process in psutil.process_iter(["cwd", "status"]):
+        if process.info["status"] != psutil.STATUS_ZOMBIE and process.info["cwd"] == str(pgdata):
+            found.append(process.pid)
+    return found
 
 
 def _clear_data_dir(pgdata: Path) -> None:
