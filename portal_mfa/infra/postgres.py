@@ -35,6 +35,8 @@ class EmbeddedPostgres:
         self._scratch_dir = scratch_dir
         self.pid: int = server.get_postmaster_info().pid
         self.data_dir: Path = server.pgdata
+        socket_dir = server.get_postmaster_info().socket_dir
+        self._socket_lock = socket_dir / ".s.PGSQL.5432.lock" if socket_dir else None
         atexit.register(self.stop)
 
     @classmethod
@@ -94,26 +96,32 @@ class EmbeddedPostgres:
         await asyncio.to_thread(self._restart, within_s)
 
     def _restart(self, within_s: float) -> None:
-        if self._server is None:
+        server = self._server
+        if server is None:
             raise RuntimeError("the embedded PostgreSQL server is stopped")
         deadline = time.monotonic() + within_s
-        # The dead server's processes may linger as zombies (nobody reaps them in some
-        # containers), and a zombie's pid in postmaster.pid looks like a live server to
-        # both the library and PostgreSQL: once every process of the old server is dead,
-        # its lock file is stale and goes.
-        while _server_processes(self.data_dir) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        if not _alive(self.pid):
-            (self.data_dir / "postmaster.pid").unlink(missing_ok=True)
+        # Its backends exit once they notice the postmaster is gone; starting before that
+        # would let two servers write one data dir.
+        while _live_processes_in(self.data_dir) and time.monotonic() < deadline:
+            time.sleep(0.05)
         while True:
-            try:
-                self._server.ensure_postgres_running()
-                break
-            except (subprocess.CalledProcessError, subprocess.TimeoutExpired):
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.5)
-        self.pid = self._server.get_postmaster_info().pid
+            # The dead server's processes may linger as zombies (nobody reaps them in some
+            # containers), and a zombie's pid in a lock file looks like a live server to
+            # both the library and PostgreSQL: a lock file whose process is dead goes.
+            for lock in (self.data_dir / "postmaster.pid", self._socket_lock):
+                if lock is not None and not _alive(_lock_pid(lock)):
+                    lock.unlink(missing_ok=True)
+            with contextlib.suppress(
+                subprocess.CalledProcessError, subprocess.TimeoutExpired, AssertionError
+            ):
+                server.ensure_postgres_running()
+            info = server.get_postmaster_info() if server._postmaster_info else None
+            if info is not None and info.status == "ready" and _alive(info.pid):
+                self.pid = info.pid
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"PostgreSQL on {self.data_dir} did not restart in time")
+            time.sleep(0.3)
 
     def stop(self) -> None:
         """Stop the server and delete its data; idempotent."""
@@ -126,6 +134,8 @@ class EmbeddedPostgres:
 
 
 def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -136,13 +146,22 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _server_processes(pgdata: Path) -> list[int]:
-    """Live (not zombie) processes of a server on `pgdata`: each runs in its data dir."""
+def _live_processes_in(pgdata: Path) -> list[int]:
+    """Live (not zombie) processes running in `pgdata`: a server's all do."""
     found = []
     for process in psutil.process_iter(["cwd", "status"]):
         if process.info["status"] != psutil.STATUS_ZOMBIE and process.info["cwd"] == str(pgdata):
             found.append(process.pid)
     return found
+
+
+def _lock_pid(lock: Path) -> int:
+    """The pid a PostgreSQL lock file names (its first line); 0 if none."""
+    try:
+        first = lock.read_text().split("\n", 1)[0].strip()
+    except OSError:
+        return 0
+    return int(first) if first.lstrip("-").isdigit() else 0
 
 
 def _clear_data_dir(pgdata: Path) -> None:
