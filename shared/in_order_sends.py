@@ -95,10 +95,15 @@ class InOrderSends:
                     queued.delivered.set_result(first._replace(offset=first.offset + n))
 
     async def close(self) -> None:
+        """Stop sending; what was queued and not handed over is dropped (the relay's
+        rows stay unsent and are published again by the next run)."""
         for sender in self._senders.values():
             sender.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sender
+        for queue in self._queues.values():
+            while queue:
+                queue.popleft().delivered.cancel()
 
 
 def _fail_all(queued: deque[_Queued] | list[_Queued], exc: BaseException) -> None:
