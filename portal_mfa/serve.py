@@ -11,8 +11,8 @@ import uvicorn
 from fastapi import FastAPI
 
 from portal_mfa.infra.postgres import ensure_database
-from portal_mfa.infra.topics import ensure_topics
-from shared.events import ADMIN_REPLIES, ALL_TOPICS, DEADLETTER
+from portal_mfa.infra.topics import check_event_retention, ensure_topics
+from shared.events import ADMIN_REPLIES, ALL_TOPICS, DEADLETTER, EVENT_TOPICS
 from shared.settings import Settings
 
 SERVICES = ("auth", "preferences", "contacts", "audit")
@@ -28,13 +28,19 @@ def port_of(settings: Settings, service: str) -> int:
 
 
 async def prepare(settings: Settings, service: str) -> str:
-    """Create the service's database and the system's topics if missing; return the DB URL."""
+    """Create the service's database and the system's topics if missing; return the DB URL.
+
+    Refuses (HistoryAtRisk) when an event topic would delete history.
+    """
     # Replies and dead letters are read in order by whoever waits on them: one partition.
     single = {ADMIN_REPLIES, DEADLETTER}
     await ensure_topics(
         settings.kafka_bootstrap,
         {t: 1 if t in single else settings.kafka_partitions for t in ALL_TOPICS},
         replication_factor=settings.kafka_replication_factor,
+    )
+    await check_event_retention(
+        settings.kafka_bootstrap, EVENT_TOPICS, strict=settings.profile != "dev"
     )
     return await ensure_database(settings.database_url, database_name(service))
 

@@ -5,6 +5,10 @@ It answers commands from one Kafka topic, relays its outbox, and serves `/health
 
 Replies go to the admin reply topic only, whatever `reply_to` a sender names: a command
 topic is open to every admin console, and a reply must not land on an event topic.
+
+A command that fails (its database away, say) is redelivered — the command log makes
+that harmless — but only after a back-off that grows while failures go on, so an outage
+costs a few attempts a minute instead of hundreds a second.
 """
 
 from __future__ import annotations
@@ -22,13 +26,16 @@ from faststream.kafka.annotations import KafkaMessage
 from faststream.middlewares import AckPolicy
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
 
+from shared.backoff import Backoff
 from shared.commands import CommandReply
 from shared.db import EVENTSTORE_SQL, apply_schema, open_pool
 from shared.events import ADMIN_REPLIES
 from shared.kafka import new_producer
 from shared.outbox import OutboxRelay
+from shared.readiness import database_problem, readiness
 from shared.settings import Settings
 from shared.signing_settings import signer_from
+from shared.transient import failure_name
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +68,8 @@ def command_service_app(
         enable_idempotence=settings.kafka_idempotence,
         client_id=f"portal-mfa-{name}",
     )
-    state: dict[str, Any] = {}
+    state: dict[str, Any] = {"command_failure": None}
+    failures = Backoff(first_s=0.5, cap_s=10.0)
 
     # NACK_ON_ERROR: a command is committed only after its reply is out; an infrastructure
     # failure leaves it to be redelivered, and the command log makes the retry harmless.
@@ -78,7 +86,22 @@ def command_service_app(
         title=f"{name} commands",
     )
     async def on_command(message: KafkaMessage) -> None:
-        reply: CommandReply = await state["execute"](message.body)
+        try:
+            reply: CommandReply = await state["execute"](message.body)
+        except Exception as exc:
+            commands.labels(name, "failed").inc()
+            if state["command_failure"] is None:
+                log.warning(
+                    "%s: commands failing (%s); retrying with back-off", name, failure_name(exc)
+                )
+            state["command_failure"] = f"commands failing: {failure_name(exc)}"
+            # Wait before the NACK: it redelivers at once, and the next attempt waits longer.
+            await failures.wait()
+            raise
+        if state["command_failure"] is not None:
+            log.warning("%s: commands succeed again", name)
+            state["command_failure"] = None
+        failures.reset()
         commands.labels(name, "accepted" if reply.ok else "rejected").inc()
         if message.reply_to:
             await broker.publish(
@@ -96,11 +119,17 @@ def command_service_app(
         producer = new_producer(settings)
         await producer.start()
         relay = OutboxRelay(
-            database_url, producer, signer, poll_interval_s=settings.relay_poll_interval_s
+            database_url,
+            producer,
+            signer,
+            poll_interval_s=settings.relay_poll_interval_s,
+            name=name,
+            stuck_after_s=settings.relay_stuck_after_s,
+            registry=registry,
         )
         relay_task = asyncio.create_task(relay.run(), name=f"{name}-outbox-relay")
         await broker.start()
-        state.update(pool=pool, relay_task=relay_task)
+        state.update(pool=pool, relay=relay, relay_task=relay_task)
         app.state.service = service
         log.info("%s ready", name)
         try:
@@ -122,11 +151,19 @@ def command_service_app(
 
     @app.get("/readyz")
     async def readyz(response: Response) -> dict[str, Any]:
-        relay_task: asyncio.Task[None] | None = state.get("relay_task")
-        ready = relay_task is not None and not relay_task.done()
-        if not ready:
-            response.status_code = 503
-        return {"ready": ready}
+        if "relay" not in state:
+            return readiness(response, [f"{name} starting"])
+        relay: OutboxRelay = state["relay"]
+        relay_task: asyncio.Task[None] = state["relay_task"]
+        return readiness(
+            response,
+            [
+                await database_problem(state["pool"]),
+                relay.reason,
+                f"outbox relay {name} stopped" if relay_task.done() else None,
+                state["command_failure"],
+            ],
+        )
 
     @app.get("/metrics")
     async def metrics() -> Response:

@@ -5,14 +5,22 @@ database beside the rows it explains, so a crash at any point replays exactly th
 batches whose transaction did not commit (DESIGN.md §4). A record is applied only if a
 key of its aggregate type's owner, in the consumer's trust map, signed it (DESIGN.md §11);
 anything else is dead-lettered with the reason and counted.
+
+Failures are sorted (docs/reliability.md): a record that can never apply (it fails its
+contract, or is too large to be an event) goes to the dead-letter topic; anything that
+may succeed later (PostgreSQL or Kafka away, a cancelled statement, a lock timeout, a
+failed dead-letter send) is retried in place with back-off, and the projection is not
+ready meanwhile. Nothing that may apply later is skipped.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -21,6 +29,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from aiokafka.abc import ConsumerRebalanceListener
 from prometheus_client import Counter
 
+from shared.backoff import Backoff
 from shared.events import DEADLETTER, Event, EventRejected
 from shared.projection_offsets import HasOffsets, store_offsets, stored_offsets
 from shared.signing import (
@@ -32,6 +41,7 @@ from shared.signing import (
     TrustMap,
     verified_event,
 )
+from shared.transient import failure_name, is_transient
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +52,12 @@ DEAD_LETTERED = Counter(
 )
 
 QUIET_POLLS_TO_BE_CAUGHT_UP = 3
+# No event comes near this; a record past it is refused unread and dead-lettered as a
+# reference, so the dead-letter send stays far below the broker's message size limit
+# (1 MiB by default) whatever arrived.
+MAX_RECORD_BYTES = 512 * 1024
+# The part of a huge key kept in a dead letter.
+_MAX_DEADLETTER_KEY_BYTES = 1024
 
 
 class Projection(HasOffsets, Protocol):
@@ -64,7 +80,10 @@ class _SeekToStoredOffsets(ConsumerRebalanceListener):  # type: ignore[misc]
         return None
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        await self._owner.seek_assigned(list(assigned))
+        # Nothing may be fetched before the seek, so while PostgreSQL is away this waits.
+        await self._owner.retry_in_place(
+            "reading stored offsets", lambda: self._owner.seek_assigned(list(assigned))
+        )
 
 
 class ProjectionConsumer:
@@ -82,9 +101,12 @@ class ProjectionConsumer:
         deadletter_topic: str = DEADLETTER,
         shared_lock: int | None = None,
         fetch_max_wait_ms: int = 500,
+        retry_first_s: float = 0.2,
+        retry_cap_s: float = 10.0,
     ) -> None:
         self._deadletter_topic = deadletter_topic
         self._trust = trust
+        self._retry_first_s, self._retry_cap_s = retry_first_s, retry_cap_s
         # An advisory lock every batch takes shared, first thing: maintenance (a rebuild's
         # swap) takes it exclusively to pause this consumer between batches.
         self._shared_lock = shared_lock
@@ -106,8 +128,13 @@ class ProjectionConsumer:
         self._start_high_water: dict[TopicPartition, int] = {}
         self._caught_up = False
         self._failed = False
+        # Why the consumer is waiting to try again (None while it is not).
+        self._retrying: str | None = None
+        # After an outage, ready again only once caught up with what arrived meanwhile.
+        self._refresh_high_water = False
         self.applied = 0
         self.dead_lettered = 0
+        self.retries = 0
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -172,24 +199,23 @@ class ProjectionConsumer:
                 log.exception("projection %s stopped", self._projection.name)
             raise
 
-    async def run_until_cancelled(self, *, first_retry_s: float = 0.5) -> None:
-        """`run`, restarted after a failure (PostgreSQL or Kafka away) from the stored offsets.
-
-        While it is down, and until it has caught up again, the projection is not ready.
-        """
-        retry_s = first_retry_s
+    async def run_until_cancelled(self, *, first_retry_s: float | None = None) -> None:
+        """`run`, restarted after any failure `run` does not heal in place, from the stored
+        offsets, with back-off; forever. While it is down, and until it has caught up
+        again, the projection is not ready."""
+        backoff = Backoff(first_retry_s or self._retry_first_s, self._retry_cap_s)
         while True:
             started = time.monotonic()
             try:
                 await self.run()
-            except Exception:  # logged by run; every failure is retried
+            except Exception as exc:  # logged by run; every failure is retried
                 if time.monotonic() - started > 60:
-                    retry_s = first_retry_s
+                    backoff.reset()
+                self._retrying = f"stopped: {failure_name(exc)}"
                 # Forget the in-memory position before going on: what the failed batch
                 # read was not applied. Until that seek succeeds, nothing runs.
                 while True:
-                    await asyncio.sleep(retry_s)
-                    retry_s = min(retry_s * 2, 30.0)
+                    await backoff.wait()
                     try:
                         await self.seek_assigned(list(self._consumer.assignment()))
                         break
@@ -197,6 +223,40 @@ class ProjectionConsumer:
                         log.warning("projection %s: cannot resume yet", self._projection.name)
                 self._caught_up = False
                 self._failed = False
+                self._retrying = None
+
+    async def retry_in_place(self, what: str, attempt: Callable[[], Awaitable[None]]) -> None:
+        """Run `attempt` until it succeeds, waiting with back-off after each transient
+        failure; anything else is raised. Not ready while it waits; one log line when it
+        starts failing and one when it recovers, not one per try."""
+        backoff = Backoff(self._retry_first_s, self._retry_cap_s)
+        failing_since: float | None = None
+        while True:
+            try:
+                await attempt()
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                self.retries += 1
+                reason = f"{what} failed, retrying: {failure_name(exc)}"
+                if failing_since is None:
+                    failing_since = time.monotonic()
+                    log.warning("projection %s: %s", self._projection.name, reason)
+                self._retrying = reason
+                # What arrives during the outage must be applied before we are ready again.
+                self._caught_up = False
+                self._refresh_high_water = True
+                await backoff.wait()
+                continue
+            if failing_since is not None:
+                log.warning(
+                    "projection %s: %s recovered after %.1f s",
+                    self._projection.name,
+                    what,
+                    time.monotonic() - failing_since,
+                )
+                self._retrying = None
+            return
 
     async def seek_assigned(self, assigned: list[TopicPartition]) -> None:
         async with self._pool.acquire() as conn:
@@ -214,7 +274,18 @@ class ProjectionConsumer:
 
     @property
     def ready(self) -> bool:
-        return self._caught_up and not self._failed
+        return self._caught_up and not self._failed and self._retrying is None
+
+    @property
+    def reason(self) -> str | None:
+        """Why the projection is not ready (None when it is)."""
+        if self._retrying is not None:
+            return f"projection {self._projection.name}: {self._retrying}"
+        if self._failed:
+            return f"projection {self._projection.name} stopped; restarting"
+        if not self._caught_up:
+            return f"projection {self._projection.name} not caught up"
+        return None
 
     async def _reached_start_high_water(self) -> bool:
         # The dev broker under-reports the high-water mark (DESIGN.md §7), so being past it
@@ -222,6 +293,9 @@ class ProjectionConsumer:
         assigned = self._consumer.assignment()
         if not assigned or not self._start_high_water:
             return False
+        if self._refresh_high_water:
+            self._start_high_water.update(await self._consumer.end_offsets(list(assigned)))
+            self._refresh_high_water = False
         for tp in assigned:
             if await self._consumer.position(tp) < self._start_high_water.get(tp, 0):
                 return False
@@ -239,6 +313,11 @@ class ProjectionConsumer:
     # --- applying -------------------------------------------------------------------------
 
     async def _handle(self, decoded: list[Delivered]) -> None:
+        # The same batch, again and again, until it is applied: its offsets never move
+        # past what did not apply, and no later batch is applied before it.
+        await self.retry_in_place("applying a batch", lambda: self._apply_batch(decoded))
+
+    async def _apply_batch(self, decoded: list[Delivered]) -> None:
         async with self._pool.acquire() as conn, conn.transaction():
             if self._shared_lock is not None:
                 await conn.execute("SELECT pg_advisory_xact_lock_shared($1)", self._shared_lock)
@@ -250,16 +329,17 @@ class ProjectionConsumer:
                 return
             rejected = [d for d in delivered if d.event is None]
             if rejected:
+                # A failed send raises, and the whole batch is tried again: never skipped.
                 await self._dead_letter(rejected)
             valid = [d for d in delivered if d.event is not None]
             events = [d.event for d in delivered if d.event is not None]
             try:
                 async with conn.transaction():
                     await self._projection.apply(conn, events)
-            except (asyncpg.PostgresConnectionError, asyncpg.InterfaceError):
-                raise
-            except asyncpg.PostgresError:
-                # One bad event must not stall the stream: apply one by one, dead-letter the rest.
+            except Exception as exc:
+                if is_transient(exc) or not isinstance(exc, asyncpg.PostgresError):
+                    raise
+                # Find the one that fails, and why: apply one by one.
                 await self._apply_one_by_one(conn, valid)
             await store_offsets(
                 conn, self._projection, _next_offsets([d.record for d in delivered])
@@ -272,9 +352,12 @@ class ProjectionConsumer:
             try:
                 async with conn.transaction():
                     await self._projection.apply(conn, [item.event])
-            except asyncpg.PostgresError as exc:
-                failure = f"apply failed: {exc.__class__.__name__}"
+            except asyncpg.DataError as exc:
+                # Class 22: this record's values cannot be stored, now or ever.
+                failure = f"apply failed: {failure_name(exc)}"
                 await self._dead_letter([Delivered(item.record, item.event, failure)])
+            # Anything else may apply later (a transient outage, or a fault a fix or an
+            # operator removes): it propagates, and the batch waits for it (fail closed).
 
     async def _dead_letter(self, rejected: list[Delivered]) -> None:
         sends = []
@@ -287,9 +370,14 @@ class ProjectionConsumer:
                 ("original_offset", str(r.offset).encode()),
                 ("consumer", self._projection.name.encode()),
             ]
+            value, key = r.value, r.key
+            if _record_bytes(r) > MAX_RECORD_BYTES:
+                # A reference, never the record: the send cannot fail on size.
+                value, key, digest = _reference(r, item.error or "rejected")
+                headers += [("size", str(_record_bytes(r)).encode()), ("sha256", digest)]
             sends.append(
                 await self._deadletter.send(
-                    self._deadletter_topic, value=r.value, key=r.key, headers=headers
+                    self._deadletter_topic, value=value, key=key, headers=headers
                 )
             )
             log.warning("dead-lettered %s/%s@%s: %s", r.topic, r.partition, r.offset, item.error)
@@ -298,8 +386,43 @@ class ProjectionConsumer:
         self.dead_lettered += len(rejected)
 
 
+def _record_bytes(record: ConsumerRecord[bytes, bytes]) -> int:
+    headers = sum(len(name) + len(value or b"") for name, value in record.headers or ())
+    return len(record.value or b"") + len(record.key or b"") + headers
+
+
+def _refuse_oversized(record: ConsumerRecord[bytes, bytes]) -> Delivered | None:
+    """A record too large to be an event: refused unread."""
+    size = _record_bytes(record)
+    if size <= MAX_RECORD_BYTES:
+        return None
+    return Delivered(record, None, f"record of {size} bytes exceeds {MAX_RECORD_BYTES}")
+
+
+def _reference(
+    record: ConsumerRecord[bytes, bytes], error: str
+) -> tuple[bytes, bytes | None, bytes]:
+    """(value, key, sha256 hex) of a dead letter that points at `record` instead of holding it."""
+    digest = hashlib.sha256(record.value or b"").hexdigest()
+    value = json.dumps(
+        {
+            "reference": {
+                "topic": record.topic,
+                "partition": record.partition,
+                "offset": record.offset,
+            },
+            "size": _record_bytes(record),
+            "value_bytes": len(record.value or b""),
+            "sha256": digest,
+            "error": error,
+        }
+    ).encode()
+    key = record.key[:_MAX_DEADLETTER_KEY_BYTES] if record.key is not None else None
+    return value, key, digest.encode()
+
+
 def _decode_all(records: list[ConsumerRecord[bytes, bytes]], trust: TrustMap) -> list[Delivered]:
-    return [_decode(r, trust) for r in records]
+    return [_refuse_oversized(r) or _decode(r, trust) for r in records]
 
 
 def _decode(record: ConsumerRecord[bytes, bytes], trust: TrustMap) -> Delivered:
@@ -321,6 +444,8 @@ def _reason_label(error: str | None) -> str:
         return reason
     if reason.startswith("apply failed"):
         return "apply failed"
+    if reason.startswith("record of"):
+        return "oversized"
     # Content errors quote field names: one label for all of them keeps the series few.
     return reason if reason == "empty message" else "invalid event"
 

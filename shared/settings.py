@@ -58,6 +58,8 @@ class Settings(BaseSettings):
 
     command_timeout_s: float = Field(default=10.0, gt=0, le=300)
     relay_poll_interval_s: float = Field(default=1.0, gt=0, le=60)
+    # The relay is not ready once its oldest unsent event has not moved for this long.
+    relay_stuck_after_s: float = Field(default=15.0, gt=0, le=3600)
     projection_batch_size: int = Field(default=5000, ge=1, le=100000)
     admin: str = ""
     # Admin assertions (DESIGN.md §11): the issuer's public keys, "kid:base64key,...", all

@@ -7,13 +7,15 @@ from portal_mfa.infra.postgres import (
     drop_database,
     ensure_database,
 )
-from portal_mfa.infra.topics import ensure_topics
+from portal_mfa.infra.topics import HistoryAtRisk, check_event_retention, ensure_topics
 
 __all__ = [
     "BrokerStartFailed",
     "EmbeddedBroker",
     "EmbeddedPostgres",
+    "HistoryAtRisk",
     "PortTaken",
+    "check_event_retention",
     "database_url",
     "drop_database",
     "ensure_database",

@@ -5,8 +5,12 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import os
 import shutil
+import signal
+import subprocess
 import tempfile
+import time
 import warnings
 from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -31,6 +35,8 @@ class EmbeddedPostgres:
         self._scratch_dir = scratch_dir
         self.pid: int = server.get_postmaster_info().pid
         self.data_dir: Path = server.pgdata
+        socket_dir = server.get_postmaster_info().socket_dir
+        self._socket_lock = socket_dir / ".s.PGSQL.5432.lock" if socket_dir else None
         atexit.register(self.stop)
 
     @classmethod
@@ -72,6 +78,51 @@ class EmbeddedPostgres:
         """Create database `name` unless it exists; return its URL."""
         return await ensure_database(self.url("postgres"), name)
 
+    def kill(self) -> None:
+        """SIGKILL the postmaster, as a crash would; the data stays for `restart`.
+
+        Its backends notice the postmaster's death and exit by themselves, as they do
+        after a real crash.
+        """
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while _alive(self.pid) and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+    async def restart(self, within_s: float = 60.0) -> None:
+        """Start the server again after `kill`, on the same data dir and socket (crash
+        recovery runs); retried while the dead server's backends still hold its memory."""
+        await asyncio.to_thread(self._restart, within_s)
+
+    def _restart(self, within_s: float) -> None:
+        server = self._server
+        if server is None:
+            raise RuntimeError("the embedded PostgreSQL server is stopped")
+        deadline = time.monotonic() + within_s
+        # Its backends exit once they notice the postmaster is gone; starting before that
+        # would let two servers write one data dir.
+        while _live_processes_in(self.data_dir) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        while True:
+            # The dead server's processes may linger as zombies (nobody reaps them in some
+            # containers), and a zombie's pid in a lock file looks like a live server to
+            # both the library and PostgreSQL: a lock file whose process is dead goes.
+            for lock in (self.data_dir / "postmaster.pid", self._socket_lock):
+                if lock is not None and not _alive(_lock_pid(lock)):
+                    lock.unlink(missing_ok=True)
+            with contextlib.suppress(
+                subprocess.CalledProcessError, subprocess.TimeoutExpired, AssertionError
+            ):
+                server.ensure_postgres_running()
+            info = server.get_postmaster_info() if server._postmaster_info else None
+            if info is not None and info.status == "ready" and _alive(info.pid):
+                self.pid = info.pid
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"PostgreSQL on {self.data_dir} did not restart in time")
+            time.sleep(0.3)
+
     def stop(self) -> None:
         """Stop the server and delete its data; idempotent."""
         atexit.unregister(self.stop)
@@ -96,6 +147,37 @@ def _server_processes(postmaster_pid: int) -> list[psutil.Process]:
         return [postmaster, *postmaster.children(recursive=True)]
     except psutil.NoSuchProcess:
         return []
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie (killed, not yet reaped by its parent) counts as gone.
+    with contextlib.suppress(OSError), open(f"/proc/{pid}/stat") as stat:
+        return stat.read().rsplit(")", 1)[-1].split()[0] != "Z"
+    return True
+
+
+def _live_processes_in(pgdata: Path) -> list[int]:
+    """Live (not zombie) processes running in `pgdata`: a server's all do."""
+    found = []
+    for process in psutil.process_iter(["cwd", "status"]):
+        if process.info["status"] != psutil.STATUS_ZOMBIE and process.info["cwd"] == str(pgdata):
+            found.append(process.pid)
+    return found
+
+
+def _lock_pid(lock: Path) -> int:
+    """The pid a PostgreSQL lock file names (its first line); 0 if none."""
+    try:
+        first = lock.read_text().split("\n", 1)[0].strip()
+    except OSError:
+        return 0
+    return int(first) if first.lstrip("-").isdigit() else 0
 
 
 def _clear_data_dir(pgdata: Path) -> None:

@@ -26,6 +26,7 @@ from shared.db import apply_schema, open_pool, read_sql
 from shared.events import EVENT_TOPICS, now_utc
 from shared.kafka import new_producer
 from shared.projection import ProjectionConsumer
+from shared.readiness import database_problem, readiness
 from shared.settings import Settings
 from shared.signing_settings import trust_from
 
@@ -78,9 +79,8 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
     @app.get("/readyz")
     async def readyz(request: Request, response: Response) -> dict[str, Any]:
         consumer: ProjectionConsumer = request.app.state.consumer
-        if not consumer.ready:
-            response.status_code = 503
-        return {"ready": consumer.ready, "lag": await consumer.lag()}
+        problems = [await database_problem(request.app.state.pool), consumer.reason]
+        return readiness(response, problems, lag=await consumer.lag())
 
     @app.get("/metrics")
     async def metrics() -> Response:

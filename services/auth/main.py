@@ -8,6 +8,7 @@ import logging
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
 
 from services.auth.domain.secret_box import SecretBox, parse_keyring
 from services.auth.http import operations, portal
@@ -72,7 +73,13 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
         )
         await consumer.start()
         relay = OutboxRelay(
-            database_url, producer, signer, poll_interval_s=settings.relay_poll_interval_s
+            database_url,
+            producer,
+            signer,
+            poll_interval_s=settings.relay_poll_interval_s,
+            name="auth",
+            stuck_after_s=settings.relay_stuck_after_s,
+            registry=app.state.metrics,
         )
         tasks = [
             asyncio.create_task(consumer.run_until_cancelled(), name="auth-projection"),
@@ -84,6 +91,7 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
             consumer=consumer,
             secret_box=secret_box,
             clock=now_utc,
+            relay=relay,
         )
         try:
             yield
@@ -99,6 +107,7 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
 
     app = FastAPI(title="portal-mfa auth", version="1", lifespan=lifespan)
     app.state.admin_verifier = admin_verifier
+    app.state.metrics = CollectorRegistry()
     install_problem_handlers(app)
     app.add_middleware(BodyLimit)
     app.include_router(operations.router)

@@ -15,6 +15,7 @@ from services.auth.domain.secret_box import SecretBox
 from services.auth.flows.refusal import not_ready
 from services.auth.projection import LoginProjection
 from shared.events import Cause
+from shared.outbox import OutboxRelay
 from shared.projection import ProjectionConsumer
 
 
@@ -25,6 +26,7 @@ class AuthRuntime:
     consumer: ProjectionConsumer
     secret_box: SecretBox
     clock: Callable[[], datetime]
+    relay: OutboxRelay | None = None
 
     def require_ready(self) -> None:
         # Fail closed: with a stale projection a login might skip a second factor it needs.

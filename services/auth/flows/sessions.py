@@ -51,6 +51,8 @@ def _no_session() -> Refusal:
 
 
 async def whoami(rt: AuthRuntime, session_token: str) -> dict[str, Any]:
+    # A stale projection may not yet know that access was revoked or the contact deleted.
+    rt.require_ready()
     async with rt.pool.acquire() as conn:
         session = await tokens.find(conn, session_token, "session", rt.clock())
         if session is None:
@@ -68,6 +70,8 @@ async def whoami(rt: AuthRuntime, session_token: str) -> dict[str, Any]:
 
 
 async def logout(rt: AuthRuntime, session_token: str) -> None:
+    # Like every portal endpoint: 503 until ready, so a client has one rule to follow.
+    rt.require_ready()
     async with rt.pool.acquire() as conn:
         session = await tokens.find(conn, session_token, "session", rt.clock())
         if session is None or not await tokens.consume(conn, session, rt.clock()):

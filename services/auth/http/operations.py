@@ -6,7 +6,7 @@ import contextlib
 from typing import Any
 
 import asyncpg
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from services.auth.decisions import login_requirement
@@ -14,6 +14,7 @@ from services.auth.held_events import Waiting
 from services.auth.http.params import ContactId, OrgId
 from services.auth.runtime import Runtime
 from shared.admin_access import AUDIT_READERS, AdminBearer
+from shared.readiness import database_problem, readiness
 
 router = APIRouter()
 
@@ -25,26 +26,31 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz")
 async def readyz(runtime: Runtime, response: Response) -> dict[str, Any]:
-    ready = runtime.consumer.ready
-    if not ready:
-        response.status_code = 503
+    problems = [
+        await database_problem(runtime.pool),
+        runtime.consumer.reason,
+        runtime.relay.reason if runtime.relay is not None else None,
+    ]
     # Aggregates waiting on a version gap leave readiness alone: only their own decisions
     # fail closed, and every other contact must still be able to log in.
     waiting: Waiting | None = None
     with contextlib.suppress(OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
         async with runtime.pool.acquire(timeout=2) as conn:
             waiting = await runtime.projection.waiting(conn)
-    return {
-        "ready": ready,
-        "projection_lag": await runtime.consumer.lag(),
-        "aggregates_waiting": waiting.aggregates if waiting else None,
-        "held_events": waiting.events if waiting else None,
-    }
+    return readiness(
+        response,
+        problems,
+        projection_lag=await runtime.consumer.lag(),
+        aggregates_waiting=waiting.aggregates if waiting else None,
+        held_events=waiting.events if waiting else None,
+    )
 
 
 @router.get("/metrics")
-async def metrics() -> Response:
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+async def metrics(request: Request) -> Response:
+    # The process-wide metrics, then this app's own (its relay's backlog).
+    text = generate_latest() + generate_latest(request.app.state.metrics)
+    return Response(text, media_type=CONTENT_TYPE_LATEST)
 
 
 @router.get("/v1/orgs/{org_id}/contacts/{contact_id}/login-requirement")

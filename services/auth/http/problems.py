@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -12,6 +13,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from services.auth.domain.gapless import HistoryIncomplete
 from services.auth.flows.refusal import Refusal, history_incomplete
 from shared.admin_identity import AssertionRejected
+from shared.readiness import RETRY_AFTER_S
+from shared.transient import failure_name, is_transient_database_error
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +25,22 @@ def problem_response(status: int, kind: str, title: str, detail: str = "") -> JS
     body = {"type": PROBLEM_BASE + kind, "title": title, "status": status}
     if detail:
         body["detail"] = detail
-    return JSONResponse(body, status_code=status, media_type="application/problem+json")
+    # Every 503 is temporary and says when to come back.
+    headers = {"Retry-After": str(RETRY_AFTER_S)} if status == 503 else None
+    return JSONResponse(
+        body, status_code=status, media_type="application/problem+json", headers=headers
+    )
+
+
+# What a request meets while the database is away, restarting, or too busy to answer
+# in time (a pool that cannot hand out a connection raises TimeoutError).
+DATABASE_FAILURES = (
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.InternalClientError,
+    OSError,
+    TimeoutError,
+)
 
 
 def install_problem_handlers(app: FastAPI) -> None:
@@ -47,6 +65,21 @@ def install_problem_handlers(app: FastAPI) -> None:
         return problem_response(
             403, "forbidden", "The admin assertion does not allow this", exc.message
         )
+
+    async def _unavailable(_: Request, exc: Exception) -> JSONResponse:
+        # Fail closed, said clearly: a request that needed the database is refused as
+        # temporarily unavailable, never answered from less than it needed.
+        if not is_transient_database_error(exc):
+            log.error("unhandled %s", failure_name(exc))
+            return problem_response(500, "internal", "Something went wrong")
+        # Debug only: during an outage every request lands here; /readyz names the cause.
+        log.debug("database unavailable: %s", failure_name(exc))
+        return problem_response(
+            503, "unavailable", "The service is temporarily unavailable; try again shortly"
+        )
+
+    for failure in DATABASE_FAILURES:
+        app.add_exception_handler(failure, _unavailable)
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
