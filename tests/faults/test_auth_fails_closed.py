@@ -18,12 +18,14 @@ from services.auth.main import create_app
 from shared.events import ALL_TOPICS
 from shared.settings import Settings
 from tests.faults.outages import eventually, figure
+from tests.signing_keys import TEST_ADMIN_ISSUER, service_keys
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(120)]
 
 LOGIN = "/v1/portals/org-down/login"
 CREDENTIALS = {"email": "nobody@example.com", "password": "not-the-password"}
 REQUIREMENT = "/v1/orgs/org-down/contacts/contact-1/login-requirement"
+ADMIN_TOKEN = TEST_ADMIN_ISSUER.mint(sub="auditor", org="org-down", scope="audit").token
 BEARER = {"Authorization": "Bearer " + "s" * 43}
 
 
@@ -42,11 +44,19 @@ async def auth(
         secret_keys=f"k1:{key}",
         secret_key_id="k1",
         relay_poll_interval_s=0.2,
+        **service_keys("auth"),
     )
     app: FastAPI = create_app(settings, database_url)
     async with (
         app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://auth") as client,
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app),
+            base_url="http://auth",
+            # For the login-requirement lookup, which needs an admin assertion for its org.
+            headers={
+                "Authorization": f"Bearer {TEST_ADMIN_ISSUER.mint(sub='a', org='org-down').token}"
+            },
+        ) as client,
     ):
         yield client
 

@@ -20,6 +20,7 @@ from shared.commands import DisableMfaPolicy, EnableMfaPolicy
 from shared.events import ALL_TOPICS
 from shared.settings import Settings
 from tests.faults.outages import eventually, figure
+from tests.signing_keys import TEST_ADMIN_ISSUER, service_keys
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(120)]
 
@@ -38,6 +39,7 @@ async def preferences(
         kafka_fetch_max_wait_ms=20,
         database_url=database_url,
         relay_poll_interval_s=0.2,
+        **service_keys("preferences"),
     )
     app: FastAPI = create_app(settings, database_url)
     async with (
@@ -60,13 +62,15 @@ async def test_a_command_failing_on_its_database_is_retried_with_back_off(
 ) -> None:
     http, settings, database_url = preferences
     async with CommandClient(settings) as commands:
-        first = await commands.send(EnableMfaPolicy(org_id="org-b", actor="admin-1"), timeout_s=60)
+        first = await commands.send(
+            EnableMfaPolicy(org_id="org-b").signed_by(TEST_ADMIN_ISSUER, "admin-1"), timeout_s=60
+        )
         assert first.ok
         assert (await http.get("/readyz")).status_code == 200
 
         own_postgres.kill()
         killed_at = time.monotonic()
-        stuck = DisableMfaPolicy(org_id="org-b", actor="admin-1")
+        stuck = DisableMfaPolicy(org_id="org-b").signed_by(TEST_ADMIN_ISSUER, "admin-1")
         with pytest.raises(NoAnswer):
             await commands.send(stuck, timeout_s=OUTAGE_S)
         attempts = await failed_attempts(http)

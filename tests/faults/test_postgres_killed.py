@@ -28,6 +28,7 @@ from shared.projection import ProjectionConsumer
 from shared.settings import Settings
 from tests.faults.outages import eventually, figure
 from tests.integration.streams import fold, history, projected
+from tests.signing_keys import OWNER_SIGNER, TEST_TRUST
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(120)]
 
@@ -102,6 +103,7 @@ async def test_relay_and_projection_recover_by_themselves_after_postgres_is_kill
         relay = OutboxRelay(
             store_url,
             producer,
+            OWNER_SIGNER,
             poll_interval_s=0.2,
             batch_size=100,
             name="store",
@@ -115,6 +117,7 @@ async def test_relay_and_projection_recover_by_themselves_after_postgres_is_kill
             pool=pool,
             projection=projection,
             deadletter=producer,
+            trust=TEST_TRUST,
             batch_size=50,
             retry_first_s=0.1,
             retry_cap_s=2.0,

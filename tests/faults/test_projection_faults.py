@@ -40,6 +40,7 @@ from tests.integration.streams import (
     projected,
     started_producer,
 )
+from tests.signing_keys import TEST_TRUST
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(90)]
 
@@ -64,6 +65,7 @@ class Stage:
             pool=self.pool,
             projection=self.projection,
             deadletter=deadletter or self.producer,
+            trust=TEST_TRUST,
             batch_size=batch_size,
             deadletter_topic=self.topics[DEADLETTER],
             retry_first_s=0.05,
@@ -302,6 +304,7 @@ async def test_a_failed_dead_letter_send_is_retried_not_skipped(
             pool=stage.pool,
             projection=stage.projection,
             deadletter=impatient,
+            trust=TEST_TRUST,
             batch_size=10,
             deadletter_topic=DEADLETTER,
             retry_first_s=0.05,

@@ -37,6 +37,7 @@ from shared.kafka import new_producer
 from shared.outbox import OutboxRelay
 from shared.settings import Settings
 from tests.faults.outages import broker_paused, eventually, figure
+from tests.signing_keys import OWNER_SIGNER
 
 ORGS = 8
 # 25 s by default; FAULT_PAUSE_S=60 reproduces the 60 s pause of the incident.
@@ -96,6 +97,7 @@ async def running_relay(
     relay = OutboxRelay(
         url,
         producer,
+        OWNER_SIGNER,
         poll_interval_s=0.2,
         batch_size=100,
         name="fault",
