@@ -25,7 +25,6 @@ pytestmark = [pytest.mark.faults, pytest.mark.timeout(120)]
 LOGIN = "/v1/portals/org-down/login"
 CREDENTIALS = {"email": "nobody@example.com", "password": "not-the-password"}
 REQUIREMENT = "/v1/orgs/org-down/contacts/contact-1/login-requirement"
-ADMIN_TOKEN = TEST_ADMIN_ISSUER.mint(sub="auditor", org="org-down", scope="audit").token
 BEARER = {"Authorization": "Bearer " + "s" * 43}
 
 
@@ -47,15 +46,14 @@ async def auth(
         **service_keys("auth"),
     )
     app: FastAPI = create_app(settings, database_url)
+    auditor = TEST_ADMIN_ISSUER.mint(sub="auditor", org="org-down", scope="audit")
     async with (
         app.router.lifespan_context(app),
         httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app),
             base_url="http://auth",
             # For the login-requirement lookup, which needs an admin assertion for its org.
-            headers={
-                "Authorization": f"Bearer {TEST_ADMIN_ISSUER.mint(sub='a', org='org-down').token}"
-            },
+            headers={"Authorization": f"Bearer {auditor.token}"},
         ) as client,
     ):
         yield client
