@@ -25,7 +25,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, g
 from shared.commands import CommandReply
 from shared.db import EVENTSTORE_SQL, apply_schema, open_pool
 from shared.events import ADMIN_REPLIES
-from shared.kafka import new_producer
+from shared.kafka import faststream_security, new_producer
 from shared.outbox import OutboxRelay
 from shared.settings import Settings
 from shared.signing_settings import signer_from
@@ -60,6 +60,7 @@ def command_service_app(
         acks="all",
         enable_idempotence=settings.kafka_idempotence,
         client_id=f"portal-mfa-{name}",
+        security=faststream_security(settings),
     )
     state: dict[str, Any] = {}
 

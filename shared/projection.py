@@ -12,9 +12,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
@@ -82,6 +82,7 @@ class ProjectionConsumer:
         deadletter_topic: str = DEADLETTER,
         shared_lock: int | None = None,
         fetch_max_wait_ms: int = 500,
+        security: Mapping[str, Any] | None = None,
     ) -> None:
         self._deadletter_topic = deadletter_topic
         self._trust = trust
@@ -101,6 +102,8 @@ class ProjectionConsumer:
             max_partition_fetch_bytes=4 * 1024 * 1024,
             fetch_max_wait_ms=fetch_max_wait_ms,
             fetch_max_bytes=32 * 1024 * 1024,
+            # How this process authenticates to the brokers (shared.kafka.security_options).
+            **(security or {}),
         )
         self._group = group_id is not None
         self._start_high_water: dict[TopicPartition, int] = {}

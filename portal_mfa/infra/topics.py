@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError, for_code
@@ -13,15 +14,18 @@ async def ensure_topics(
     topics: Mapping[str, int] | Iterable[str],
     partitions: int = 1,
     replication_factor: int = 1,
+    *,
+    security: Mapping[str, Any] | None = None,
 ) -> list[str]:
     """Create the missing ones of `topics` and return the names this call created.
 
     `topics` is either names (each gets `partitions`) or a mapping name -> partitions.
     An existing topic is left as it is, whatever its partition count; a topic created
-    concurrently by someone else counts as existing.
+    concurrently by someone else counts as existing. `security` is how to authenticate
+    (`shared.kafka.security_options`); the embedded broker needs none.
     """
     wanted = dict(topics) if isinstance(topics, Mapping) else dict.fromkeys(topics, partitions)
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **(security or {}))
     await admin.start()
     try:
         existing = set(await admin.list_topics())
