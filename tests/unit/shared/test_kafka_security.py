@@ -314,3 +314,25 @@ async def test_aiokafka_clients_accept_the_options(pem_files: tuple[str, str]) -
         AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, **options)
         admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, **options)
         await admin.close()
+
+
+def test_the_dev_stack_refuses_sasl_on_its_plaintext_broker(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from portal_mfa import dev_process
+    from portal_mfa.dev import DevStack, DevStackFailed
+
+    monkeypatch.delenv("PORTAL_MFA_KAFKA_BOOTSTRAP", raising=False)
+    ports = {f"{s}_port": dev_process.free_port() for s in ("auth", "preferences", "contacts")}
+    settings = Settings(
+        kafka_security_protocol="SASL_PLAINTEXT",
+        kafka_username="auth",
+        kafka_password=PASSWORD,  # type: ignore[arg-type]
+        audit_port=dev_process.free_port(),
+        **ports,  # type: ignore[arg-type]
+    )
+    stack = DevStack(settings)
+    with pytest.raises(DevStackFailed, match="PORTAL_MFA_KAFKA_SECURITY_PROTOCOL"):
+        stack.start()
+    # Refused before anything was started.
+    assert stack.broker is None and stack.postgres is None
