@@ -15,7 +15,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from shared.commands import Command, CommandReply, command_topic
 from shared.events import ADMIN_REPLIES
-from shared.kafka import new_producer
+from shared.kafka import new_producer, security_options
 from shared.settings import Settings
 
 
@@ -35,6 +35,7 @@ class CommandClient:
             bootstrap_servers=settings.kafka_bootstrap,
             enable_auto_commit=False,
             fetch_max_wait_ms=20,
+            **security_options(settings),
         )
 
     async def __aenter__(self) -> CommandClient:

@@ -70,6 +70,13 @@ class DevStack:
             ensure_port_free(port_of(self.settings, service), PORT_VARS[service])
         env = dict(os.environ, PORTAL_MFA_PROFILE="dev")
         if "PORTAL_MFA_KAFKA_BOOTSTRAP" not in os.environ:
+            if self.settings.kafka_security_protocol != "PLAINTEXT":
+                # Measured: Tansu 0.6 cannot hold SCRAM users nor serve TLS (docs/security.md).
+                raise DevStackFailed(
+                    "the embedded dev broker speaks PLAINTEXT only: unset "
+                    "PORTAL_MFA_KAFKA_SECURITY_PROTOCOL, or point PORTAL_MFA_KAFKA_BOOTSTRAP "
+                    "at a Kafka that authenticates"
+                )
             self.broker = asyncio.run(
                 EmbeddedBroker.start(
                     self.settings.dev_kafka_port, port_env_var="PORTAL_MFA_DEV_KAFKA_PORT"

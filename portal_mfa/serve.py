@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from portal_mfa.infra.postgres import ensure_database
 from portal_mfa.infra.topics import check_event_retention, ensure_topics
 from shared.events import ADMIN_REPLIES, ALL_TOPICS, DEADLETTER, EVENT_TOPICS
+from shared.kafka import security_options
 from shared.settings import Settings
 
 SERVICES = ("auth", "preferences", "contacts", "audit")
@@ -38,9 +39,13 @@ async def prepare(settings: Settings, service: str) -> str:
         settings.kafka_bootstrap,
         {t: 1 if t in single else settings.kafka_partitions for t in ALL_TOPICS},
         replication_factor=settings.kafka_replication_factor,
+        security=security_options(settings),
     )
     await check_event_retention(
-        settings.kafka_bootstrap, EVENT_TOPICS, strict=settings.profile != "dev"
+        settings.kafka_bootstrap,
+        EVENT_TOPICS,
+        strict=settings.profile != "dev",
+        security=security_options(settings),
     )
     return await ensure_database(settings.database_url, database_name(service))
 

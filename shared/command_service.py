@@ -30,7 +30,7 @@ from shared.backoff import Backoff
 from shared.commands import CommandReply
 from shared.db import EVENTSTORE_SQL, apply_schema, open_pool
 from shared.events import ADMIN_REPLIES
-from shared.kafka import new_producer
+from shared.kafka import faststream_security, new_producer
 from shared.outbox import OutboxRelay
 from shared.readiness import database_problem, readiness
 from shared.settings import Settings
@@ -67,6 +67,7 @@ def command_service_app(
         acks="all",
         enable_idempotence=settings.kafka_idempotence,
         client_id=f"portal-mfa-{name}",
+        security=faststream_security(settings),
     )
     state: dict[str, Any] = {"command_failure": None}
     failures = Backoff(first_s=0.5, cap_s=10.0)

@@ -20,9 +20,9 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
@@ -103,6 +103,7 @@ class ProjectionConsumer:
         fetch_max_wait_ms: int = 500,
         retry_first_s: float = 0.2,
         retry_cap_s: float = 10.0,
+        security: Mapping[str, Any] | None = None,
     ) -> None:
         self._deadletter_topic = deadletter_topic
         self._trust = trust
@@ -123,6 +124,8 @@ class ProjectionConsumer:
             max_partition_fetch_bytes=4 * 1024 * 1024,
             fetch_max_wait_ms=fetch_max_wait_ms,
             fetch_max_bytes=32 * 1024 * 1024,
+            # How this process authenticates to the brokers (shared.kafka.security_options).
+            **(security or {}),
         )
         self._group = group_id is not None
         self._start_high_water: dict[TopicPartition, int] = {}

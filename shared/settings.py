@@ -7,9 +7,10 @@ A bad value stops the process with one line that names the variable, never its v
 from __future__ import annotations
 
 import socket
+from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -18,7 +19,10 @@ class SettingsError(SystemExit):
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="PORTAL_MFA_", extra="ignore")
+    # hide_input_in_errors: a refused value may be a password or a key, so no error repeats it.
+    model_config = SettingsConfigDict(
+        env_prefix="PORTAL_MFA_", extra="ignore", hide_input_in_errors=True
+    )
 
     profile: Literal["production", "dev"] = "production"
     kafka_bootstrap: str = "127.0.0.1:9092"
@@ -30,6 +34,18 @@ class Settings(BaseSettings):
     kafka_fetch_max_wait_ms: int = Field(default=500, ge=1, le=10_000)
     kafka_partitions: int = Field(default=3, ge=1, le=1000)
     kafka_replication_factor: int = Field(default=1, ge=1, le=10)
+    # How this process proves who it is to the brokers (DESIGN.md §11; docs/security.md,
+    # "The broker"): PLAINTEXT is the dev broker's; production Kafka authenticates each
+    # service's principal (SASL/SCRAM, or mTLS with SSL) and its ACLs limit what it writes.
+    kafka_security_protocol: Literal["PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL", "SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] = "SCRAM-SHA-512"
+    kafka_username: str = Field(default="", validate_default=True)
+    kafka_password: SecretStr = Field(default=SecretStr(""), validate_default=True)
+    # TLS: the CA that signed the brokers' certificates (default: the system's), and for
+    # mTLS this service's own certificate and key.
+    kafka_ca_file: str = Field(default="", validate_default=True)
+    kafka_cert_file: str = Field(default="", validate_default=True)
+    kafka_key_file: str = Field(default="", validate_default=True)
     database_url: str = "postgresql://postgres@127.0.0.1:5432/postgres"
 
     host: str = "127.0.0.1"
@@ -87,6 +103,63 @@ class Settings(BaseSettings):
                 raise ValueError("expected host:port[,host:port...]")
         return value
 
+    # The kafka_* checks below see the fields defined before theirs in `info.data` (a field
+    # that failed its own check is absent, and its error is the one reported).
+
+    @field_validator("kafka_sasl_mechanism")
+    @classmethod
+    def _no_password_in_clear(cls, value: str, info: ValidationInfo) -> str:
+        if value == "PLAIN" and info.data.get("kafka_security_protocol") == "SASL_PLAINTEXT":
+            raise ValueError(
+                "PLAIN over SASL_PLAINTEXT sends the password in clear; use SCRAM-SHA-512, "
+                "or PORTAL_MFA_KAFKA_SECURITY_PROTOCOL=SASL_SSL"
+            )
+        return value
+
+    @field_validator("kafka_username", "kafka_password")
+    @classmethod
+    def _sasl_credential(cls, value: str | SecretStr, info: ValidationInfo) -> str | SecretStr:
+        protocol = info.data.get("kafka_security_protocol")
+        given = bool(value.get_secret_value() if isinstance(value, SecretStr) else value.strip())
+        if protocol in _SASL and not given:
+            raise ValueError(f"required with PORTAL_MFA_KAFKA_SECURITY_PROTOCOL={protocol}")
+        if protocol is not None and protocol not in _SASL and given:
+            # Set but unused would look like authentication that is not happening.
+            raise ValueError(
+                f"only SASL_PLAINTEXT and SASL_SSL use it, and "
+                f"PORTAL_MFA_KAFKA_SECURITY_PROTOCOL is {protocol}"
+            )
+        return value
+
+    @field_validator("kafka_ca_file", "kafka_cert_file", "kafka_key_file")
+    @classmethod
+    def _tls_file(cls, value: str, info: ValidationInfo) -> str:
+        protocol = info.data.get("kafka_security_protocol")
+        if value and protocol is not None and protocol not in _TLS:
+            raise ValueError(
+                f"only SSL and SASL_SSL use it, and "
+                f"PORTAL_MFA_KAFKA_SECURITY_PROTOCOL is {protocol}"
+            )
+        if value and not Path(value).is_file():
+            raise ValueError("no such file")
+        return value
+
+    @field_validator("kafka_cert_file")
+    @classmethod
+    def _client_certificate(cls, value: str, info: ValidationInfo) -> str:
+        # With SSL alone the broker knows a client only by its certificate: without one
+        # this service would be ANONYMOUS, which no ACL here allows.
+        if info.data.get("kafka_security_protocol") == "SSL" and not value:
+            raise ValueError("required with PORTAL_MFA_KAFKA_SECURITY_PROTOCOL=SSL (mTLS)")
+        return value
+
+    @field_validator("kafka_key_file")
+    @classmethod
+    def _client_key(cls, value: str, info: ValidationInfo) -> str:
+        if bool(value) != bool(info.data.get("kafka_cert_file")):
+            raise ValueError("goes with PORTAL_MFA_KAFKA_CERT_FILE: set both or neither")
+        return value
+
     @field_validator("database_url")
     @classmethod
     def _postgres_url(cls, value: str) -> str:
@@ -110,6 +183,10 @@ class Settings(BaseSettings):
 
         parse_trust_map(value)
         return value
+
+
+_SASL = ("SASL_PLAINTEXT", "SASL_SSL")
+_TLS = ("SSL", "SASL_SSL")
 
 
 def audit_url(settings: Settings) -> str:

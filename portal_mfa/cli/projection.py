@@ -35,7 +35,7 @@ def rebuild() -> None:
     from services.auth import rebuild as rebuilding
     from services.auth.projection import LoginProjection
     from shared.db import open_pool
-    from shared.kafka import new_producer
+    from shared.kafka import new_producer, security_options
     from shared.signing_settings import trust_from
 
     settings = _settings()
@@ -66,7 +66,12 @@ def rebuild() -> None:
 
             try:
                 applied = await rebuilding.rebuild(
-                    pool, settings.kafka_bootstrap, producer, trust=trust, on_progress=show
+                    pool,
+                    settings.kafka_bootstrap,
+                    producer,
+                    trust=trust,
+                    on_progress=show,
+                    security=security_options(settings),
                 )
                 async with pool.acquire() as conn:
                     waiting = await LoginProjection().waiting(conn)

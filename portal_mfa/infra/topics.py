@@ -12,6 +12,7 @@ from __future__ import annotations
 import fnmatch
 import logging
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
@@ -37,16 +38,19 @@ async def ensure_topics(
     topics: Mapping[str, int] | Iterable[str],
     partitions: int = 1,
     replication_factor: int = 1,
+    *,
+    security: Mapping[str, Any] | None = None,
 ) -> list[str]:
     """Create the missing ones of `topics` and return the names this call created.
 
     `topics` is either names (each gets `partitions`) or a mapping name -> partitions.
     An existing topic is left as it is, whatever its partition count; a topic created
     concurrently by someone else counts as existing. Event topics are created to keep
-    every event.
+    every event. `security` is how to authenticate
+    (`shared.kafka.security_options`); the embedded broker needs none.
     """
     wanted = dict(topics) if isinstance(topics, Mapping) else dict.fromkeys(topics, partitions)
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **(security or {}))
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -77,7 +81,13 @@ async def ensure_topics(
         await admin.close()
 
 
-async def check_event_retention(bootstrap: str, topics: Iterable[str], *, strict: bool) -> None:
+async def check_event_retention(
+    bootstrap: str,
+    topics: Iterable[str],
+    *,
+    strict: bool,
+    security: Mapping[str, Any] | None = None,
+) -> None:
     """Raise HistoryAtRisk unless every event topic among `topics` keeps its history.
 
     A broker that cannot describe topic configs, or reports none (the embedded dev broker
@@ -87,7 +97,7 @@ async def check_event_retention(bootstrap: str, topics: Iterable[str], *, strict
     names = [t for t in topics if is_event_topic(t)]
     if not names:
         return
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **(security or {}))
     await admin.start()
     try:
         try:

@@ -24,7 +24,7 @@ from shared.admin_access import AUDIT_READERS, AdminBearer
 from shared.admin_identity import verifier_from
 from shared.db import apply_schema, open_pool, read_sql
 from shared.events import EVENT_TOPICS, now_utc
-from shared.kafka import new_producer
+from shared.kafka import new_producer, security_options
 from shared.projection import ProjectionConsumer
 from shared.readiness import database_problem, readiness
 from shared.settings import Settings
@@ -54,6 +54,7 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
             group_id=AUDIT_GROUP,
             batch_size=settings.projection_batch_size,
             fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+            security=security_options(settings),
         )
         await consumer.start()
         task = asyncio.create_task(consumer.run_until_cancelled(), name="audit-log")

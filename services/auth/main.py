@@ -21,7 +21,7 @@ from services.auth.runtime import AuthRuntime
 from shared.admin_identity import verifier_from
 from shared.db import EVENTSTORE_SQL, apply_schema, open_pool, read_sql
 from shared.events import now_utc
-from shared.kafka import new_producer
+from shared.kafka import new_producer, security_options
 from shared.outbox import OutboxRelay
 from shared.projection import ProjectionConsumer
 from shared.settings import Settings, SettingsError
@@ -69,6 +69,7 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
             group_id=PROJECTION_GROUP,
             batch_size=settings.projection_batch_size,
             fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+            security=security_options(settings),
             shared_lock=SWAP_LOCK,
         )
         await consumer.start()

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
@@ -48,6 +49,7 @@ async def rebuild(
     swap: bool = True,
     on_progress: Callable[[Progress], None] = lambda _: None,
     batch_size: int = 5000,
+    security: Mapping[str, Any] | None = None,
 ) -> int:
     """Rebuild; returns how many events were applied. With `swap=False`, leave it beside."""
     fresh = LoginProjection(rebuild_schema)
@@ -64,6 +66,7 @@ async def rebuild(
         deadletter=deadletter,
         trust=trust,
         batch_size=batch_size,
+        security=security,
     )
     await consumer.start()
     task = asyncio.create_task(consumer.run(), name="projection-rebuild")
