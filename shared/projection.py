@@ -97,6 +97,7 @@ class ProjectionConsumer:
         deadletter: AIOKafkaProducer,
         trust: TrustMap,
         group_id: str | None = None,
+        group_instance_id: str | None = None,
         batch_size: int = 5000,
         deadletter_topic: str = DEADLETTER,
         shared_lock: int | None = None,
@@ -119,6 +120,9 @@ class ProjectionConsumer:
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap,
             group_id=group_id,
+            # Static membership: a restarted replica takes its partitions back at once
+            # instead of waiting for the group to notice the old one is gone.
+            group_instance_id=group_instance_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_partition_fetch_bytes=4 * 1024 * 1024,

@@ -52,6 +52,7 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
             deadletter=producer,
             trust=trust,
             group_id=AUDIT_GROUP,
+            group_instance_id=settings.group_instance_id("audit"),
             batch_size=settings.projection_batch_size,
             fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
             security=security_options(settings),
