@@ -54,7 +54,6 @@ from portal_mfa import dev_state
 from portal_mfa.command_client import CommandClient
 from portal_mfa.dev_process import DevProcess, free_port
 from services.auth.domain.passwords import hash_password, verify_password
-from services.auth.domain.tokens import hash_token, new_token
 from shared.admin_identity import AssertionIssuer
 from shared.commands import (
     Command,
@@ -65,6 +64,7 @@ from shared.commands import (
     ResetPortalMfa,
 )
 from shared.settings import Settings
+from shared.tokens import hash_token, new_token
 
 PASSWORD = "bench-password-123"
 ACTOR = "bench"

@@ -9,7 +9,6 @@ import urllib.error
 import urllib.request
 
 from portal_mfa.command_client import CommandClient
-from services.auth.domain.tokens import hash_token, new_token
 from shared.admin_identity import AssertionIssuer
 from shared.commands import (
     Command,
@@ -19,6 +18,7 @@ from shared.commands import (
     SetPortalName,
 )
 from shared.settings import Settings
+from shared.tokens import hash_token, new_token
 
 DEMO_ORG = "demo"
 DEMO_EMAIL = "casey@example.com"

@@ -13,7 +13,6 @@ import typer
 from rich.table import Table
 
 from portal_mfa.cli.console import JsonFlag, bearer_of, emit, org_of, out, read, send
-from services.auth.domain.tokens import hash_token, new_token
 from shared.commands import (
     CreateContact,
     DeleteContact,
@@ -22,6 +21,7 @@ from shared.commands import (
     RevokePortalAccess,
 )
 from shared.settings import contacts_url, load_settings
+from shared.tokens import hash_token, new_token
 
 contacts = typer.Typer(help="The org's customers and vendors, their portal access and MFA.")
 ContactId = Annotated[str, typer.Argument(help="The contact's id (from `contacts add`).")]

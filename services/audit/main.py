@@ -17,14 +17,14 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from services.audit.log import SCHEMA, AuditLog, history, tail
 from services.audit.verification import verify_log
-from services.auth.domain.history import requirement_from_history
-from services.auth.http.params import ContactId, OrgId
-from services.auth.http.problems import install_problem_handlers
 from shared.admin_access import AUDIT_READERS, AdminBearer
 from shared.admin_identity import verifier_from
 from shared.db import apply_schema, open_pool, read_sql
 from shared.events import EVENT_TOPICS, now_utc
+from shared.http.path_params import ContactId, OrgId
+from shared.http.problems import install_problem_handlers
 from shared.kafka import new_producer, security_options
+from shared.login_rule.history import requirement_from_history
 from shared.projection import ProjectionConsumer
 from shared.readiness import database_problem, readiness
 from shared.settings import Settings

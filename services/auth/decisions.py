@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncpg
 
 from services.auth.adapters import enrollments
-from services.auth.domain.login_requirement import LoginRequirement, decide
 from services.auth.projection import LoginProjection
+from shared.login_rule.login_requirement import LoginRequirement, decide
 
 
 async def login_requirement(

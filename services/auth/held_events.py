@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 import asyncpg
 from prometheus_client import Counter, Gauge
 
-from services.auth.domain.gapless import InOrder
-from services.auth.domain.projected import ContactEvent, PolicyEvent
 from shared.events import Event, parse_event
+from shared.login_rule.gapless import InOrder
+from shared.login_rule.projected import ContactEvent, PolicyEvent
 
 log = logging.getLogger(__name__)
 

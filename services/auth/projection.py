@@ -17,9 +17,6 @@ from typing import Any
 import asyncpg
 
 from services.auth import held_events
-from services.auth.domain.gapless import HistoryIncomplete, in_order
-from services.auth.domain.login_requirement import Held
-from services.auth.domain.projected import ContactEvent, OrgPolicy, PolicyEvent, ProjectedContact
 from shared.events import (
     CONTACTS_EVENTS,
     PREFERENCES_EVENTS,
@@ -33,6 +30,9 @@ from shared.events import (
     PortalAccessRevoked,
     PortalNameSet,
 )
+from shared.login_rule.gapless import HistoryIncomplete, in_order
+from shared.login_rule.login_requirement import Held
+from shared.login_rule.projected import ContactEvent, OrgPolicy, PolicyEvent, ProjectedContact
 from shared.projection_offsets import OFFSETS_SQL
 
 TOPICS = (PREFERENCES_EVENTS, CONTACTS_EVENTS)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from services.auth.http.problems import install_problem_handlers
 from services.contacts import reads
 from services.contacts.handlers import ContactsService
 from shared.admin_identity import verifier_from
 from shared.command_service import command_service_app
 from shared.db import read_sql
 from shared.events import CONTACTS_COMMANDS, now_utc
+from shared.http.problems import install_problem_handlers
 from shared.settings import Settings
 
 

@@ -6,9 +6,9 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
 
-from services.auth.http.params import ContactId, OrgId
 from services.contacts.handlers import ContactsService
 from shared.admin_access import AdminBearer
+from shared.http.path_params import ContactId, OrgId
 
 router = APIRouter()
 

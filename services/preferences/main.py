@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from services.auth.http.problems import install_problem_handlers
 from services.preferences import reads
 from services.preferences.handlers import PreferencesService
 from shared.admin_identity import verifier_from
 from shared.command_service import command_service_app
 from shared.events import PREFERENCES_COMMANDS, now_utc
+from shared.http.problems import install_problem_handlers
 from shared.settings import Settings
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from services.auth.http.params import OrgId
 from services.preferences.handlers import PreferencesService
 from shared.admin_access import AdminBearer
+from shared.http.path_params import OrgId
 
 router = APIRouter()
 

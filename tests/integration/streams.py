@@ -18,7 +18,6 @@ from typing import Any
 import asyncpg
 from aiokafka import AIOKafkaProducer
 
-from services.auth.domain.projected import OrgPolicy, ProjectedContact
 from services.auth.projection import LoginProjection
 from shared.events import (
     CONTACTS_EVENTS,
@@ -42,6 +41,7 @@ from shared.events import (
     parse_event,
 )
 from shared.kafka import new_producer
+from shared.login_rule.projected import OrgPolicy, ProjectedContact
 from shared.projection import ProjectionConsumer
 from shared.settings import Settings
 from tests.signing_keys import TEST_TRUST, signed_headers

@@ -21,10 +21,7 @@ import pytest
 
 from services.auth.adapters import enrollments, tokens
 from services.auth.decisions import login_requirement
-from services.auth.domain.gapless import HistoryIncomplete
-from services.auth.domain.login_requirement import Held, LoginRequirement
 from services.auth.domain.secret_box import SecretBox, generate_key
-from services.auth.domain.tokens import hash_token
 from services.auth.flows import login, sessions
 from services.auth.held_events import Waiting
 from services.auth.projection import LoginProjection
@@ -49,7 +46,10 @@ from shared.events import (
     PortalNameSet,
     now_utc,
 )
+from shared.login_rule.gapless import HistoryIncomplete
+from shared.login_rule.login_requirement import Held, LoginRequirement
 from shared.projection import ProjectionConsumer
+from shared.tokens import hash_token
 from tests.integration.streams import (
     Placed,
     Setup,

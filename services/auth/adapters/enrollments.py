@@ -9,7 +9,7 @@ from typing import Literal
 
 import asyncpg
 
-from services.auth.domain.login_requirement import ActiveEnrollment
+from shared.login_rule.login_requirement import ActiveEnrollment
 
 Status = Literal["pending", "verified", "enabled", "invalidated"]
 

@@ -9,7 +9,7 @@ from typing import Literal
 
 import asyncpg
 
-from services.auth.domain.tokens import hash_token, new_token
+from shared.tokens import hash_token, new_token
 
 Purpose = Literal["challenge", "enrollment", "session"]
 

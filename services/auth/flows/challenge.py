@@ -10,12 +10,12 @@ import asyncpg
 from services.auth.adapters import accounts, enrollments, tokens
 from services.auth.domain import totp
 from services.auth.domain.backup_codes import hash_backup_code
-from services.auth.domain.login_requirement import is_active
 from services.auth.flows.refusal import Refusal, invalid_token, locked_out
 from services.auth.flows.second_factor import record_failure
 from services.auth.flows.sessions import Factor, issue_session
 from services.auth.runtime import AuthRuntime
 from shared.events import BackupCodeUsed, BackupCodeUsedPayload, Empty, OtpReplayRejected
+from shared.login_rule.login_requirement import is_active
 
 
 async def answer(

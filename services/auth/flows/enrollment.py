@@ -13,8 +13,6 @@ import segno
 from services.auth.adapters import accounts, enrollments, tokens
 from services.auth.domain import totp
 from services.auth.domain.backup_codes import hash_backup_code, issue_backup_codes
-from services.auth.domain.login_requirement import is_active
-from services.auth.domain.projected import ProjectedContact
 from services.auth.flows.refusal import Refusal, invalid_token, locked_out
 from services.auth.flows.second_factor import record_failure
 from services.auth.flows.sessions import issue_session
@@ -29,6 +27,8 @@ from shared.events import (
     MfaEnrollmentStarted,
     OtpReplayRejected,
 )
+from shared.login_rule.login_requirement import is_active
+from shared.login_rule.projected import ProjectedContact
 
 
 @dataclass

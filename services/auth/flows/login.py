@@ -7,14 +7,14 @@ from typing import Any
 
 from services.auth.adapters import accounts, password_attempts, tokens
 from services.auth.decisions import login_requirement
-from services.auth.domain.gapless import HistoryIncomplete
 from services.auth.domain.lockout import PER_CLIENT_ADDRESS, PER_CONTACT
 from services.auth.domain.passwords import hash_password, verify_against_dummy, verify_password
-from services.auth.domain.tokens import hash_token
 from services.auth.flows.refusal import Refusal, invalid_credentials, locked_out
 from services.auth.flows.sessions import issue_session
 from services.auth.runtime import AuthRuntime
 from shared.events import Empty, LoginFailed, LoginFailedPayload, PortalPasswordSet
+from shared.login_rule.gapless import HistoryIncomplete
+from shared.tokens import hash_token
 
 MIN_PASSWORD_LENGTH = 10
 

@@ -11,9 +11,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from services.auth.decisions import login_requirement
 from services.auth.held_events import Waiting
-from services.auth.http.params import ContactId, OrgId
 from services.auth.runtime import Runtime
 from shared.admin_access import AUDIT_READERS, AdminBearer
+from shared.http.path_params import ContactId, OrgId
 from shared.readiness import database_problem, readiness
 
 router = APIRouter()

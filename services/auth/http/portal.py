@@ -9,8 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from services.auth.flows import challenge, enrollment, login, sessions
 from services.auth.flows.refusal import Refusal
-from services.auth.http.params import OrgId
 from services.auth.runtime import Runtime
+from shared.http.path_params import OrgId
 
 router = APIRouter(prefix="/v1")
 

@@ -11,10 +11,6 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from services.auth.domain.gapless import HistoryIncomplete, InOrder, VersionGap, in_order
-from services.auth.domain.history import requirement_from_history
-from services.auth.domain.login_requirement import Held, decide
-from services.auth.domain.projected import OrgPolicy, ProjectedContact
 from services.auth.http.problems import install_problem_handlers
 from shared.events import (
     Cause,
@@ -26,6 +22,10 @@ from shared.events import (
     MfaReset,
     MfaResetPayload,
 )
+from shared.login_rule.gapless import HistoryIncomplete, InOrder, VersionGap, in_order
+from shared.login_rule.history import requirement_from_history
+from shared.login_rule.login_requirement import Held, decide
+from shared.login_rule.projected import OrgPolicy, ProjectedContact
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,8 @@ import uuid
 
 import pytest
 
-from services.auth.domain.login_requirement import ActiveEnrollment, decide
-from services.auth.domain.projected import OrgPolicy, ProjectedContact
+from shared.login_rule.login_requirement import ActiveEnrollment, decide
+from shared.login_rule.projected import OrgPolicy, ProjectedContact
 
 POLICY_EVENT = uuid.uuid4()
 RESET_EVENT = uuid.uuid4()

@@ -1,7 +1,7 @@
 import base64
 import hashlib
 
-from services.auth.domain.tokens import hash_token, new_token
+from shared.tokens import hash_token, new_token
 
 
 def test_token_is_urlsafe_and_carries_256_bits() -> None:

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
 
-from services.auth.domain.gapless import VersionGap
 from shared.events import (
     ContactCreated,
     ContactDeleted,
@@ -23,6 +22,7 @@ from shared.events import (
     PortalAccessRevoked,
     PortalNameSet,
 )
+from shared.login_rule.gapless import VersionGap
 
 _State = TypeVar("_State", "OrgPolicy", "ProjectedContact")
 

@@ -10,7 +10,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Literal
 
-from services.auth.domain.projected import OrgPolicy, ProjectedContact
+from shared.login_rule.projected import OrgPolicy, ProjectedContact
 
 Requirement = Literal["password", "totp", "enroll"]
 

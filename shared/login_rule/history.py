@@ -8,14 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from services.auth.domain.gapless import in_order
-from services.auth.domain.login_requirement import (
-    ActiveEnrollment,
-    Held,
-    LoginRequirement,
-    decide,
-)
-from services.auth.domain.projected import ContactEvent, OrgPolicy, PolicyEvent, ProjectedContact
 from shared.events import (
     ContactCreated,
     ContactDeleted,
@@ -29,6 +21,14 @@ from shared.events import (
     PortalAccessRevoked,
     PortalNameSet,
 )
+from shared.login_rule.gapless import in_order
+from shared.login_rule.login_requirement import (
+    ActiveEnrollment,
+    Held,
+    LoginRequirement,
+    decide,
+)
+from shared.login_rule.projected import ContactEvent, OrgPolicy, PolicyEvent, ProjectedContact
 
 
 def requirement_from_history(
