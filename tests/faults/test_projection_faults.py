@@ -132,6 +132,18 @@ async def dead_letters(bootstrap: str, topic: str, *, wait_s: float) -> list[Any
         await consumer.stop()
 
 
+@contextlib.asynccontextmanager
+async def contacts_locked(admin: asyncpg.Connection, stage: Stage) -> AsyncIterator[None]:
+    """The projection's contacts table held in an exclusive lock, so its writes wait."""
+    locker = admin.transaction()
+    await locker.start()
+    await admin.execute(f"LOCK TABLE {stage.projection.schema}.contacts IN ACCESS EXCLUSIVE MODE")
+    try:
+        yield
+    finally:
+        await locker.rollback()
+
+
 async def test_a_cancelled_statement_is_retried_and_the_event_applied(stage: Stage) -> None:
     events = history(Random(57014), orgs=10, contacts=60, total=400)
     consumer = stage.consumer(batch_size=50)
@@ -142,12 +154,7 @@ async def test_a_cancelled_statement_is_retried_and_the_event_applied(stage: Sta
             await eventually(lambda: consumer.ready, within=30, what="ready on empty topics")
             # Hold the consumer's statement still (a lock it waits for), then cancel it
             # there, as a statement_timeout or an operator would; three times over.
-            locker = admin.transaction()
-            await locker.start()
-            await admin.execute(
-                f"LOCK TABLE {stage.projection.schema}.contacts IN ACCESS EXCLUSIVE MODE"
-            )
-            try:
+            async with contacts_locked(admin, stage):
                 await produce(stage.producer, stage.topics, events)
                 while cancelled < 3:
 
@@ -172,8 +179,6 @@ async def test_a_cancelled_statement_is_retried_and_the_event_applied(stage: Sta
                     assert not consumer.ready
                 reason = consumer.reason
                 assert reason is not None and "57014" in reason, reason
-            finally:
-                await locker.rollback()
             took = await eventually(
                 lambda: stage.converged(events, admin), within=30, what="every event applied"
             )
@@ -200,20 +205,13 @@ async def test_a_lock_timeout_is_retried_in_place_and_the_event_applied(stage: S
         consumer = stage.consumer(batch_size=50)
         async with consuming(consumer) as task:
             await eventually(lambda: consumer.ready, within=30, what="ready on empty topics")
-            locker = admin.transaction()
-            await locker.start()
-            await admin.execute(
-                f"LOCK TABLE {stage.projection.schema}.contacts IN ACCESS EXCLUSIVE MODE"
-            )
-            try:
+            async with contacts_locked(admin, stage):
                 await produce(stage.producer, stage.topics, events)
                 await eventually(lambda: consumer.retries >= 3, within=30, what="lock timeouts")
                 assert not consumer.ready
                 assert consumer.reason is not None and "55P03" in consumer.reason, consumer.reason
                 reason = consumer.reason
                 assert not await stage.converged(events, admin)
-            finally:
-                await locker.rollback()
             took = await eventually(
                 lambda: stage.converged(events, admin),
                 within=30,
