@@ -22,9 +22,15 @@ def is_transient_database_error(exc: BaseException) -> bool:
     if isinstance(exc, asyncpg.PostgresError):
         sqlstate = str(getattr(exc, "sqlstate", "") or "")
         return sqlstate[:2] in TRANSIENT_SQLSTATE_CLASSES or sqlstate in TRANSIENT_SQLSTATES
-    # A connection used after it broke, or a cached statement outdated by DDL elsewhere
-    # (a rebuild's swap): a fresh connection or a second try succeeds.
-    if isinstance(exc, asyncpg.InterfaceError | asyncpg.exceptions.OutdatedSchemaCacheError):
+    # A connection used after it broke (or caught mid-statement when the server died,
+    # which asyncpg reports as an internal client error), or a cached statement outdated
+    # by DDL elsewhere (a rebuild's swap): a fresh connection or a second try succeeds.
+    if isinstance(
+        exc,
+        asyncpg.InterfaceError
+        | asyncpg.exceptions.InternalClientError
+        | asyncpg.exceptions.OutdatedSchemaCacheError,
+    ):
         return True
     # Refused, reset or a missing unix socket while PostgreSQL restarts; a pool that could
     # not hand out a connection in time.

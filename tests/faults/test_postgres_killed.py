@@ -35,6 +35,9 @@ pytestmark = [pytest.mark.faults, pytest.mark.timeout(120)]
 CHUNK = 40  # events per append transaction
 
 
+ATTEMPT_S = 10.0
+
+
 class Writer:
     """Appends `events` in order, a chunk at a time, riding out the outage as a command
     service would: a chunk whose commit is in doubt is looked up before it is retried."""
@@ -45,6 +48,7 @@ class Writer:
         self._every_s = every_s
         self.appended = 0
         self.failures = 0
+        self.last_failure = ""
 
     async def run(self) -> None:
         pool: asyncpg.Pool | None = None
@@ -52,20 +56,33 @@ class Writer:
             chunk = self._events[self.appended : self.appended + CHUNK]
             try:
                 if pool is None:
-                    pool = await open_pool(self._url, min_size=1, max_size=1)
-                if not await self._stored(pool, chunk):
-                    async with pool.acquire() as conn, conn.transaction():
-                        await append_events(conn, chunk)  # type: ignore[arg-type]
+                    pool = await asyncio.wait_for(
+                        open_pool(self._url, min_size=1, max_size=1), ATTEMPT_S
+                    )
+                # Bounded: a connection to a server that is going away can hang unanswered.
+                await asyncio.wait_for(self._append(pool, chunk), ATTEMPT_S)
                 self.appended += len(chunk)
                 await asyncio.sleep(self._every_s)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            except (
+                OSError,
+                asyncpg.PostgresError,
+                asyncpg.InterfaceError,
+                # What asyncpg raises when the server dies in the middle of a statement.
+                asyncpg.exceptions.InternalClientError,
+            ) as exc:
                 self.failures += 1
+                self.last_failure = repr(exc)[:200]
                 if pool is not None:
                     pool.terminate()
                     pool = None
                 await asyncio.sleep(0.2)
         if pool is not None:
             await pool.close()
+
+    async def _append(self, pool: asyncpg.Pool, chunk: Sequence[Event]) -> None:
+        if not await self._stored(pool, chunk):
+            async with pool.acquire() as conn, conn.transaction():
+                await append_events(conn, chunk)  # type: ignore[arg-type]
 
     @staticmethod
     async def _stored(pool: asyncpg.Pool, chunk: Sequence[Event]) -> bool:
@@ -150,7 +167,14 @@ async def test_relay_and_projection_recover_by_themselves_after_postgres_is_kill
         restarted_at = time.monotonic()
         down_s = restarted_at - killed_at
 
-        await eventually(lambda: writer.appended == len(events), within=60, what="every append")
+        try:
+            await eventually(lambda: writer.appended == len(events), within=60, what="every append")
+        except AssertionError:
+            raise AssertionError(
+                f"appended {writer.appended} of {len(events)}; {writer.failures} failures,"
+                f" the last: {writer.last_failure};"
+                f" writer ended: {tasks[2].done() and tasks[2].exception()!r}"
+            ) from None
         await eventually(lambda: relay.healthy, within=30, what="the relay to heal")
         relay_healed = time.monotonic() - restarted_at
         assert relay.reason is None

@@ -20,6 +20,9 @@ TRANSIENT = [
     asyncpg.exceptions.TooManyConnectionsError(),  # 53300
     asyncpg.exceptions.DiskFullError(),  # 53100
     asyncpg.InterfaceError("cannot perform operation: connection is closed"),
+    asyncpg.exceptions.InternalClientError(
+        "cannot switch to state 12; another operation is in progress"
+    ),
     asyncpg.exceptions.OutdatedSchemaCacheError("cached statement plan is invalid"),
     ConnectionRefusedError(),
     FileNotFoundError(),  # the unix socket, while the server restarts
