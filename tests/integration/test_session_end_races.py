@@ -18,8 +18,11 @@ import asyncpg
 import pytest
 
 from services.auth.adapters import accounts, tokens
+from services.auth.flows.refusal import Refusal
+from services.auth.flows.sessions import issue_session
 from services.auth.projection import LoginProjection
 from services.auth.reactions import AuthProjection
+from services.auth.runtime import AuthRuntime
 from shared.db import EVENTSTORE_SQL, apply_schema, open_pool, read_sql
 from shared.events import (
     Cause,
@@ -152,3 +155,25 @@ async def test_a_password_login_holding_the_account_is_waited_out_and_its_sessio
 
         session = await apply_while(auth_db, flow, contact_event(ending, 3), finish)
     assert not await live(auth_db, session)
+
+
+async def test_a_password_login_that_loses_the_race_to_a_revoke_gets_no_session(
+    auth_db: asyncpg.Pool,
+) -> None:
+    """The password was right when checked (before the account's lock); the revoke that
+    cleared it commits before the login takes the lock. A session issued now would be
+    refused while access is revoked, and come back to life with the next grant."""
+    async with auth_db.acquire() as conn:
+        account = await accounts.lock(conn, CONTACT, ORG)
+        account.password_hash = "$argon2id$checked-before-the-lock"
+        await accounts.save(conn, account)
+    await project(auth_db, contact_event(PortalAccessRevoked, 3))
+
+    rt = AuthRuntime(auth_db, LoginProjection(), None, None, lambda: datetime.now(UTC))  # type: ignore[arg-type]
+    async with auth_db.acquire() as flow, flow.transaction():
+        locked = await accounts.lock(flow, CONTACT, ORG)
+        with pytest.raises(Refusal) as refused:
+            await issue_session(rt, flow, locked, ["password"], mfa=False)
+    assert refused.value.kind == "invalid-credentials"
+    async with auth_db.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM tokens WHERE purpose = 'session'") == 0

@@ -10,7 +10,7 @@ import asyncpg
 
 from services.auth.adapters import accounts, tokens
 from services.auth.domain.session_end import session_admitted
-from services.auth.flows.refusal import Refusal
+from services.auth.flows.refusal import Refusal, invalid_credentials
 from services.auth.runtime import AuthRuntime
 from shared.events import LoginSucceeded, LoginSucceededPayload
 from shared.login_rule.gapless import HistoryIncomplete
@@ -39,6 +39,10 @@ async def issue_session(
     *,
     mfa: bool,
 ) -> Session:
+    if account.password_hash is None:
+        # Every login starts with the password, checked before the account was locked; a
+        # revoke that cleared it since wins (else a later grant would revive this session).
+        raise invalid_credentials()
     token, expires_at = await tokens.issue(
         conn, "session", account.contact_id, account.org_id, rt.clock(), mfa=mfa
     )
