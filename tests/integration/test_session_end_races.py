@@ -40,6 +40,8 @@ from shared.events import (
 )
 
 pytestmark = pytest.mark.integration
+# Events are dated at import; tokens are issued at the time of the test (a challenge lives
+# 10 minutes, less than a full run of the suite).
 NOW = datetime.now(UTC)
 CONTACT, ORG = "c1", "acme"
 
@@ -123,7 +125,7 @@ async def test_a_code_login_holding_its_challenge_is_waited_out_and_its_session_
 ) -> None:
     async with auth_db.acquire() as conn:
         await accounts.lock(conn, CONTACT, ORG)  # the account exists (a password was set)
-        challenge, _ = await tokens.issue(conn, "challenge", CONTACT, ORG, NOW)
+        challenge, _ = await tokens.issue(conn, "challenge", CONTACT, ORG, datetime.now(UTC))
     async with auth_db.acquire() as flow:
         # The challenge flow: its token, locked; a right code; then the account, a session.
         await flow.execute("BEGIN")
@@ -133,7 +135,9 @@ async def test_a_code_login_holding_its_challenge_is_waited_out_and_its_session_
         async def finish() -> str:
             await accounts.lock(flow, CONTACT, ORG)  # a deadlock would break here
             assert await tokens.consume(flow, held, datetime.now(UTC))
-            session, _ = await tokens.issue(flow, "session", CONTACT, ORG, NOW, mfa=True)
+            session, _ = await tokens.issue(
+                flow, "session", CONTACT, ORG, datetime.now(UTC), mfa=True
+            )
             return session
 
         session = await apply_while(auth_db, flow, contact_event(ending, 3), finish)
@@ -150,7 +154,7 @@ async def test_a_password_login_holding_the_account_is_waited_out_and_its_sessio
         await accounts.lock(flow, CONTACT, ORG)
 
         async def finish() -> str:
-            session, _ = await tokens.issue(flow, "session", CONTACT, ORG, NOW)
+            session, _ = await tokens.issue(flow, "session", CONTACT, ORG, datetime.now(UTC))
             return session
 
         session = await apply_while(auth_db, flow, contact_event(ending, 3), finish)
