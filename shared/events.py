@@ -251,7 +251,10 @@ class MfaEnrolled(_AuthEvent):
 
 class MfaEnrollmentInvalidatedPayload(Payload):
     enrollment_id: uuid.UUID
-    by_epoch: int = Field(ge=1)
+    # The contact's epoch that ended it: a reset's new epoch (>= 1), or, when revoked
+    # access or a deleted contact ended it, the epoch then in force (0 before any reset).
+    # The event named by `causation_id` says which.
+    by_epoch: int = Field(ge=0)
 
 
 class MfaEnrollmentInvalidated(_AuthEvent):

@@ -58,6 +58,9 @@ CREATE TABLE IF NOT EXISTS tokens (
     used_at       timestamptz
 );
 CREATE INDEX IF NOT EXISTS tokens_by_contact ON tokens (contact_id);
+-- The org's live password-only sessions: what turning the MFA policy on ends.
+CREATE INDEX IF NOT EXISTS live_password_sessions ON tokens (org_id)
+    WHERE purpose = 'session' AND NOT mfa AND used_at IS NULL;
 
 -- Failed-password counters per contact and per client address, in fixed windows.
 CREATE TABLE IF NOT EXISTS password_attempts (

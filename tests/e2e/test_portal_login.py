@@ -441,7 +441,8 @@ def test_revoking_access_or_deleting_the_contact_ends_sessions_and_logins(
         what="the new invitation to reach auth",
     )
     assert_problem(portal.session(session), 401, "invalid-session")
-    assert portal.login(revoked, new_password).json()["status"] == "mfa_required"
+    # The revoke destroyed the enrollment too: the contact configures MFA anew.
+    assert portal.login(revoked, new_password).json()["status"] == "mfa_enrollment_required"
 
     # Delete a contact: its live session ends and its login stops working.
     answer = portal.admin("contacts", "delete", deleted.contact_id)

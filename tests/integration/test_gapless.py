@@ -311,8 +311,9 @@ async def test_forged_high_versions_wait_weaken_nothing_and_apply_in_order_later
 
 
 async def _session(pool: asyncpg.Pool, contact: str) -> str:
+    # With a second factor: the org's policy is on, and a password-only session would not count.
     async with pool.acquire() as conn:
-        token, _ = await tokens.issue(conn, "session", contact, ORG, now_utc())
+        token, _ = await tokens.issue(conn, "session", contact, ORG, now_utc(), mfa=True)
     return token
 
 

@@ -92,8 +92,19 @@ async def attach_enrollment(
 
 
 async def end_sessions(conn: asyncpg.Connection, contact_ids: list[str], now: datetime) -> None:
+    """End every live token of these contacts, whatever its purpose."""
     await conn.execute(
         "UPDATE tokens SET used_at = $2 WHERE contact_id = ANY($1::text[]) AND used_at IS NULL",
         contact_ids,
+        now,
+    )
+
+
+async def end_password_sessions(conn: asyncpg.Connection, org_id: str, now: datetime) -> None:
+    """End the org's live sessions that were issued on a password alone."""
+    await conn.execute(
+        "UPDATE tokens SET used_at = $2 WHERE org_id = $1 AND purpose = 'session'"
+        " AND NOT mfa AND used_at IS NULL",
+        org_id,
         now,
     )

@@ -10,7 +10,7 @@ from services.auth.decisions import login_requirement
 from services.auth.domain.lockout import PER_CLIENT_ADDRESS, PER_CONTACT
 from services.auth.domain.passwords import hash_password, verify_against_dummy, verify_password
 from services.auth.flows.refusal import Refusal, invalid_credentials, locked_out
-from services.auth.flows.sessions import issue_session
+from services.auth.flows.sessions import end_every_token, issue_session
 from services.auth.runtime import AuthRuntime
 from shared.events import Empty, LoginFailed, LoginFailedPayload, PortalPasswordSet
 from shared.login_rule.gapless import HistoryIncomplete
@@ -45,7 +45,8 @@ async def accept_invitation(rt: AuthRuntime, org_id: str, token: str, password: 
         )
         if not used:
             raise _invalid_invitation()
-        account = await accounts.lock(conn, contact.contact_id, org_id)
+        # A new password ends every session of the old one (a stolen session included).
+        account = await end_every_token(conn, contact.contact_id, org_id, now)
         account.password_hash = password_hash
         account.record(PortalPasswordSet, Empty(), rt.cause(contact.contact_id))
         await accounts.save(conn, account)

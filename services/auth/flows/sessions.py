@@ -9,9 +9,11 @@ from typing import Any, Literal
 import asyncpg
 
 from services.auth.adapters import accounts, tokens
-from services.auth.flows.refusal import Refusal
+from services.auth.domain.session_end import session_admitted
+from services.auth.flows.refusal import Refusal, invalid_credentials
 from services.auth.runtime import AuthRuntime
 from shared.events import LoginSucceeded, LoginSucceededPayload
+from shared.login_rule.gapless import HistoryIncomplete
 
 Factor = Literal["password", "totp", "backup_code"]
 
@@ -37,6 +39,10 @@ async def issue_session(
     *,
     mfa: bool,
 ) -> Session:
+    if account.password_hash is None:
+        # Every login starts with the password, checked before the account was locked; a
+        # revoke that cleared it since wins (else a later grant would revive this session).
+        raise invalid_credentials()
     token, expires_at = await tokens.issue(
         conn, "session", account.contact_id, account.org_id, rt.clock(), mfa=mfa
     )
@@ -50,6 +56,23 @@ def _no_session() -> Refusal:
     return Refusal(401, "invalid-session", "No valid session")
 
 
+async def end_every_token(
+    conn: asyncpg.Connection, contact_id: str, org_id: str, now: datetime
+) -> accounts.Account:
+    """End every token the contact holds, and lock its account for the caller's change.
+
+    Flows lock in one order: a token (challenge, enrollment) first, then the account. So
+    do we, which cannot deadlock with them: ending the tokens waits out a flow that holds
+    one (and the token it then finds is used), and the account lock waits out a password
+    login about to issue a token. The second pass ends what those issued meanwhile; from
+    here on, a flow that locks the account reads the state this transaction commits.
+    """
+    await tokens.end_sessions(conn, [contact_id], now)
+    account = await accounts.lock(conn, contact_id, org_id)
+    await tokens.end_sessions(conn, [contact_id], now)
+    return account
+
+
 async def whoami(rt: AuthRuntime, session_token: str) -> dict[str, Any]:
     # A stale projection may not yet know that access was revoked or the contact deleted.
     rt.require_ready()
@@ -57,9 +80,17 @@ async def whoami(rt: AuthRuntime, session_token: str) -> dict[str, Any]:
         session = await tokens.find(conn, session_token, "session", rt.clock())
         if session is None:
             raise _no_session()
-        contact = await rt.projection.contact(conn, session.org_id, session.contact_id)
-    # Revoked access or a deleted contact ends every live session at once.
-    if contact is None or not contact.portal_access or contact.deleted:
+        standing = await rt.projection.standing(conn, session.org_id, session.contact_id)
+    if standing.held.contact:
+        # What waits beyond the gap might be a revoke or a reset: decide nothing.
+        raise HistoryIncomplete(f"contact {session.contact_id} waits beyond a version gap")
+    contact = standing.contact
+    # Fail closed, as the login decision does: a policy stream with a gap counts as on.
+    policy_enabled = standing.policy.mfa_enabled or bool(standing.held.policy)
+    # (`contact is None` is refused by the rule too; said here for the type checker.)
+    if contact is None or not session_admitted(
+        mfa=session.mfa, contact=contact, policy_enabled=policy_enabled
+    ):
         raise _no_session()
     return {
         "org_id": session.org_id,
