@@ -117,3 +117,24 @@ def test_a_broker_that_does_not_answer_exits_3(tmp_path: Path) -> None:
     assert done.returncode == UNREACHABLE, done.stderr
     assert "cannot talk to Kafka" in done.stderr
     assert "PORTAL_MFA_KAFKA_BOOTSTRAP" in done.stderr
+
+
+def probe(*path: str, **ports: int) -> int:
+    """`python -m portal_mfa.probe`, as a container's health check runs it."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PORTAL_MFA_")}
+    # Every service's port is dead unless given: a container runs one service.
+    env |= {
+        f"PORTAL_MFA_{s.upper()}_PORT": str(free_port())
+        for s in ("auth", "preferences", "contacts", "audit")
+    }
+    env |= {f"PORTAL_MFA_{s.upper()}_PORT": str(port) for s, port in ports.items()}
+    done = subprocess.run(
+        [sys.executable, "-m", "portal_mfa.probe", *path], env=env, timeout=30, check=False
+    )
+    return done.returncode
+
+
+def test_the_health_probe_finds_the_one_service_of_its_container(own_stack: RunningStack) -> None:
+    assert probe("/healthz", contacts=own_stack.ports["contacts"]) == 0
+    assert probe("/readyz", audit=own_stack.ports["audit"]) == 0
+    assert probe("/healthz") == 1  # nothing answers
