@@ -71,3 +71,9 @@ def test_an_admin_command_without_its_org_is_bad_input(tmp_path: Path) -> None:
     done = run_cli(tmp_path, "admin", "mfa", "enable")
     assert done.returncode == 2
     assert "--org" in done.stderr
+
+
+def test_the_readme_documents_every_exit_status() -> None:
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
+    rows = {line.split("|")[1].strip() for line in readme.splitlines() if line.startswith("| `")}
+    assert {"`0`", "`1`", "`2`", "`3`", "`4`", "`5`"} <= rows
