@@ -38,7 +38,7 @@ def credentials(actor: str | None = None) -> AdminCredentials:
             # No dev stack to mint from, and no broker either: that is the thing to fix.
             err.print(
                 f"error: nothing answers at {settings.kafka_bootstrap}:"
-                f" {what_to_set(settings.kafka_bootstrap)}",
+                f" {what_to_set(settings.kafka_bootstrap)}; and {exc}",
                 highlight=False,
             )
             raise typer.Exit(UNREACHABLE) from None
