@@ -60,7 +60,7 @@ def dev() -> None:
             " pip install 'portal-mfa[dev]' (bash scripts/install.sh does)",
             file=sys.stderr,
         )
-        raise SystemExit(BAD_SETTING) from None
+        raise SystemExit(BAD_SETTING)
     raise typer.Exit(run_dev(load_settings()))
 
 
