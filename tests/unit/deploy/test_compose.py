@@ -98,3 +98,168 @@ def test_each_service_is_its_own_principal(compose: dict[str, Any], service: str
 def test_the_console_gets_no_service_key(compose: dict[str, Any]) -> None:
     env = compose["console"]["environment"]
     assert not {"PORTAL_MFA_SECRET_KEYS", "PORTAL_MFA_SIGNING_KEY"} & set(env)
+
+
+# --- what it takes to run: health, restarts, order, state ---------------------------------
+
+APPS = ("preferences", "contacts", "auth", "audit")
+LONG_RUNNING = ("kafka", "postgres", *APPS)
+PORTS = {"auth": 8000, "preferences": 8001, "contacts": 8002, "audit": 8003}
+
+
+@pytest.fixture(scope="module")
+def document() -> dict[str, Any]:
+    loaded: dict[str, Any] = YAML(typ="safe").load(COMPOSE.read_text())
+    return loaded
+
+
+@pytest.mark.parametrize("name", LONG_RUNNING)
+def test_every_long_running_service_is_checked_and_restarted(
+    compose: dict[str, Any], name: str
+) -> None:
+    service = compose[name]
+    check = service["healthcheck"]
+    assert not check.get("disable"), name
+    assert check["test"] and check.get("interval") and check.get("retries"), name
+    assert service["restart"] in {"always", "unless-stopped", "on-failure"}, name
+
+
+@pytest.mark.parametrize("name", APPS)
+def test_a_service_is_checked_on_its_health_endpoint(compose: dict[str, Any], name: str) -> None:
+    test = compose[name]["healthcheck"]["test"]
+    assert test == ["CMD", "python", "-m", "portal_mfa.probe", "/healthz"]
+    assert compose[name]["command"] == ["portal-mfa", "serve", name]
+    assert compose[name]["ports"] == [f"{PORTS[name]}:{PORTS[name]}"]
+
+
+def test_postgres_is_healthy_only_once_it_listens_on_tcp(compose: dict[str, Any]) -> None:
+    # During first-time init PostgreSQL listens on its socket only; -h makes the check wait
+    # for the real start, after the logins and databases exist.
+    command = compose["postgres"]["healthcheck"]["test"][-1]
+    assert "pg_isready" in command
+    assert " -h " in f" {command} "
+
+
+def test_every_dependency_waits_for_a_condition(compose: dict[str, Any]) -> None:
+    for name, service in compose.items():
+        for needed, rule in service.get("depends_on", {}).items():
+            assert needed in compose, (name, needed)
+            assert rule["condition"] in {"service_healthy", "service_completed_successfully"}
+    for name in APPS:
+        assert compose[name]["depends_on"] == {
+            "kafka-init": {"condition": "service_completed_successfully"},
+            "postgres": {"condition": "service_healthy"},
+        }
+    assert compose["kafka-init"]["depends_on"] == {"kafka": {"condition": "service_healthy"}}
+
+
+def test_broker_and_database_keep_their_data_on_volumes(document: dict[str, Any]) -> None:
+    services = document["services"]
+    log_dir = services["kafka"]["environment"]["KAFKA_LOG_DIRS"]
+    assert f"kafka-data:{log_dir}" in services["kafka"]["volumes"]
+    assert "postgres-data:/var/lib/postgresql/data" in services["postgres"]["volumes"]
+    assert set(document["volumes"]) == {"kafka-data", "postgres-data"}
+
+
+def test_the_services_run_read_only_without_capabilities(compose: dict[str, Any]) -> None:
+    for name in APPS:
+        service = compose[name]
+        assert service["read_only"] is True
+        assert service["cap_drop"] == ["ALL"]
+        assert "no-new-privileges:true" in service["security_opt"]
+
+
+def test_every_kafka_listener_has_a_protocol(compose: dict[str, Any]) -> None:
+    env = compose["kafka"]["environment"]
+    mapped = dict(
+        entry.split(":") for entry in env["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(",")
+    )
+    named = {
+        listener.split("://")[0]
+        for key in ("KAFKA_LISTENERS", "KAFKA_ADVERTISED_LISTENERS")
+        for listener in env[key].split(",")
+    }
+    named |= {env["KAFKA_CONTROLLER_LISTENER_NAMES"], env["KAFKA_INTER_BROKER_LISTENER_NAME"]}
+    assert named <= set(mapped), named - set(mapped)
+    # KRaft, one node that is its own controller quorum.
+    assert set(env["KAFKA_PROCESS_ROLES"].split(",")) == {"broker", "controller"}
+    assert env["KAFKA_CONTROLLER_QUORUM_VOTERS"].startswith(f"{env['KAFKA_NODE_ID']}@kafka:")
+
+
+def test_topics_are_made_once_by_the_acl_script(compose: dict[str, Any]) -> None:
+    init = compose["kafka-init"]
+    assert init["entrypoint"] == ["bash", "/opt/portal-mfa/kafka-acls.sh"]
+    assert init["volumes"] == ["./deploy/kafka-acls.sh:/opt/portal-mfa/kafka-acls.sh:ro"]
+    assert init["restart"] == "no"
+    # One node: a replication factor above 1 could not be met.
+    assert str(init["environment"]["PORTAL_MFA_KAFKA_REPLICATION_FACTOR"]) == "1"
+
+
+# --- who sees which secret ------------------------------------------------------------------
+
+REFERENCE = re.compile(r"\$\{(?P<name>[A-Z0-9_]+)")
+OWNERS = ("preferences", "contacts", "auth", "audit", "console")
+
+
+def referenced(service: dict[str, Any]) -> set[str]:
+    return {
+        m["name"]
+        for v in service.get("environment", {}).values()
+        for m in REFERENCE.finditer(str(v))
+    }
+
+
+def secrets_of(owner: str) -> set[str]:
+    prefix = f"PORTAL_MFA_{owner.upper()}_"
+    return {prefix + kind for kind in ("KAFKA_PASSWORD", "DB_PASSWORD", "SIGNING_KEY")}
+
+
+@pytest.mark.parametrize("name", [*APPS, "console"])
+def test_no_service_sees_another_services_secret(compose: dict[str, Any], name: str) -> None:
+    seen = referenced(compose[name])
+    for other in OWNERS:
+        if other != name:
+            assert not seen & secrets_of(other), (name, seen & secrets_of(other))
+    assert not seen & {"PORTAL_MFA_KAFKA_ADMIN_PASSWORD", "PORTAL_MFA_POSTGRES_PASSWORD"}
+
+
+def test_each_service_gets_exactly_its_keys(compose: dict[str, Any]) -> None:
+    keys = {
+        "PORTAL_MFA_SECRET_KEYS",
+        "PORTAL_MFA_SECRET_KEY_ID",
+        "PORTAL_MFA_SIGNING_KEY",
+        "PORTAL_MFA_TRUSTED_SIGNERS",
+    }
+    given = {name: keys & set(compose[name]["environment"]) for name in APPS}
+    assert given == {
+        # Auth alone seals TOTP secrets; it publishes and consumes.
+        "auth": keys,
+        # Publishers only.
+        "preferences": {"PORTAL_MFA_SIGNING_KEY"},
+        "contacts": {"PORTAL_MFA_SIGNING_KEY"},
+        # A consumer that publishes nothing of its own.
+        "audit": {"PORTAL_MFA_TRUSTED_SIGNERS"},
+    }
+    for name in ("preferences", "contacts", "auth"):
+        signing = REQUIRED.match(compose[name]["environment"]["PORTAL_MFA_SIGNING_KEY"])
+        assert signing and signing["name"] == f"PORTAL_MFA_{name.upper()}_SIGNING_KEY"
+
+
+@pytest.mark.parametrize("name", APPS)
+def test_each_service_logs_in_to_its_own_database(compose: dict[str, Any], name: str) -> None:
+    url = compose[name]["environment"]["PORTAL_MFA_DATABASE_URL"]
+    found = re.fullmatch(r"postgresql://(\w+):(\$\{[^}]+\})@postgres:5432/(\w+)", url)
+    assert found, url
+    login, password, database = found.groups()
+    assert login == database == f"portal_mfa_{name}"
+    variable = REQUIRED.match(password)
+    assert variable and variable["name"] == f"PORTAL_MFA_{name.upper()}_DB_PASSWORD"
+    # ...the password the init script gave that login.
+    assert compose["postgres"]["environment"][variable["name"]] == password
+
+
+def test_postgres_makes_the_logins_on_first_start(compose: dict[str, Any]) -> None:
+    mounts = compose["postgres"]["volumes"]
+    assert "./deploy/postgres-init.sh:/docker-entrypoint-initdb.d/10-portal-mfa.sh:ro" in mounts
+    superuser = REQUIRED.match(compose["postgres"]["environment"]["POSTGRES_PASSWORD"])
+    assert superuser and superuser["name"] == "PORTAL_MFA_POSTGRES_PASSWORD"

@@ -152,6 +152,8 @@ def granted(run: Run) -> dict[str, Grants]:
         entry = by_principal.setdefault(service, {"Write": set(), "Read": set(), "group": set()})
         if (operation, kind, name, pattern) == ("Describe", "topic", "portal.", "prefixed"):
             continue
+        if operation == "DescribeConfigs":
+            continue  # test_the_services_may_read_event_topic_retention
         assert pattern == "literal", (principal, name)
         entry["group" if kind == "group" else operation].add(name)
     return {
@@ -167,13 +169,29 @@ def test_each_principal_gets_exactly_what_its_code_uses(run: Run) -> None:
 def test_only_these_operations_and_no_wildcards(run: Run) -> None:
     for principal, operation, kind, name, pattern in acls(run):
         assert principal in {f"User:portal-mfa-{s}" for s in SERVICES}
-        assert operation in {"Read", "Write", "Describe"}, (principal, operation)
+        assert operation in {"Read", "Write", "Describe", "DescribeConfigs"}, (principal, operation)
         assert kind in {"topic", "group"}
         assert name != "*"
         # Describe (topic names only) is the one prefixed grant, and everyone has it.
         assert (pattern == "prefixed") == (operation == "Describe")
     described = {p for p, op, *_ in acls(run) if op == "Describe"}
     assert described == {f"User:portal-mfa-{s}" for s in SERVICES}
+
+
+def test_the_services_may_read_event_topic_retention(run: Run) -> None:
+    # Every service checks at start that no event topic would delete events
+    # (portal_mfa/serve.py, check_event_retention); Describe does not cover DescribeConfigs,
+    # and without it a service refuses to start. The console runs no such check.
+    described = {
+        (principal, kind, name, pattern)
+        for principal, operation, kind, name, pattern in acls(run)
+        if operation == "DescribeConfigs"
+    }
+    assert described == {
+        (f"User:portal-mfa-{service}", "topic", topic, "literal")
+        for service in ("preferences", "contacts", "auth", "audit")
+        for topic in EVENT_TOPICS
+    }
 
 
 def test_an_event_topic_is_written_by_its_owner_alone(run: Run) -> None:
