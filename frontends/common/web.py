@@ -35,7 +35,16 @@ COMMON = Path(__file__).parent
 def templates_for(folder: Path) -> Jinja2Templates:
     """The frontend's own templates, then the shared base page (autoescaped HTML)."""
     templates = Jinja2Templates(directory=[str(folder / "templates"), str(COMMON / "templates")])
+    templates.env.filters["when"] = when
     return templates
+
+
+def when(value: object) -> str:
+    """An RFC 3339 time as people read it: `2026-11-28 06:16:19 UTC`."""
+    text = str(value or "")
+    if len(text) < 19 or text[10] != "T":
+        return text
+    return f"{text[:10]} {text[11:19]} UTC"
 
 
 def install_frame(app: FastAPI, folder: Path) -> None:

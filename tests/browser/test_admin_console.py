@@ -21,6 +21,7 @@ from tests.browser.steps import (
     sign_in,
     sign_out,
 )
+from tests.e2e.conftest import RunningStack
 from tests.e2e.portal_client import Portal
 
 pytestmark = pytest.mark.browser
@@ -185,3 +186,39 @@ def test_the_console_shows_one_org_to_its_admin(portal: Portal, web: Web) -> Non
     admin.get_by_role("button", name="Sign out").click()
     admin.goto(web.console(f"/orgs/{portal.org}/customers"))
     expect(admin.get_by_role("heading", name="Sign in (dev stack)")).to_be_visible()
+
+
+def test_an_admin_signs_in_with_the_products_assertion_which_authorizes_one_change(
+    portal: Portal, web: Web, stack: RunningStack
+) -> None:
+    """Outside dev the console holds the assertion the identity provider issued: it reads
+    with it until it expires, and a change spends it (each command is authorized once)."""
+    [customer] = portal.prepare("customer", policy=False)
+    page = web.person()
+    page.goto(web.console("/signin"))
+    page.get_by_label("Admin assertion").fill("not-a-token")
+    page.get_by_role("button", name="Sign in").last.click()
+    expect(page.get_by_role("alert")).to_contain_text("Not signed in")
+
+    other_org = stack.issuer().mint(sub="idp-admin", org="another-org", scope="admin").token
+    page.get_by_label("Admin assertion").fill(other_org)
+    page.get_by_role("button", name="Sign in").last.click()
+    page.goto(web.console(f"/orgs/{portal.org}/settings/customer-portal"))
+    expect(page.get_by_role("alert")).to_contain_text("not " + portal.org)
+
+    minted = stack.issuer().mint(sub="idp-admin", org=portal.org, scope="admin").token
+    page.goto(web.console("/signin"))
+    page.get_by_label("Admin assertion").fill(minted)
+    page.get_by_role("button", name="Sign in").last.click()
+    expect(page.get_by_role("heading", name="Customer Portal")).to_be_visible()
+    expect(page.get_by_text("idp-admin")).to_be_visible()
+    page.get_by_label("Enable multi-factor authentication (MFA)").check()
+    page.get_by_role("button", name="Save").click()
+    expect(page.get_by_role("status")).to_contain_text("Saved. MFA is enabled")
+    portal.wait_requirement(customer.contact_id, policy_enabled=True)
+
+    # The same assertion cannot send a second command: refused, and nothing changes.
+    page.get_by_label("Enable multi-factor authentication (MFA)").uncheck()
+    page.get_by_role("button", name="Save").click()
+    expect(page.get_by_role("alert")).to_contain_text("Refused")
+    assert portal.admin("mfa", "status")["mfa_enabled"] is True
