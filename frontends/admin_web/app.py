@@ -179,8 +179,9 @@ def create_app(settings: Settings) -> FastAPI:
         session = load(request, sealer)
         if session is None:
             return RedirectResponse("/signin", status_code=303)
-        org = session.org if session.org != "*" else "demo"
-        return RedirectResponse(f"/orgs/{org}/settings/customer-portal", status_code=303)
+        return RedirectResponse(
+            f"/orgs/{session.home or session.org}/settings/customer-portal", status_code=303
+        )
 
     @app.get("/signin")
     async def signin_form(request: Request) -> Response:
@@ -213,7 +214,7 @@ def create_app(settings: Settings) -> FastAPI:
                 dev=True,
                 error="Enter your name and the org to administer (letters, digits, . _ : @ -).",
             )
-        session = AdminSession(sub=admin, org=org, mode="dev")
+        session = AdminSession(sub=admin, org=org, mode="dev", home=org)
         return go(session, f"/orgs/{org}/settings/customer-portal")
 
     @app.post("/signin/assertion")
@@ -243,15 +244,16 @@ def create_app(settings: Settings) -> FastAPI:
             return refused(f"Not signed in: {exc.message}.")
         if claims.scope != "admin" or claims.cmd is not None:
             return refused("Not signed in: this assertion is not an admin's sign-in.")
-        target = claims.org if claims.org != "*" else (org.strip() or "demo")
+        target = claims.org if claims.org != "*" else org.strip()
         if not _safe_id(target):
-            return refused("Name a valid org.")
+            return refused("An operator assertion (org *) needs the org to administer.")
         session = AdminSession(
             sub=claims.sub,
             org=claims.org,
             mode="assertion",
             token=assertion.strip(),
             expires_at=claims.exp,
+            home=target,
         )
         return go(session, f"/orgs/{target}/settings/customer-portal")
 

@@ -31,6 +31,8 @@ class AdminSession:
     mode: Literal["dev", "assertion"]
     token: str = field(default="", repr=False)
     expires_at: int = 0
+    # The org the console opens on: the assertion's, or the one an operator (org *) named.
+    home: str = ""
     csrf: str = field(default_factory=new_csrf)
     notice: str = ""
 

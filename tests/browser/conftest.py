@@ -35,7 +35,9 @@ SCREENS = Path(__file__).resolve().parents[2] / "build" / "browser-screens"
 STEP_TIMEOUT_MS = 15_000
 
 
-@pytest.fixture(scope="session")
+# Package scope (tests/browser is a package): the stack and the browser stop after the
+# last browser test, so they do not run on beside the other tiers' stacks.
+@pytest.fixture(scope="package")
 def stack() -> Iterator[RunningStack]:
     """One dev stack (services and both frontends) for the browser tests."""
     running = start_stack()
@@ -45,7 +47,7 @@ def stack() -> Iterator[RunningStack]:
         running.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Browser]:
     if not CHROMIUM.exists():
         pytest.fail("no /usr/bin/chromium: run scripts/install.sh (as root, with apt-get)")

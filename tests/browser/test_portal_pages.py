@@ -64,6 +64,9 @@ def test_a_backup_code_signs_in_once_and_wrong_codes_lock_the_account(
     enrolled = portal.enroll(user)  # configured earlier (through the API)
     page = web.person()
 
+    sign_in(page, web, portal.org, user.email, "not-the-password")
+    expect(page.get_by_role("alert")).to_have_text("Email or password is wrong.")
+
     sign_in(page, web, portal.org, user.email, user.password)
     expect(page.get_by_role("heading", name="Enter your code")).to_be_visible()
     page.get_by_role("link", name="Use a backup code").click()

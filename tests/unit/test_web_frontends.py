@@ -10,13 +10,16 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from httpx import Response
 
+from frontends.admin_web.app import create_app as create_console
 from frontends.common.sealed import CookieSealer, sealer_from
 from frontends.common.web import CSP
 from frontends.portal_web.app import create_app as create_portal
 from frontends.portal_web.auth_api import Refused
 from frontends.portal_web.messages import explain, when_to_retry
 from portal_mfa.mfa_impact import preview
+from shared.admin_identity import AssertionIssuer
 from shared.settings import Settings, SettingsError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -156,3 +159,59 @@ def test_the_impact_preview_counts_by_the_login_rule() -> None:
     assert (on.enrolled_still_need_totp, on.will_be_asked_to_configure) == (1, 1)
     assert on.contacts_with_portal_access == 3
     assert "1 of 3 contacts with portal access will be asked" in " ".join(on.sentences())
+
+
+# --- the admin console's sign-in (no reads: every check here refuses before one) ---------
+
+
+def console() -> tuple[TestClient, AssertionIssuer]:
+    issuer = AssertionIssuer.generate(key_id="idp-1", issuer="https://idp.test")
+    settings = Settings(  # type: ignore[call-arg]
+        profile="production",
+        web_cookie_key=KEY,  # type: ignore[arg-type]
+        admin_issuer_keys=issuer.trusted_key_entry,
+        admin_issuer="https://idp.test",
+        auth_url=NO_AUTH,
+        preferences_url=NO_AUTH,
+        contacts_url=NO_AUTH,
+        audit_url=NO_AUTH,
+    )
+    return TestClient(create_console(settings), base_url="https://console.test"), issuer
+
+
+def sign_in_with(client: TestClient, assertion: str, org: str = "") -> Response:
+    return client.post(
+        "/signin/assertion", data={"assertion": assertion, "org": org}, follow_redirects=False
+    )
+
+
+def test_the_console_signs_in_with_a_valid_assertion_only() -> None:
+    client, issuer = console()
+    assert "Not signed in" in sign_in_with(client, "garbage").text
+    stranger = AssertionIssuer.generate(key_id="idp-1", issuer="https://idp.test")
+    forged = stranger.mint(sub="mallory", org="acme").token
+    assert sign_in_with(client, forged).status_code == 401
+    for_a_command = issuer.mint(sub="alice", org="acme", cmd="0" * 64).token
+    assert sign_in_with(client, for_a_command).status_code == 401
+    operator = issuer.mint(sub="op", org="*").token
+    assert "needs the org" in sign_in_with(client, operator).text
+    # No dev sign-in outside dev, whatever the form says.
+    answer = client.post("/signin/dev", data={"admin": "alice", "org": "acme"})
+    assert answer.status_code == 403
+
+    signed = sign_in_with(client, issuer.mint(sub="alice", org="acme").token)
+    assert signed.status_code == 303
+    assert signed.headers["location"] == "/orgs/acme/settings/customer-portal"
+    cookie = signed.headers["set-cookie"]
+    assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Secure" in cookie
+
+
+def test_the_console_shows_nothing_without_a_session_or_for_another_org() -> None:
+    client, issuer = console()
+    answer = client.get("/orgs/acme/customers", follow_redirects=False)
+    assert answer.status_code == 303
+    assert answer.headers["location"] == "/signin"
+    sign_in_with(client, issuer.mint(sub="alice", org="acme").token)
+    other = client.get("/orgs/globex/customers", follow_redirects=False)
+    assert other.status_code == 403
+    assert "not globex" in other.text
