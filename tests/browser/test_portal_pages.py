@@ -19,7 +19,7 @@ from tests.browser.steps import (
     sign_in,
     sign_out,
 )
-from tests.e2e.portal_client import Portal
+from tests.e2e.portal_client import Authenticator, Portal
 
 pytestmark = pytest.mark.browser
 
@@ -125,3 +125,54 @@ def test_a_form_from_another_site_changes_nothing(portal: Portal, web: Web) -> N
     expect(page.get_by_role("status")).to_contain_text("form had expired")
     page.goto(web.portal(portal.org, "/"))
     expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+
+
+def test_the_enrollment_pages_work_from_the_keyboard_alone(
+    portal: Portal, web: Web, screens: Screens
+) -> None:
+    """Focus order follows the page, every control is reachable with Tab, and Enter or
+    Space works it: no step needs a mouse."""
+    [user] = portal.prepare("vendor", policy=True)
+    page = web.person(phone=True)
+    page.goto(web.portal(portal.org))
+    keys = page.keyboard
+    # The email field has the focus on arrival; the password is next, then the button.
+    keys.type(user.email)
+    keys.press("Tab")
+    keys.type(user.password)
+    keys.press("Tab")
+    assert page.evaluate("document.activeElement.textContent") == "Sign in"
+    keys.press("Enter")
+    expect(page.get_by_role("heading", name="Enable MFA for your account")).to_be_visible()
+
+    def tab_to(text: str) -> None:
+        for _ in range(10):
+            keys.press("Tab")
+            if page.evaluate("document.activeElement.textContent.trim()") == text:
+                return
+        raise AssertionError(f"Tab never reached {text!r}")
+
+    tab_to("Configure")
+    keys.press("Enter")
+    expect(page.get_by_role("heading", name="Scan the QR code")).to_be_visible()
+    tab_to("Can't scan?")
+    keys.press("Enter")
+    expect(page.locator("#secret")).to_be_visible()
+    app = Authenticator(page.locator("#secret").inner_text().replace(" ", ""))
+    tab_to("Next")
+    keys.press("Enter")
+    expect(page.get_by_role("heading", name="Enter the code")).to_be_visible()
+    keys.type(app.code())  # the code field has the focus
+    keys.press("Enter")
+    expect(page.get_by_role("heading", name="Save your backup codes")).to_be_visible()
+    # Past the codes and their Copy and Download buttons to the confirmation box.
+    for _ in range(10):
+        keys.press("Tab")
+        if page.evaluate("document.activeElement.id") == "saved":
+            break
+    keys.press("Space")
+    expect(page.get_by_label("I have saved my backup codes")).to_be_checked()
+    tab_to("Enable MFA")
+    keys.press("Enter")
+    expect_signed_in(page, user.email, "vendor")
+    screens.shot(page, "vendor-signed-in-by-keyboard")
