@@ -40,6 +40,21 @@ PORT_VARS = {
     "contacts": "PORTAL_MFA_CONTACTS_PORT",
     "audit": "PORTAL_MFA_AUDIT_PORT",
 }
+# The web frontends (frontends/): each a module run as its own supervised process, on
+# its own port, started once the services they call are ready.
+FRONTENDS = {
+    "portal-web": ("frontends.portal_web", "portal_web_port", "PORTAL_MFA_PORTAL_WEB_PORT"),
+    "console-web": ("frontends.admin_web", "console_web_port", "PORTAL_MFA_CONSOLE_WEB_PORT"),
+}
+
+
+def frontend_port(settings: Settings, frontend: str) -> int:
+    port: int = getattr(settings, FRONTENDS[frontend][1])
+    return port
+
+
+def _port(settings: Settings, name: str) -> int:
+    return frontend_port(settings, name) if name in FRONTENDS else port_of(settings, name)
 
 
 class DevStackFailed(RuntimeError):
@@ -68,6 +83,8 @@ class DevStack:
     def start(self) -> None:
         for service in SERVICES:
             ensure_port_free(port_of(self.settings, service), PORT_VARS[service])
+        for frontend, (_, _, port_var) in FRONTENDS.items():
+            ensure_port_free(frontend_port(self.settings, frontend), port_var)
         env = dict(os.environ, PORTAL_MFA_PROFILE="dev")
         if "PORTAL_MFA_KAFKA_BOOTSTRAP" not in os.environ:
             if self.settings.kafka_security_protocol != "PLAINTEXT":
@@ -100,6 +117,9 @@ class DevStack:
         trusted = [self.settings.admin_issuer_keys, self.admin_issuer.trusted_key_entry]
         env["PORTAL_MFA_ADMIN_ISSUER_KEYS"] = ",".join(filter(None, trusted))
         env["PORTAL_MFA_ADMIN_ISSUER"] = self.admin_issuer.issuer
+        if not self.settings.web_cookie_key.get_secret_value():
+            # One key for this start, so a restarted frontend still opens its cookies.
+            env["PORTAL_MFA_WEB_COOKIE_KEY"] = base64.b64encode(os.urandom(32)).decode()
         if self.broker is not None:
             self.settings = self.settings.model_copy(
                 update={"kafka_bootstrap": self.broker.bootstrap, "kafka_idempotence": False}
@@ -123,10 +143,19 @@ class DevStack:
             self.children[service] = self.spawn(service)
         for service in SERVICES:
             self._wait_ready(service)
+        for frontend in FRONTENDS:
+            self.children[frontend] = self.spawn(frontend)
+        for frontend in FRONTENDS:
+            self._wait_ready(frontend)
 
     def spawn(self, service: str) -> subprocess.Popen[bytes]:
+        command = (
+            ["-m", FRONTENDS[service][0]]
+            if service in FRONTENDS
+            else ["-m", "portal_mfa", "serve", service]
+        )
         return subprocess.Popen(
-            [sys.executable, "-m", "portal_mfa", "serve", service],
+            [sys.executable, *command],
             env=self.env | self.keys.env_for(service),
             # Own session: Ctrl-C reaches only this supervisor, which stops children in order.
             start_new_session=True,
@@ -137,7 +166,7 @@ class DevStack:
             Watched(
                 name=service,
                 spawn=functools.partial(self.spawn, service),
-                readyz=f"http://127.0.0.1:{port_of(self.settings, service)}/readyz",
+                readyz=f"http://127.0.0.1:{_port(self.settings, service)}/readyz",
                 process=child,
             )
             for service, child in self.children.items()
@@ -150,7 +179,7 @@ class DevStack:
         )
 
     def _wait_ready(self, service: str, within_s: float = 60.0) -> None:
-        url = f"http://127.0.0.1:{port_of(self.settings, service)}/readyz"
+        url = f"http://127.0.0.1:{_port(self.settings, service)}/readyz"
         deadline = time.monotonic() + within_s
         while time.monotonic() < deadline:
             child = self.children[service]
@@ -188,6 +217,8 @@ class DevStack:
         yield "kafka", self.settings.kafka_bootstrap
         for service in SERVICES:
             yield service, f"http://127.0.0.1:{port_of(self.settings, service)}"
+        yield "portal", f"http://127.0.0.1:{frontend_port(self.settings, 'portal-web')}"
+        yield "console", f"http://127.0.0.1:{frontend_port(self.settings, 'console-web')}"
 
 
 class _Stop(Exception):
@@ -212,7 +243,11 @@ def run_dev(settings: Settings) -> int:
                 console.print(line, highlight=False)
         for name, address in stack.addresses():
             console.print(f"  {name:<12} {address}", highlight=False)
+        portal = f"http://127.0.0.1:{frontend_port(stack.settings, 'portal-web')}"
+        admin = f"http://127.0.0.1:{frontend_port(stack.settings, 'console-web')}"
         console.print(
+            f"  portal login {portal}/portals/demo/login\n"
+            f"  admin web    {admin}/signin\n"
             f"  portal API   http://127.0.0.1:{stack.settings.auth_port}/docs\n"
             "Ready. Press Ctrl-C to stop everything.",
             highlight=False,

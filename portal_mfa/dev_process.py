@@ -20,7 +20,7 @@ from typing import Self
 import psutil
 
 READY_LINE = "Ready. Press Ctrl-C"
-PORTS = ("kafka", "auth", "preferences", "contacts", "audit")
+PORTS = ("kafka", "auth", "preferences", "contacts", "audit", "portal_web", "console_web")
 
 
 # Below the kernel's ephemeral range (32768+): a port picked there can be taken a moment
@@ -70,6 +70,8 @@ class DevProcess:
             PORTAL_MFA_PREFERENCES_PORT=str(ports["preferences"]),
             PORTAL_MFA_CONTACTS_PORT=str(ports["contacts"]),
             PORTAL_MFA_AUDIT_PORT=str(ports["audit"]),
+            PORTAL_MFA_PORTAL_WEB_PORT=str(ports["portal_web"]),
+            PORTAL_MFA_CONSOLE_WEB_PORT=str(ports["console_web"]),
             PYTHONUNBUFFERED="1",
             COLUMNS="200",
             **(extra_env or {}),

@@ -61,6 +61,17 @@ class Settings(BaseSettings):
     preferences_url: str = ""
     contacts_url: str = ""
 
+    # The two web frontends (frontends/): the portal customers and vendors sign in to, and
+    # the admin console. They reach auth (and the console the admin reads) over HTTP.
+    portal_web_port: int = Field(default=8080, ge=1, le=65535)
+    console_web_port: int = Field(default=8081, ge=1, le=65535)
+    auth_url: str = ""
+    # Where invitation links point (the console shows them); default: this machine's portal.
+    portal_web_url: str = ""
+    # Seals the frontends' session cookies (AES-GCM): base64 of 32 bytes. Required outside
+    # dev; `dev` makes one per start.
+    web_cookie_key: SecretStr = Field(default=SecretStr(""), repr=False)
+
     # AEAD keys for TOTP secrets at rest: "kid:base64key,kid2:base64key"; the first
     # that `secret_key_id` names encrypts, all of them decrypt (rotation).
     secret_keys: str = ""
@@ -199,6 +210,14 @@ def preferences_url(settings: Settings) -> str:
 
 def contacts_url(settings: Settings) -> str:
     return settings.contacts_url or f"http://127.0.0.1:{settings.contacts_port}"
+
+
+def auth_url(settings: Settings) -> str:
+    return settings.auth_url or f"http://127.0.0.1:{settings.auth_port}"
+
+
+def portal_web_url(settings: Settings) -> str:
+    return settings.portal_web_url or f"http://127.0.0.1:{settings.portal_web_port}"
 
 
 def load_settings() -> Settings:

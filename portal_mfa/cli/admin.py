@@ -20,6 +20,7 @@ from portal_mfa.cli.console import (
 )
 from portal_mfa.cli.contacts import contacts
 from portal_mfa.cli.exit_codes import BAD_SETTING, EPILOG
+from portal_mfa.cli.impact import show_impact
 from shared.commands import DisableMfaPolicy, EnableMfaPolicy, SetPortalName
 from shared.settings import load_settings, preferences_url
 
@@ -62,13 +63,29 @@ def _admin(
     ctx.obj = {"org": org, "actor": actor, "idempotency_key": idempotency_key}
 
 
+DryRun = Annotated[
+    bool,
+    typer.Option(
+        "--dry-run",
+        help="Send nothing: say how many contacts will be asked to configure MFA, and how"
+        " many have configured it and will still need their code.",
+    ),
+]
+
+
 @mfa.command("enable", help="Require MFA for the org's portal (customers and vendors).")
-def mfa_enable(ctx: typer.Context, as_json: JsonFlag = False) -> None:
+def mfa_enable(ctx: typer.Context, as_json: JsonFlag = False, dry_run: DryRun = False) -> None:
+    if dry_run:
+        show_impact(ctx, would_be=True, as_json=as_json)
+        return
     emit(_policy_status(send(ctx, EnableMfaPolicy(org_id=org_of(ctx)))), as_json)
 
 
 @mfa.command("disable", help="Stop requiring MFA; enrolled contacts still need their code.")
-def mfa_disable(ctx: typer.Context, as_json: JsonFlag = False) -> None:
+def mfa_disable(ctx: typer.Context, as_json: JsonFlag = False, dry_run: DryRun = False) -> None:
+    if dry_run:
+        show_impact(ctx, would_be=False, as_json=as_json)
+        return
     emit(_policy_status(send(ctx, DisableMfaPolicy(org_id=org_of(ctx)))), as_json)
 
 

@@ -27,6 +27,7 @@ class RunningStack(DevProcess):
             os.environ,
             PORTAL_MFA_KAFKA_BOOTSTRAP=self.kafka,
             PORTAL_MFA_AUDIT_PORT=str(self.ports["audit"]),
+            PORTAL_MFA_AUTH_PORT=str(self.ports["auth"]),
             PORTAL_MFA_PREFERENCES_PORT=str(self.ports["preferences"]),
             PORTAL_MFA_CONTACTS_PORT=str(self.ports["contacts"]),
             PORTAL_MFA_ADMIN="e2e-admin",

@@ -85,6 +85,46 @@ def test_the_console_imports_only_shared_contracts() -> None:
     assert found == []
 
 
+FRONTENDS = ("portal_web", "admin_web")
+
+
+def test_no_frontend_imports_a_service() -> None:
+    """A frontend is a folder like a service: it speaks HTTP (and, for the admin console,
+    the command contracts of shared/), never a service's code."""
+    found = [
+        (str(path.relative_to(ROOT)), name)
+        for path in modules("frontends")
+        for name in imported(path)
+        if name.startswith("services")
+    ]
+    assert len(modules("frontends")) > 10
+    assert found == []
+
+
+@pytest.mark.parametrize("frontend", FRONTENDS)
+def test_no_frontend_imports_the_other(frontend: str) -> None:
+    other = next(f"frontends.{f}" for f in FRONTENDS if f != frontend)
+    found = [
+        (str(path.relative_to(ROOT)), name)
+        for path in modules(f"frontends/{frontend}")
+        for name in imported(path)
+        if name.startswith(other)
+    ]
+    assert found == []
+
+
+def test_the_portal_reaches_auth_only_over_http() -> None:
+    """The portal has no Kafka, database or admin identity of its own."""
+    found = [
+        (str(path.relative_to(ROOT)), name)
+        for path in modules("frontends/portal_web")
+        for name in imported(path)
+        if name.split(".")[0] in ("asyncpg", "aiokafka", "faststream", "portal_mfa")
+        or name.startswith("shared.admin_identity")
+    ]
+    assert found == []
+
+
 def test_the_check_sees_a_forbidden_import(tmp_path: Path) -> None:
     planted = tmp_path / "planted.py"
     planted.write_text("def f():\n    from services.auth.flows import login\n")

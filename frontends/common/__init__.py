@@ -1,0 +1,1 @@
+"""What both web frontends share: sealed session cookies, CSRF, security headers, pages."""

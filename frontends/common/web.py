@@ -1,0 +1,97 @@
+"""The frame every page of both frontends shares: security headers, CSRF, templates.
+
+Pages are rendered on the server; the little JavaScript there is (copy and download of
+backup codes, the settings preview) is a local static file, so the Content-Security-Policy
+forbids every inline script and style, and every other origin.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from fastapi import FastAPI, Request, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    # Invitation links carry a token in their query: no page passes its URL to another site.
+    "Referrer-Policy": "same-origin",
+    "Cross-Origin-Opener-Policy": "same-origin",
+}
+NO_STORE = "no-store"
+COMMON = Path(__file__).parent
+
+
+def templates_for(folder: Path) -> Jinja2Templates:
+    """The frontend's own templates, then the shared base page (autoescaped HTML)."""
+    templates = Jinja2Templates(directory=[str(folder / "templates"), str(COMMON / "templates")])
+    templates.env.filters["when"] = when
+    return templates
+
+
+def when(value: object) -> str:
+    """An RFC 3339 time as people read it: `2026-11-28 06:16:19 UTC`."""
+    text = str(value or "")
+    if len(text) < 19 or text[10] != "T":
+        return text
+    return f"{text[:10]} {text[11:19]} UTC"
+
+
+def install_frame(app: FastAPI, folder: Path) -> None:
+    if (folder / "static").is_dir():
+        app.mount("/static", StaticFiles(directory=folder / "static"), name="static")
+    app.mount("/common", StaticFiles(directory=COMMON / "static"), name="common")
+
+    @app.middleware("http")
+    async def _headers(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        response = await call_next(request)
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        if not request.url.path.startswith(("/static/", "/common/")):
+            # Pages show who is signed in, codes, keys: no page is kept by any cache.
+            response.headers["Cache-Control"] = NO_STORE
+        return response
+
+    @app.get("/healthz", include_in_schema=False)
+    async def _healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", include_in_schema=False)
+    async def _readyz() -> dict[str, str]:
+        # Stateless: ready once it answers. The services behind it say their own state,
+        # and a page shows it when one of them is not ready.
+        return {"status": "ready"}
+
+
+def new_csrf() -> str:
+    return secrets.token_urlsafe(24)
+
+
+def csrf_ok(request: Request, expected: str | None, given: str | None) -> bool:
+    """The form's token matches the session's, and the request comes from this origin.
+
+    The cookie is SameSite too; the token and the Origin check hold even where a
+    browser does not honour SameSite.
+    """
+    if not expected or not given or not hmac.compare_digest(expected, given):
+        return False
+    site = request.headers.get("sec-fetch-site")
+    if site is not None:
+        return site in ("same-origin", "none")
+    origin = request.headers.get("origin")
+    if origin is None or origin == "null":
+        # An older browser, or a client that is no browser: the token decides.
+        return True
+    return origin.split("://", 1)[-1] == request.headers.get("host", "")
