@@ -30,6 +30,7 @@ from shared.backoff import Backoff
 from shared.commands import CommandReply
 from shared.db import EVENTSTORE_SQL, apply_schema, open_pool
 from shared.events import ADMIN_REPLIES
+from shared.http.hardening import harden
 from shared.kafka import faststream_security, new_producer
 from shared.outbox import OutboxRelay
 from shared.readiness import database_problem, readiness
@@ -145,6 +146,7 @@ def command_service_app(
 
     app = FastAPI(title=f"portal-mfa {name}", lifespan=lifespan)
     app.state.broker = broker
+    harden(app)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:

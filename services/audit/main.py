@@ -21,6 +21,7 @@ from shared.admin_access import AUDIT_READERS, AdminBearer
 from shared.admin_identity import verifier_from
 from shared.db import apply_schema, open_pool, read_sql
 from shared.events import EVENT_TOPICS, now_utc
+from shared.http.hardening import harden
 from shared.http.path_params import ContactId, OrgId
 from shared.http.problems import install_problem_handlers
 from shared.kafka import new_producer, security_options
@@ -73,6 +74,7 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
     app = FastAPI(title="portal-mfa audit", version="1", lifespan=lifespan)
     app.state.admin_verifier = admin_verifier
     install_problem_handlers(app)
+    harden(app)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
