@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from portal_mfa.cli.admin import admin
 from portal_mfa.cli.audit import audit
 from portal_mfa.cli.docs import docs
+from portal_mfa.cli.keys import keys
 from portal_mfa.cli.projection import projection
 from shared.settings import load_settings
 
@@ -24,6 +25,7 @@ app.add_typer(admin, name="admin")
 app.add_typer(audit, name="audit")
 app.add_typer(projection, name="projection")
 app.add_typer(docs, name="docs")
+app.add_typer(keys, name="keys")
 
 
 @app.callback()
