@@ -39,7 +39,10 @@ def test_the_openapi_document_holds_under_fuzzing(
         "--checks", CHECKS,
         "--phases", "examples,coverage,fuzzing",
         "--max-examples", str(MAX_EXAMPLES),
-        "--workers", "2",
+        # One worker: with several threads, CPython 3.11's `ast` (which Hypothesis uses
+        # while it explains a case) fails now and then with "AST constructor recursion
+        # depth mismatch", a runtime error of the tool that is no finding about the API.
+        "--workers", "1",
         "--no-color",
     ]  # fmt: skip
     run = subprocess.run(
