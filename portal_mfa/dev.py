@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from types import FrameType
 
 from rich.console import Console
+from rich.text import Text
 
 from portal_mfa import dev_state
 from portal_mfa.dev_keys import DevSigningKeys
@@ -173,7 +174,7 @@ class DevStack:
         ]
         return Supervisor(
             watched,
-            say=lambda line: console.print(line, highlight=False),
+            say=lambda line: console.print(line, highlight=False, markup=False),
             broker=self.broker.process if self.broker is not None else None,
             postgres_pid=self.postgres.pid if self.postgres is not None else None,
         )
@@ -240,9 +241,9 @@ def run_dev(settings: Settings) -> int:
             from portal_mfa.seed import seed_demo
 
             for line in seed_demo(stack.settings, stack.admin_issuer):
-                console.print(line, highlight=False)
+                console.print(line, highlight=False, markup=False)
         for name, address in stack.addresses():
-            console.print(f"  {name:<12} {address}", highlight=False)
+            console.print(f"  {name:<12} {address}", highlight=False, markup=False)
         portal = f"http://127.0.0.1:{frontend_port(stack.settings, 'portal-web')}"
         admin = f"http://127.0.0.1:{frontend_port(stack.settings, 'console-web')}"
         console.print(
@@ -262,7 +263,8 @@ def run_dev(settings: Settings) -> int:
         console.print("stopping…")
         return 0
     except (DevStackFailed, PortTaken, BrokerStartFailed) as exc:
-        console.print(f"[red]error:[/red] {exc}", highlight=False)
+        # The reason may quote a service's output: printed as it is, never read as markup.
+        console.print(Text.assemble(("error:", "red"), f" {exc}"), highlight=False)
         return 1
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)

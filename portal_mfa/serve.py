@@ -71,4 +71,6 @@ def serve(settings: Settings, service: str) -> None:
         # before the app can, and every error here is application/problem+json.
         http="h11",
         access_log=False,
+        # No `server: uvicorn` banner: it tells a scanner which exploits to try.
+        server_header=False,
     )

@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from shared.admin_identity import AdminAssertion, AssertionVerifier, Scope
 
@@ -32,12 +33,22 @@ class AdminCredential:
         return self.verifier.for_read(self.token, org_id=None, scopes=scopes)
 
 
+# Declared as a security scheme, so the OpenAPI document says which routes need it.
+# auto_error=False: a missing or non-bearer header is refused by the verifier, as a problem.
+_admin_assertion = HTTPBearer(
+    scheme_name="adminAssertion",
+    bearerFormat="JWT",
+    description="An admin assertion (a JWT) for the org: `portal-mfa admin token` prints one",
+    auto_error=False,
+)
+
+
 def _credential(
-    request: Request, authorization: Annotated[str | None, Header()] = None
+    request: Request,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_admin_assertion)],
 ) -> AdminCredential:
     verifier: AssertionVerifier = request.app.state.admin_verifier
-    scheme, _, value = (authorization or "").partition(" ")
-    token = value.strip() if scheme.lower() == "bearer" else ""
+    token = bearer.credentials.strip() if bearer else ""
     return AdminCredential(token or None, verifier)
 
 

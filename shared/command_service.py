@@ -30,6 +30,8 @@ from shared.backoff import Backoff
 from shared.commands import CommandReply
 from shared.db import EVENTSTORE_SQL, apply_schema, open_pool
 from shared.events import ADMIN_REPLIES
+from shared.http import probes
+from shared.http.hardening import harden
 from shared.kafka import faststream_security, new_producer
 from shared.outbox import OutboxRelay
 from shared.readiness import database_problem, readiness
@@ -145,12 +147,13 @@ def command_service_app(
 
     app = FastAPI(title=f"portal-mfa {name}", lifespan=lifespan)
     app.state.broker = broker
+    harden(app)
 
-    @app.get("/healthz")
+    @app.get("/healthz", responses=probes.HEALTH)
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz")
+    @app.get("/readyz", responses=probes.READINESS)
     async def readyz(response: Response) -> dict[str, Any]:
         if "relay" not in state:
             return readiness(response, [f"{name} starting"])
@@ -166,7 +169,7 @@ def command_service_app(
             ],
         )
 
-    @app.get("/metrics")
+    @app.get("/metrics", **probes.METRICS)
     async def metrics() -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 

@@ -17,6 +17,7 @@ from portal_mfa.cli.console import (
     org_of,
     read,
     send,
+    shown,
 )
 from portal_mfa.cli.contacts import contacts
 from portal_mfa.cli.exit_codes import BAD_SETTING, EPILOG
@@ -121,7 +122,7 @@ def token(
     try:
         minted = credentials_of(ctx).mint(org_of(ctx), scope)
     except NoCredentials as exc:
-        err.print(f"error: {exc}", highlight=False)
+        err.print(f"error: {shown(exc)}", highlight=False)
         raise typer.Exit(BAD_SETTING) from None
     if as_json:
         emit({"token": minted.token, "expires_at": minted.expires_at.isoformat()}, True)

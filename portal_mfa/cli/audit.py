@@ -14,8 +14,9 @@ from typing import Annotated, Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
-from portal_mfa.cli.console import JsonFlag, credentials, emit, out, read
+from portal_mfa.cli.console import JsonFlag, credentials, emit, label, out, read, shown
 from shared.admin_identity import EVERY_ORG
 from shared.settings import audit_url, load_settings
 
@@ -56,15 +57,15 @@ def _print_event(envelope: dict[str, Any], as_json: bool) -> None:
     if as_json:
         print(json.dumps(envelope), flush=True)
         return
-    payload = " ".join(f"{k}={v}" for k, v in envelope["payload"].items())
-    out.print(
-        f"{envelope['occurred_at']}  {envelope['org_id']:<12} "
-        f"{envelope['aggregate_type']}/{envelope['aggregate_id']} "
-        f"v{envelope['aggregate_version']}  [bold]{envelope['event_type']}[/bold]  "
-        f"by {envelope['actor']}  {payload}",
-        highlight=False,
-        soft_wrap=True,
+    payload = " ".join(f"{shown(k)}={shown(v)}" for k, v in envelope["payload"].items())
+    line = Text.assemble(
+        f"{shown(envelope['occurred_at'])}  {shown(envelope['org_id']):<12} "
+        f"{shown(envelope['aggregate_type'])}/{shown(envelope['aggregate_id'])} "
+        f"v{shown(envelope['aggregate_version'])}  ",
+        label(shown(envelope["event_type"])),
+        f"  by {shown(envelope['actor'])}  {payload}",
     )
+    out.print(line, soft_wrap=True)
 
 
 @audit.command("explain", help="What login required for a contact at a moment, and why.")
@@ -89,9 +90,8 @@ def explain(
     table = Table(show_header=False, box=None)
     for key in keys:
         value = answer[key]
-        table.add_row(
-            f"[bold]{key}[/bold]", "\n".join(value) if key == "decided_by" else str(value)
-        )
+        shown_value = "\n".join(map(shown, value)) if key == "decided_by" else shown(value)
+        table.add_row(label(key), shown_value)
     out.print(table)
 
 
@@ -110,19 +110,14 @@ def verify(
         emit({k: answer[k] for k in [*keys, "findings"]}, True)
         return
     clean = not answer["forged"] and not answer["gaps"] and answer["chain_ok"]
-    out.print(
-        f"{answer['events_checked']:,} events checked: "
-        + ("[green]intact[/green]" if clean else "[red]TAMPERED[/red]"),
-        highlight=False,
-    )
+    verdict = Text("intact", style="green") if clean else Text("TAMPERED", style="red")
+    out.print(Text.assemble(f"{answer['events_checked']:,} events checked: ", verdict))
     findings = answer["findings"]
     for item in findings["forged"]:
-        out.print(f"  forged    event {item['event_id']}: {item['reason']}", highlight=False)
+        out.print(f"  forged    event {shown(item['event_id'])}: {shown(item['reason'])}")
     for item in findings["gaps"]:
         missing = ", ".join(str(v) for v in item["missing_versions"])
-        out.print(
-            f"  gap       {item['aggregate_type']}/{item['aggregate_id']}: missing v{missing}",
-            highlight=False,
-        )
+        where = f"{shown(item['aggregate_type'])}/{shown(item['aggregate_id'])}"
+        out.print(f"  gap       {where}: missing v{missing}")
     for item in findings["chain_breaks"]:
-        out.print(f"  chain     org {item['org_id']}: {item['problem']}", highlight=False)
+        out.print(f"  chain     org {shown(item['org_id'])}: {shown(item['problem'])}")

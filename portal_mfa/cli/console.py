@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -15,6 +16,7 @@ import typer
 from aiokafka.errors import KafkaError
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from portal_mfa.admin_credentials import AdminCredentials, NoCredentials, admin_credentials
 from portal_mfa.cli.dev_stack import answers, what_to_set
@@ -25,8 +27,24 @@ from shared.commands import Command, CommandReply
 from shared.settings import load_settings
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print the result as one JSON object.")]
-out = Console()
-err = Console(stderr=True, soft_wrap=True)
+# No markup: names, reasons and payloads come from users and services, and a contact named
+# "[/]" must print as such, not crash the command or restyle the admin's terminal. Styling
+# is done with `Text` objects instead.
+out = Console(markup=False, highlight=False)
+err = Console(stderr=True, soft_wrap=True, markup=False, highlight=False)
+
+# Control characters (an ESC starts a terminal escape sequence) and the invisible
+# bidirectional overrides that make text read differently from what it is.
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def shown(value: object) -> str:
+    """A value from outside, safe to print: unprintable characters appear as escapes."""
+    return _UNPRINTABLE.sub(lambda m: m.group().encode("unicode_escape").decode(), str(value))
+
+
+def label(name: str) -> Text:
+    return Text(name, style="bold")
 
 
 def credentials(actor: str | None = None) -> AdminCredentials:
@@ -38,11 +56,11 @@ def credentials(actor: str | None = None) -> AdminCredentials:
             # No dev stack to mint from, and no broker either: that is the thing to fix.
             err.print(
                 f"error: nothing answers at {settings.kafka_bootstrap}:"
-                f" {what_to_set(settings.kafka_bootstrap)}; and {exc}",
+                f" {what_to_set(settings.kafka_bootstrap)}; and {shown(exc)}",
                 highlight=False,
             )
             raise typer.Exit(UNREACHABLE) from None
-        err.print(f"error: {exc}", highlight=False)
+        err.print(f"error: {shown(exc)}", highlight=False)
         raise typer.Exit(BAD_SETTING) from None
 
 
@@ -73,21 +91,23 @@ def send(ctx: typer.Context, command: Command) -> dict[str, Any]:
     except NoAnswer as exc:
         # "No answer" is not "not applied": the command may still be consumed later.
         err.print(
-            f"error: {exc}. It may still apply. Retry safely (it applies at most once) with:"
+            f"error: {shown(exc)}. It may still apply. Retry safely (it applies at most once) with:"
             f" --idempotency-key {command.command_id}",
-            highlight=False,
         )
         raise typer.Exit(TIMED_OUT) from None
     except (OSError, KafkaError) as exc:
         err.print(
-            f"error: cannot talk to Kafka at {settings.kafka_bootstrap}: {exc!r};"
+            f"error: cannot talk to Kafka at {settings.kafka_bootstrap}: {shown(repr(exc))};"
             f" {what_to_set(settings.kafka_bootstrap)}",
             highlight=False,
         )
         raise typer.Exit(UNREACHABLE) from None
     if not reply.ok:
         assert reply.rejection is not None
-        err.print(f"rejected ({reply.rejection.code}): {reply.rejection.message}", highlight=False)
+        rejection = reply.rejection
+        err.print(
+            f"rejected ({shown(rejection.code)}): {shown(rejection.message)}", highlight=False
+        )
         raise typer.Exit(REJECTED)
     return reply.result
 
@@ -101,7 +121,7 @@ def read(
     """
     if not base.startswith(("http://", "https://")):
         err.print(
-            f"error: invalid setting PORTAL_MFA_{what.upper()}_URL: must be http(s)",
+            f"error: invalid setting PORTAL_MFA_{what.upper()}_URL: must be http(s): {shown(base)}",
             highlight=False,
         )
         raise typer.Exit(BAD_SETTING)
@@ -118,12 +138,14 @@ def read(
         reason = problem.get("detail") or problem.get("title") or exc.reason
         if exc.code in (401, 403, 404):
             kind = str(problem.get("type", "")).rsplit("/", 1)[-1] or str(exc.code)
-            err.print(f"rejected ({kind}): {reason}", highlight=False)
+            err.print(f"rejected ({shown(kind)}): {shown(reason)}", highlight=False)
             raise typer.Exit(REJECTED) from None
-        err.print(f"error: the {what} service answered {exc.code}: {reason}", highlight=False)
+        err.print(
+            f"error: the {what} service answered {exc.code}: {shown(reason)}", highlight=False
+        )
     except OSError as exc:
         err.print(
-            f"error: cannot reach the {what} service at {base}: {exc}"
+            f"error: cannot reach the {what} service at {shown(base)}: {shown(exc)}"
             f" (PORTAL_MFA_{what.upper()}_URL says where it is)",
             highlight=False,
         )
@@ -144,7 +166,7 @@ def emit(result: dict[str, Any], as_json: bool, keys: list[str] | None = None) -
         return
     table = Table(show_header=False, box=None)
     for key in keys or list(result):
-        table.add_row(f"[bold]{key}[/bold]", str(result.get(key)))
+        table.add_row(label(key), shown(result.get(key)))
     out.print(table)
 
 

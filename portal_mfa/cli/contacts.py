@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 import typer
 from rich.table import Table
 
-from portal_mfa.cli.console import JsonFlag, bearer_of, emit, org_of, out, read, send
+from portal_mfa.cli.console import JsonFlag, bearer_of, emit, org_of, out, read, send, shown
 from shared.commands import (
     CreateContact,
     DeleteContact,
@@ -100,12 +100,12 @@ def list_contacts(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     table = Table("contact_id", "kind", "name", "email", "portal", "mfa_epoch")
     for row in rows:
         table.add_row(
-            row["contact_id"],
-            row["kind"],
-            row["display_name"],
-            row["email"],
+            shown(row["contact_id"]),
+            shown(row["kind"]),
+            shown(row["display_name"]),
+            shown(row["email"]),
             "yes" if row["portal_access"] else "no",
-            str(row["mfa_epoch"]),
+            shown(row["mfa_epoch"]),
         )
     out.print(table)
 

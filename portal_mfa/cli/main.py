@@ -16,6 +16,7 @@ from portal_mfa.cli.audit import audit
 from portal_mfa.cli.dev_stack import use_running_dev_stack
 from portal_mfa.cli.docs import docs
 from portal_mfa.cli.exit_codes import BAD_INPUT, BAD_SETTING, EPILOG
+from portal_mfa.cli.keys import keys
 from portal_mfa.cli.projection import projection
 from shared.settings import SettingsError, load_settings
 
@@ -37,6 +38,7 @@ app.add_typer(admin, name="admin")
 app.add_typer(audit, name="audit")
 app.add_typer(projection, name="projection")
 app.add_typer(docs, name="docs")
+app.add_typer(keys, name="keys")
 
 
 @app.callback()

@@ -15,7 +15,8 @@ from shared.settings import Settings, load_settings
 projection = typer.Typer(help="Auth's login-requirement projection.")
 
 
-def _settings() -> Settings:
+def auth_settings() -> Settings:
+    """The settings, with a running dev stack's database and signers if it is the one meant."""
     settings = load_settings()
     state = dev_state.read(settings.kafka_bootstrap)
     if state and "PORTAL_MFA_DATABASE_URL" not in os.environ:
@@ -38,7 +39,7 @@ def rebuild() -> None:
     from shared.kafka import new_producer, security_options
     from shared.signing_settings import trust_from
 
-    settings = _settings()
+    settings = auth_settings()
     trust = trust_from(settings)
 
     async def run() -> tuple[int, int]:

@@ -15,14 +15,17 @@ from typing import Annotated, Any
 from fastapi import FastAPI, Query, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from services.audit.answers import EventsPage, Explanation, VerifyReport
 from services.audit.log import SCHEMA, AuditLog, history, tail
 from services.audit.verification import verify_log
 from shared.admin_access import AUDIT_READERS, AdminBearer
 from shared.admin_identity import verifier_from
 from shared.db import apply_schema, open_pool, read_sql
 from shared.events import EVENT_TOPICS, now_utc
+from shared.http import probes
+from shared.http.hardening import harden
 from shared.http.path_params import ContactId, OrgId
-from shared.http.problems import install_problem_handlers
+from shared.http.problems import install_problem_handlers, problems
 from shared.kafka import new_producer, security_options
 from shared.login_rule.history import requirement_from_history
 from shared.projection import ProjectionConsumer
@@ -73,22 +76,23 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
     app = FastAPI(title="portal-mfa audit", version="1", lifespan=lifespan)
     app.state.admin_verifier = admin_verifier
     install_problem_handlers(app)
+    harden(app)
 
-    @app.get("/healthz")
+    @app.get("/healthz", responses=probes.HEALTH)
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz")
+    @app.get("/readyz", responses=probes.READINESS)
     async def readyz(request: Request, response: Response) -> dict[str, Any]:
         consumer: ProjectionConsumer = request.app.state.consumer
         problems = [await database_problem(request.app.state.pool), consumer.reason]
         return readiness(response, problems, lag=await consumer.lag())
 
-    @app.get("/metrics")
+    @app.get("/metrics", **probes.METRICS)
     async def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
-    @app.get("/v1/events")
+    @app.get("/v1/events", responses={200: {"model": EventsPage}, **problems(401, 403, 503)})
     async def events(
         request: Request,
         admin: AdminBearer,
@@ -112,7 +116,10 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
             "next": found[-1][0] if found else after,
         }
 
-    @app.get("/v1/orgs/{org_id}/contacts/{contact_id}/explain")
+    @app.get(
+        "/v1/orgs/{org_id}/contacts/{contact_id}/explain",
+        responses={200: {"model": Explanation}, **problems(401, 403, 503)},
+    )
     async def explain(
         request: Request,
         org_id: OrgId,
@@ -128,7 +135,7 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
             )
         return {**decision.as_dict(), "at": moment.isoformat()}
 
-    @app.get("/v1/verify")
+    @app.get("/v1/verify", responses={200: {"model": VerifyReport}, **problems(401, 403, 503)})
     async def verify(request: Request, admin: AdminBearer, org: Filter = None) -> dict[str, Any]:
         if org is None:
             admin.for_every_org(AUDIT_READERS)

@@ -21,6 +21,7 @@ from services.auth.runtime import AuthRuntime
 from shared.admin_identity import verifier_from
 from shared.db import EVENTSTORE_SQL, apply_schema, open_pool, read_sql
 from shared.events import now_utc
+from shared.http.hardening import harden
 from shared.kafka import new_producer, security_options
 from shared.outbox import OutboxRelay
 from shared.projection import ProjectionConsumer
@@ -111,6 +112,7 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
     app.state.admin_verifier = admin_verifier
     app.state.metrics = CollectorRegistry()
     install_problem_handlers(app)
+    harden(app)
     app.add_middleware(BodyLimit)
     app.include_router(operations.router)
     app.include_router(portal.router)

@@ -3,15 +3,26 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
+from pydantic import BaseModel
 
 from services.preferences.handlers import PreferencesService
 from shared.admin_access import AdminBearer
 from shared.http.path_params import OrgId
+from shared.http.problems import problems
 
 router = APIRouter()
 
 
-@router.get("/v1/orgs/{org_id}/mfa-policy")
+class MfaPolicyView(BaseModel):
+    org_id: str
+    mfa_enabled: bool
+    portal_name: str
+
+
+@router.get(
+    "/v1/orgs/{org_id}/mfa-policy",
+    responses={200: {"model": MfaPolicyView}, **problems(401, 403, 503)},
+)
 async def mfa_policy(request: Request, org_id: OrgId, admin: AdminBearer) -> dict[str, object]:
     admin.for_org(org_id)
     service: PreferencesService = request.app.state.service

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shared.admin_identity import AssertionRejected
@@ -17,6 +19,35 @@ from shared.transient import failure_name, is_transient_database_error
 log = logging.getLogger(__name__)
 
 PROBLEM_BASE = "https://portal-mfa.dev/problems/"
+PROBLEM_JSON = "application/problem+json"
+
+
+class Problem(BaseModel):
+    """An error answer (RFC 9457): `type` is stable, `title` and `detail` are for people."""
+
+    type: str
+    title: str
+    status: int
+    detail: str | None = None
+
+
+_MEANINGS = {
+    400: "Refused: the request is well formed but cannot be done",
+    401: "No valid credential (token, session or admin assertion)",
+    403: "The admin assertion does not allow this",
+    404: "No such resource",
+    409: "Conflicts with the current state",
+    413: "The request body is too large",
+    422: "The request is malformed",
+    429: "Too many attempts; try again later",
+    503: "Temporarily unavailable (catching up, or the database is away); see Retry-After",
+}
+
+
+def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI `responses` for the problems a route really answers with."""
+    content = {PROBLEM_JSON: {"schema": Problem.model_json_schema()}}
+    return {status: {"description": _MEANINGS[status], "content": content} for status in statuses}
 
 
 def problem_response(status: int, kind: str, title: str, detail: str = "") -> JSONResponse:
@@ -25,9 +56,7 @@ def problem_response(status: int, kind: str, title: str, detail: str = "") -> JS
         body["detail"] = detail
     # Every 503 is temporary and says when to come back.
     headers = {"Retry-After": str(RETRY_AFTER_S)} if status == 503 else None
-    return JSONResponse(
-        body, status_code=status, media_type="application/problem+json", headers=headers
-    )
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
 # What a request meets while the database is away, restarting, or too busy to answer
@@ -44,6 +73,7 @@ DATABASE_FAILURES = (
 def install_problem_handlers(app: FastAPI) -> None:
     """The answers every service gives alike: refused assertions, a database away,
     malformed requests, unknown routes, and the unexpected."""
+    _document_malformed_requests(app)
 
     @app.exception_handler(AssertionRejected)
     async def _not_authorized(_: Request, exc: AssertionRejected) -> JSONResponse:
@@ -91,3 +121,23 @@ def install_problem_handlers(app: FastAPI) -> None:
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         kind = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http-error")
         return problem_response(exc.status_code, kind, str(exc.detail))
+
+
+def _document_malformed_requests(app: FastAPI) -> None:
+    """FastAPI documents its own 422 body for every route with input; ours is a problem."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = generate()
+            for operations in document.get("paths", {}).values():
+                for operation in operations.values():
+                    if "422" in operation.get("responses", {}):
+                        operation["responses"]["422"] = problems(422)[422]
+            schemas = document.get("components", {}).get("schemas", {})
+            for unused in ("HTTPValidationError", "ValidationError"):
+                schemas.pop(unused, None)
+            app.openapi_schema = document
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

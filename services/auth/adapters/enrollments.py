@@ -159,3 +159,29 @@ async def claim_time_step(conn: asyncpg.Connection, enrollment_id: uuid.UUID, st
         step,
     )
     return bool(claimed)
+
+
+async def lock_sealed_after(
+    conn: asyncpg.Connection, after: uuid.UUID | None, limit: int
+) -> list[tuple[uuid.UUID, bytes]]:
+    """The next sealed secrets in enrollment_id order, locked until the transaction ends.
+
+    Keyset pagination, so a rerun or a concurrent insert neither repeats nor skips a row;
+    the row lock makes a concurrent enable or shred wait for this batch (never the reverse).
+    """
+    rows = await conn.fetch(
+        "SELECT enrollment_id, secret_blob FROM enrollments"
+        " WHERE secret_blob IS NOT NULL AND ($1::uuid IS NULL OR enrollment_id > $1)"
+        " ORDER BY enrollment_id LIMIT $2 FOR UPDATE",
+        after,
+        limit,
+    )
+    return [(row["enrollment_id"], row["secret_blob"]) for row in rows]
+
+
+async def replace_sealed_secrets(
+    conn: asyncpg.Connection, resealed: list[tuple[uuid.UUID, bytes]]
+) -> None:
+    await conn.executemany(
+        "UPDATE enrollments SET secret_blob = $2 WHERE enrollment_id = $1", resealed
+    )

@@ -1,6 +1,7 @@
-"""Single-use backup codes, shown once to the user and stored only as hashes."""
+"""Single-use backup codes, shown once to the user and stored only as keyed hashes."""
 
 import hashlib
+import hmac
 import secrets
 from typing import Final
 
@@ -27,9 +28,21 @@ def normalize(code: str) -> str:
     return "".join(code.lower().replace("-", "").split())
 
 
-def hash_backup_code(code: str) -> str:
-    # A fast unsalted hash is enough: at 80 bits of entropy, guessing is infeasible anyway.
-    return hashlib.sha256(normalize(code).encode("utf-8")).hexdigest()
+def backup_code_key(totp_secret: str) -> bytes:
+    """The enrollment's key for hashing its backup codes, derived from its TOTP secret.
+
+    The secret is random per enrollment (so the key salts) and is stored only sealed under
+    the server's keyring (so the key is also a server secret): a copy of the database alone
+    cannot test a guess. Rotating the keyring re-seals the same secret, so the codes keep
+    working; a reset shreds the secret, and with it any way to check the old codes.
+    """
+    return hmac.digest(totp_secret.encode("utf-8"), b"portal-mfa backup codes v1", "sha256")
+
+
+def hash_backup_code(code: str, key: bytes) -> str:
+    # HMAC-SHA-256, not a slow KDF: at 80 bits of entropy a guess is hopeless anyway, and the
+    # hash stays deterministic, so spending a code stays one atomic conditional UPDATE.
+    return hmac.new(key, normalize(code).encode("utf-8"), hashlib.sha256).hexdigest()
 
 
 def _new_code() -> str:

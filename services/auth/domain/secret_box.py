@@ -92,8 +92,15 @@ class SecretBox:
         return plaintext.decode("utf-8")
 
     def key_id_of(self, blob: bytes) -> str:
-        # A blob sealed under an older key is due for re-sealing under the current one.
         return _read_header(blob)[0]
+
+    def is_current(self, blob: bytes) -> bool:
+        """Sealed under the current key; otherwise due for `reseal` (key rotation)."""
+        return self.key_id_of(blob) == self._current_key_id
+
+    def reseal(self, blob: bytes, associated_data: bytes) -> bytes:
+        """The same secret sealed under the current key (raises SecretUnreadable)."""
+        return self.seal(self.open(blob, associated_data), associated_data)
 
 
 def _check_key_id(key_id: str) -> None:

@@ -9,7 +9,7 @@ import asyncpg
 
 from services.auth.adapters import accounts, enrollments, tokens
 from services.auth.domain import totp
-from services.auth.domain.backup_codes import hash_backup_code
+from services.auth.domain.backup_codes import backup_code_key, hash_backup_code
 from services.auth.flows.refusal import Refusal, invalid_token, locked_out
 from services.auth.flows.second_factor import record_failure
 from services.auth.flows.sessions import Factor, issue_session
@@ -68,9 +68,12 @@ async def _attempt(
             account.record(OtpReplayRejected, Empty(), cause)
         reason = "wrong_otp" if step is None else "reused_otp"
     else:
-        assert backup_code is not None
+        assert backup_code is not None and enrollment.secret_blob is not None
+        key = backup_code_key(
+            rt.secret_box.open(enrollment.secret_blob, enrollment.enrollment_id.bytes)
+        )
         remaining = await enrollments.use_backup_code(
-            conn, enrollment.enrollment_id, hash_backup_code(backup_code), now
+            conn, enrollment.enrollment_id, hash_backup_code(backup_code, key), now
         )
         accepted = remaining is not None
         if remaining is not None:

@@ -12,7 +12,11 @@ import segno
 
 from services.auth.adapters import accounts, enrollments, tokens
 from services.auth.domain import totp
-from services.auth.domain.backup_codes import hash_backup_code, issue_backup_codes
+from services.auth.domain.backup_codes import (
+    backup_code_key,
+    hash_backup_code,
+    issue_backup_codes,
+)
 from services.auth.flows.refusal import Refusal, invalid_token, locked_out
 from services.auth.flows.second_factor import record_failure
 from services.auth.flows.sessions import issue_session
@@ -132,8 +136,9 @@ async def _verify(
         await accounts.save(conn, account)
         return None
     codes = issue_backup_codes()
+    key = backup_code_key(secret)
     await enrollments.replace_backup_codes(
-        conn, enrollment.enrollment_id, [hash_backup_code(c) for c in codes]
+        conn, enrollment.enrollment_id, [hash_backup_code(c, key) for c in codes]
     )
     await enrollments.mark_verified(conn, enrollment.enrollment_id)
     account.attempts = account.attempts.after_success()

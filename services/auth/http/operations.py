@@ -13,18 +13,21 @@ from services.auth.decisions import login_requirement
 from services.auth.held_events import Waiting
 from services.auth.runtime import Runtime
 from shared.admin_access import AUDIT_READERS, AdminBearer
+from shared.http import probes
+from shared.http.login_requirement_view import LoginRequirementView
 from shared.http.path_params import ContactId, OrgId
+from shared.http.problems import problems
 from shared.readiness import database_problem, readiness
 
 router = APIRouter()
 
 
-@router.get("/healthz")
+@router.get("/healthz", responses=probes.HEALTH)
 async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+@router.get("/readyz", responses=probes.READINESS)
 async def readyz(runtime: Runtime, response: Response) -> dict[str, Any]:
     problems = [
         await database_problem(runtime.pool),
@@ -46,14 +49,17 @@ async def readyz(runtime: Runtime, response: Response) -> dict[str, Any]:
     )
 
 
-@router.get("/metrics")
+@router.get("/metrics", **probes.METRICS)
 async def metrics(request: Request) -> Response:
     # The process-wide metrics, then this app's own (its relay's backlog).
     text = generate_latest() + generate_latest(request.app.state.metrics)
     return Response(text, media_type=CONTENT_TYPE_LATEST)
 
 
-@router.get("/v1/orgs/{org_id}/contacts/{contact_id}/login-requirement")
+@router.get(
+    "/v1/orgs/{org_id}/contacts/{contact_id}/login-requirement",
+    responses={200: {"model": LoginRequirementView}, **problems(401, 403, 503)},
+)
 async def get_login_requirement(
     runtime: Runtime, org_id: OrgId, contact_id: ContactId, admin: AdminBearer
 ) -> dict[str, object]:

@@ -4,13 +4,23 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from services.auth.flows import challenge, enrollment, login, sessions
 from services.auth.flows.refusal import Refusal
+from services.auth.http.answers import (
+    Authenticated,
+    BackupCodes,
+    ChallengePassed,
+    CurrentSession,
+    EnrollmentStarted,
+    LoginAnswer,
+)
 from services.auth.runtime import Runtime
 from shared.http.path_params import OrgId
+from shared.http.problems import problems
 
 router = APIRouter(prefix="/v1")
 
@@ -61,20 +71,38 @@ class Challenge(Body):
         return self
 
 
-def _bearer(authorization: str | None) -> str:
-    scheme, _, token = (authorization or "").partition(" ")
-    if scheme.lower() != "bearer" or not token:
+# A security scheme, so the OpenAPI document says which routes need a session.
+# auto_error=False: a missing session is answered as our own problem, not FastAPI's 403.
+_session_scheme = HTTPBearer(
+    scheme_name="sessionToken", description="The session_token of a login", auto_error=False
+)
+SessionBearer = Annotated[HTTPAuthorizationCredentials | None, Depends(_session_scheme)]
+# Every route with a body: unreadable (400), too large (413) or malformed (422) is refused,
+# and each reads the database and the projection (503 while either is away).
+_WITH_BODY = (400, 413, 422, 503)
+
+
+def _bearer(credentials: HTTPAuthorizationCredentials | None) -> str:
+    token = credentials.credentials.strip() if credentials else ""
+    if not token:
         raise Refusal(401, "invalid-session", "No valid session")
-    return token.strip()
+    return token
 
 
-@router.post("/portals/{org_id}/invitations/accept", status_code=204)
+@router.post(
+    "/portals/{org_id}/invitations/accept",
+    status_code=204,
+    responses=problems(*_WITH_BODY),
+)
 async def accept_invitation(runtime: Runtime, org_id: OrgId, body: AcceptInvitation) -> Response:
     await login.accept_invitation(runtime, org_id, body.token, body.password)
     return Response(status_code=204)
 
 
-@router.post("/portals/{org_id}/login")
+@router.post(
+    "/portals/{org_id}/login",
+    responses={200: {"model": LoginAnswer}, **problems(401, 429, *_WITH_BODY)},
+)
 async def log_in(
     runtime: Runtime, org_id: OrgId, body: Login, request: Request, response: Response
 ) -> Any:
@@ -83,40 +111,48 @@ async def log_in(
     return await login.login(runtime, org_id, body.email, body.password, address)
 
 
-@router.post("/mfa/enrollment/start")
+@router.post(
+    "/mfa/enrollment/start",
+    responses={200: {"model": EnrollmentStarted}, **problems(401, 409, *_WITH_BODY)},
+)
 async def start_enrollment(runtime: Runtime, body: EnrollmentToken, response: Response) -> Any:
     response.headers.update(NO_STORE)
     return await enrollment.start(runtime, body.enrollment_token)
 
 
-@router.post("/mfa/enrollment/verify")
+@router.post(
+    "/mfa/enrollment/verify",
+    responses={200: {"model": BackupCodes}, **problems(401, 409, 429, *_WITH_BODY)},
+)
 async def verify_enrollment(runtime: Runtime, body: VerifyEnrollment, response: Response) -> Any:
     response.headers.update(NO_STORE)
     return await enrollment.verify(runtime, body.enrollment_token, body.otp)
 
 
-@router.post("/mfa/enrollment/enable")
+@router.post(
+    "/mfa/enrollment/enable",
+    responses={200: {"model": Authenticated}, **problems(401, 409, *_WITH_BODY)},
+)
 async def enable_enrollment(runtime: Runtime, body: EnrollmentToken, response: Response) -> Any:
     response.headers.update(NO_STORE)
     return await enrollment.enable(runtime, body.enrollment_token)
 
 
-@router.post("/mfa/challenge")
+@router.post(
+    "/mfa/challenge",
+    responses={200: {"model": ChallengePassed}, **problems(401, 429, *_WITH_BODY)},
+)
 async def answer_challenge(runtime: Runtime, body: Challenge, response: Response) -> Any:
     response.headers.update(NO_STORE)
     return await challenge.answer(runtime, body.challenge_token, body.otp, body.backup_code)
 
 
-@router.get("/session")
-async def current_session(
-    runtime: Runtime, authorization: Annotated[str | None, Header()] = None
-) -> dict[str, Any]:
-    return await sessions.whoami(runtime, _bearer(authorization))
+@router.get("/session", responses={200: {"model": CurrentSession}, **problems(401, 503)})
+async def current_session(runtime: Runtime, session: SessionBearer) -> dict[str, Any]:
+    return await sessions.whoami(runtime, _bearer(session))
 
 
-@router.post("/logout", status_code=204)
-async def log_out(
-    runtime: Runtime, authorization: Annotated[str | None, Header()] = None
-) -> Response:
-    await sessions.logout(runtime, _bearer(authorization))
+@router.post("/logout", status_code=204, responses=problems(401, 503))
+async def log_out(runtime: Runtime, session: SessionBearer) -> Response:
+    await sessions.logout(runtime, _bearer(session))
     return Response(status_code=204)

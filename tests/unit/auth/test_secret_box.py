@@ -82,6 +82,21 @@ def test_rotation_keeps_old_blobs_readable() -> None:
     assert rotated.open(new, AD) == SECRET
 
 
+def test_reseal_moves_a_secret_to_the_current_key_so_the_old_key_can_go() -> None:
+    old = box(k1=K1, current="k1").seal(SECRET, AD)
+    rotating = box(k1=K1, k2=K2, current="k2")
+    assert not rotating.is_current(old)
+    resealed = rotating.reseal(old, AD)
+    assert rotating.is_current(resealed)
+    assert box(k2=K2, current="k2").open(resealed, AD) == SECRET
+
+
+def test_reseal_refuses_a_blob_bound_to_another_enrollment() -> None:
+    old = box(k1=K1, current="k1").seal(SECRET, AD)
+    with pytest.raises(SecretUnreadable):
+        box(k1=K1, k2=K2, current="k2").reseal(old, b"enrollment:other")
+
+
 def test_unknown_key_id_names_the_id_but_not_the_secret() -> None:
     sealed = box(k1=K1, k2=K2, current="k2").seal(SECRET, AD)
     with pytest.raises(SecretUnreadable) as raised:
