@@ -35,7 +35,7 @@ from shared.db import EVENTSTORE_SQL, apply_schema, open_pool
 from shared.events import ADMIN_REPLIES
 from shared.kafka import faststream_security, new_producer
 from shared.observability import context, tracing
-from shared.observability.http import observe
+from shared.observability.http import FASTAPI_TELEMETRY, observe
 from shared.outbox import OutboxRelay
 from shared.readiness import database_problem, readiness
 from shared.settings import Settings
@@ -168,7 +168,7 @@ def command_service_app(
             await producer.stop()
             await pool.close()
 
-    app = FastAPI(title=f"portal-mfa {name}", lifespan=lifespan)
+    app = FastAPI(title=f"portal-mfa {name}", lifespan=lifespan, telemetry=FASTAPI_TELEMETRY)
     app.state.broker = broker
     observe(app, name, registry)
 

@@ -24,7 +24,7 @@ from shared.http.path_params import ContactId, OrgId
 from shared.http.problems import install_problem_handlers
 from shared.kafka import new_producer, security_options
 from shared.login_rule.history import requirement_from_history
-from shared.observability.http import observe
+from shared.observability.http import FASTAPI_TELEMETRY, observe
 from shared.projection import ProjectionConsumer
 from shared.readiness import database_problem, readiness
 from shared.settings import Settings
@@ -71,7 +71,9 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
             await producer.stop()
             await pool.close()
 
-    app = FastAPI(title="portal-mfa audit", version="1", lifespan=lifespan)
+    app = FastAPI(
+        title="portal-mfa audit", version="1", lifespan=lifespan, telemetry=FASTAPI_TELEMETRY
+    )
     app.state.admin_verifier = admin_verifier
     install_problem_handlers(app)
     observe(app, "audit")

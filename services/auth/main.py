@@ -21,7 +21,7 @@ from shared.admin_identity import verifier_from
 from shared.db import EVENTSTORE_SQL, apply_schema, open_pool, read_sql
 from shared.events import now_utc
 from shared.kafka import new_producer, security_options
-from shared.observability.http import observe
+from shared.observability.http import FASTAPI_TELEMETRY, observe
 from shared.outbox import OutboxRelay
 from shared.projection import ProjectionConsumer
 from shared.settings import Settings, SettingsError
@@ -108,7 +108,9 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
             await producer.stop()
             await pool.close()
 
-    app = FastAPI(title="portal-mfa auth", version="1", lifespan=lifespan)
+    app = FastAPI(
+        title="portal-mfa auth", version="1", lifespan=lifespan, telemetry=FASTAPI_TELEMETRY
+    )
     app.state.admin_verifier = admin_verifier
     install_problem_handlers(app)
     app.add_middleware(BodyLimit)

@@ -17,6 +17,7 @@ import time
 import uuid
 
 from fastapi import FastAPI, Response
+from fastapi.telemetry import TelemetryConfig
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 from prometheus_fastapi_instrumentator import Instrumentator, metrics
@@ -27,6 +28,14 @@ from shared.http.problems import problem_response
 from shared.observability import context, tracing
 
 REQUEST_ID_HEADER = "X-Request-ID"
+# FastAPI's own (experimental) telemetry, off: its server span records the query string,
+# its log records exception messages. `RequestObservation` makes the server spans here.
+FASTAPI_TELEMETRY: TelemetryConfig = {
+    "tracing": False,
+    "metrics": False,
+    "logs": False,
+    "operation_spans": False,
+}
 HTTP_DURATION = "portal_mfa_http_request_duration_seconds"
 # From a fast challenge (a few ms) to a password step (argon2id, ~100 ms) under load.
 _BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)

@@ -132,6 +132,8 @@ def configure_logging(service: str, log_format: LogFormat, level: str = "INFO") 
     root.setLevel(level)
     # aiokafka narrates every rebalance at INFO; keep the service log to what matters.
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    # httpx logs every URL it requests, query string included.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     # uvicorn's and FastStream's loggers keep no handlers of their own: one format for all.
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "faststream"):
         own = logging.getLogger(name)

@@ -84,14 +84,16 @@ def trace_headers() -> list[tuple[str, bytes]]:
     return [(name, value.encode()) for name, value in carrier.items()]
 
 
-def context_from(headers: Mapping[str, Any] | Iterable[tuple[str, bytes]]) -> Context:
+def context_from(
+    headers: Mapping[str, Any] | Iterable[tuple[str | bytes, bytes]],
+) -> Context:
     """The trace context a message or request carries (an empty one if none)."""
     pairs = headers.items() if isinstance(headers, Mapping) else headers
-    carrier = {
-        str(name).lower(): value.decode("latin-1") if isinstance(value, bytes) else str(value)
-        for name, value in pairs
-        if str(name).lower() in ("traceparent", "tracestate")
-    }
+    carrier: dict[str, str] = {}
+    for name, value in pairs:
+        key = (name.decode("latin-1") if isinstance(name, bytes) else str(name)).lower()
+        if key in ("traceparent", "tracestate"):
+            carrier[key] = value.decode("latin-1") if isinstance(value, bytes) else str(value)
     return propagate.extract(carrier)
 
 
