@@ -41,6 +41,8 @@ HTTP_DURATION = "portal_mfa_http_request_duration_seconds"
 _BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 access_log = logging.getLogger("portal_mfa.access")
+# Probes and scrapes come every few seconds from machines: their lines only at DEBUG.
+_QUIET_ROUTES = frozenset({"/healthz", "/readyz", "/metrics"})
 log = logging.getLogger(__name__)
 
 
@@ -127,7 +129,8 @@ class RequestObservation:
                 span.set_attribute("http.route", route)
                 span.set_attribute("http.response.status_code", status)
                 span.set_attribute("portal_mfa.request_id", rid)
-                access_log.info(
+                access_log.log(
+                    logging.DEBUG if route in _QUIET_ROUTES else logging.INFO,
                     "%s %s %s %.1f ms",
                     method,
                     route,

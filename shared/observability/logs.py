@@ -89,6 +89,8 @@ class ReadableText(_TypeAndStackOnly):
     def format(self, record: logging.LogRecord) -> str:
         line = super().format(record)
         said = [f"{k}={getattr(record, k)}" for k in _CONTEXT if getattr(record, k, None)]
+        if getattr(record, "correlation_id", None) == getattr(record, "request_id", None):
+            said = [part for part in said if not part.startswith("correlation_id=")]
         if not said:
             return line
         first, newline, rest = line.partition("\n")

@@ -256,3 +256,12 @@ def test_a_login_joins_its_callers_trace_and_its_events_carry_it_to_audit(
     assert served["attributes"]["http.response.status_code"] == 401
     # The LoginFailed it recorded went out through auth's outbox with the trace.
     assert wait_until(lambda: named("audit_log apply LoginFailed"), timeout=15)
+    # And the event names the request as its correlation id: log line and audit agree.
+    stored = httpx.get(
+        stack.url("audit", "/v1/events"),
+        params={"org": portal.org, "type": "LoginFailed"},
+        headers=stack.bearer(portal.org, "audit"),
+        timeout=10,
+    ).json()["events"]
+    request_id = answer.headers["X-Request-ID"]
+    assert [e for e in stored if e["correlation_id"] == request_id]
