@@ -7,6 +7,8 @@ that is not a command at all, is counted as `unknown` — a sender cannot mint s
 from __future__ import annotations
 
 import json
+import uuid
+from dataclasses import dataclass
 
 from prometheus_client import Counter, Histogram
 
@@ -40,23 +42,39 @@ def _command_types() -> frozenset[str]:
 KNOWN_COMMAND_TYPES = _command_types()
 
 
-def described(body: bytes) -> tuple[str, str | None]:
-    """(command type label, org id) of a command as received, before anything trusts it.
+@dataclass(frozen=True)
+class Described:
+    """What a command as received says it is, before anything trusts it: labels for
+    metrics, spans and log lines only. Admission (shared.command_handling) decides."""
 
-    Both only label metrics, spans and log lines; admission (shared.command_handling)
-    decides what the command is.
-    """
+    command_type: str = "unknown"
+    org_id: str | None = None
+    correlation_id: str | None = None
+
+
+def described(body: bytes) -> Described:
     try:
         raw = json.loads(body)
     except (ValueError, UnicodeDecodeError):
-        return "unknown", None
+        return Described()
     if not isinstance(raw, dict):
-        return "unknown", None
+        return Described()
     kind, org = raw.get("command_type"), raw.get("org_id")
-    label = kind if isinstance(kind, str) and kind in KNOWN_COMMAND_TYPES else "unknown"
-    # An org id is at most 100 characters of a safe alphabet once admitted; before, only
-    # a short string is worth naming in a log line.
-    return label, org if isinstance(org, str) and len(org) <= 100 else None
+    return Described(
+        command_type=kind if isinstance(kind, str) and kind in KNOWN_COMMAND_TYPES else "unknown",
+        # shared.observability.context names an org in a log line only if it is one.
+        org_id=org if isinstance(org, str) else None,
+        # The id the command's events will carry, so its log lines and events agree; a
+        # UUID or nothing, so no sender's free text reaches a log line.
+        correlation_id=_uuid(raw.get("correlation_id")),
+    )
+
+
+def _uuid(value: object) -> str | None:
+    try:
+        return str(uuid.UUID(value)) if isinstance(value, str) else None
+    except ValueError:
+        return None
 
 
 def count(service: str, command_type: str, reply: CommandReply | None, took_s: float) -> None:

@@ -95,18 +95,18 @@ def command_service_app(
         title=f"{name} commands",
     )
     async def on_command(message: KafkaMessage) -> None:
-        command_type, org = command_metrics.described(message.body)
+        said = command_metrics.described(message.body)
         # The console's span is this one's parent: the events it writes carry the trace on.
         with (
-            context.unit_of_work(correlation=message.correlation_id, org=org),
+            context.unit_of_work(correlation=said.correlation_id, org=said.org_id),
             tracing.span(
-                f"{name} handle {command_type}",
+                f"{name} handle {said.command_type}",
                 kind=SpanKind.CONSUMER,
                 parent=tracing.context_from(message.headers),
-                attributes={"portal_mfa.command_type": command_type},
+                attributes={"portal_mfa.command_type": said.command_type},
             ),
         ):
-            await handle(message, command_type)
+            await handle(message, said.command_type)
 
     async def handle(message: KafkaMessage, command_type: str) -> None:
         started = time.perf_counter()
