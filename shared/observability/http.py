@@ -65,7 +65,7 @@ def observe(app: FastAPI, service: str, registry: CollectorRegistry | None = Non
     ).instrument(app)
     app.add_middleware(RequestObservation, service=service)
 
-    @app.get("/metrics", include_in_schema=False)
+    @app.get("/metrics")
     async def metrics_text() -> Response:
         # The process's (GC, process, dead letters, commands, logins), then this app's.
         text = generate_latest(REGISTRY) + generate_latest(own)
