@@ -12,10 +12,12 @@ import time
 from types import TracebackType
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from opentelemetry.trace import SpanKind
 
 from shared.commands import Command, CommandReply, command_topic
 from shared.events import ADMIN_REPLIES
 from shared.kafka import new_producer, security_options
+from shared.observability import tracing
 from shared.settings import Settings
 
 
@@ -26,6 +28,9 @@ class NoAnswer(Exception):
 class CommandClient:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
+        # The console is where an admin command's trace begins; spans are exported only
+        # where configured (OTLP, or PORTAL_MFA_TRACE_DIR).
+        tracing.configure_tracing("cli", settings.trace_dir)
         # A retried command is recognised by its command_id, so the console needs no
         # idempotent producer, and so works against the dev broker with no settings.
         self._producer = new_producer(settings, linger_ms=0, idempotent=False)
@@ -70,6 +75,21 @@ class CommandClient:
         await self._producer.stop()
 
     async def send(self, command: Command, timeout_s: float | None = None) -> CommandReply:
+        kind = type(command).__name__
+        # The trace starts here: the handler, its events and every projection that
+        # applies them are this span's descendants (shared.observability.tracing).
+        with tracing.span(
+            f"portal-mfa admin {kind}",
+            kind=SpanKind.PRODUCER,
+            attributes={
+                "portal_mfa.command_type": kind,
+                "portal_mfa.command_id": str(command.command_id),
+                "portal_mfa.org_id": command.org_id,
+            },
+        ):
+            return await self._send(command, kind, timeout_s)
+
+    async def _send(self, command: Command, kind: str, timeout_s: float | None) -> CommandReply:
         correlation = str(command.command_id)
         await self._producer.send_and_wait(
             command_topic(command),
@@ -79,7 +99,8 @@ class CommandClient:
                 ("reply_to", ADMIN_REPLIES.encode()),
                 ("correlation_id", correlation.encode()),
                 ("content-type", b"application/json"),
-                ("command_type", type(command).__name__.encode()),
+                ("command_type", kind.encode()),
+                *tracing.trace_headers(),
             ],
         )
         limit = timeout_s or self._settings.command_timeout_s

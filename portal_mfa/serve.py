@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Callable
 from importlib import import_module
 
@@ -14,6 +13,8 @@ from portal_mfa.infra.postgres import ensure_database
 from portal_mfa.infra.topics import check_event_retention, ensure_topics
 from shared.events import ADMIN_REPLIES, ALL_TOPICS, DEADLETTER, EVENT_TOPICS
 from shared.kafka import security_options
+from shared.observability.logs import configure_logging, default_format
+from shared.observability.tracing import configure_tracing
 from shared.settings import Settings
 
 SERVICES = ("auth", "preferences", "contacts", "audit")
@@ -51,12 +52,10 @@ async def prepare(settings: Settings, service: str) -> str:
 
 
 def serve(settings: Settings, service: str) -> None:
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s %(levelname)s [" + service + "] %(name)s: %(message)s",
+    configure_logging(
+        service, default_format(settings.profile, settings.log_format), settings.log_level
     )
-    # aiokafka narrates every rebalance at INFO; keep the service log to what matters.
-    logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    configure_tracing(service, settings.trace_dir)
     database_url = asyncio.run(prepare(settings, service))
     create_app: Callable[[Settings, str], FastAPI] = import_module(
         f"services.{service}.main"
@@ -70,7 +69,10 @@ def serve(settings: Settings, service: str) -> None:
         # h11, not httptools: httptools answers a malformed header with a bare-text 400
         # before the app can, and every error here is application/problem+json.
         http="h11",
+        # One access-log line per request comes from shared.observability.http, and
+        # uvicorn's own lines go through the process's log format (no config of its own).
         access_log=False,
         # No `server: uvicorn` banner: it tells a scanner which exploits to try.
         server_header=False,
+        log_config=None,
     )

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any, Protocol
 
@@ -24,8 +25,10 @@ from fastapi import APIRouter, FastAPI, Response
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from faststream.middlewares import AckPolicy
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
+from opentelemetry.trace import SpanKind
+from prometheus_client import CollectorRegistry
 
+from shared import command_metrics
 from shared.backoff import Backoff
 from shared.commands import CommandReply
 from shared.db import EVENTSTORE_SQL, apply_schema, open_pool
@@ -33,6 +36,8 @@ from shared.events import ADMIN_REPLIES
 from shared.http import probes
 from shared.http.hardening import harden
 from shared.kafka import faststream_security, new_producer
+from shared.observability import context, tracing
+from shared.observability.http import FASTAPI_TELEMETRY, observe
 from shared.outbox import OutboxRelay
 from shared.readiness import database_problem, readiness
 from shared.settings import Settings
@@ -40,6 +45,10 @@ from shared.signing_settings import signer_from
 from shared.transient import failure_name
 
 log = logging.getLogger(__name__)
+
+
+class CommandFailed(Exception):
+    """A command that could not be handled now; it is redelivered after a back-off."""
 
 
 class CommandOwner(Protocol):
@@ -61,15 +70,14 @@ def command_service_app(
     # Refuse to start without a key: everything this service publishes must be signed.
     signer = signer_from(settings, name)
     registry = CollectorRegistry()
-    commands = Counter(
-        "portal_mfa_commands", "Commands handled", ["service", "outcome"], registry=registry
-    )
     broker = KafkaBroker(
         settings.kafka_bootstrap,
         acks="all",
         enable_idempotence=settings.kafka_idempotence,
         client_id=f"portal-mfa-{name}",
         security=faststream_security(settings),
+        # FastStream's lines go through the process's log format (shared.observability.logs).
+        logger=logging.getLogger("faststream.kafka"),
     )
     state: dict[str, Any] = {"command_failure": None}
     failures = Backoff(first_s=0.5, cap_s=10.0)
@@ -89,10 +97,25 @@ def command_service_app(
         title=f"{name} commands",
     )
     async def on_command(message: KafkaMessage) -> None:
+        said = command_metrics.described(message.body)
+        # The console's span is this one's parent: the events it writes carry the trace on.
+        with (
+            context.unit_of_work(correlation=said.correlation_id, org=said.org_id),
+            tracing.span(
+                f"{name} handle {said.command_type}",
+                kind=SpanKind.CONSUMER,
+                parent=tracing.context_from(message.headers),
+                attributes={"portal_mfa.command_type": said.command_type},
+            ),
+        ):
+            await handle(message, said.command_type)
+
+    async def handle(message: KafkaMessage, command_type: str) -> None:
+        started = time.perf_counter()
         try:
             reply: CommandReply = await state["execute"](message.body)
         except Exception as exc:
-            commands.labels(name, "failed").inc()
+            command_metrics.count(name, command_type, None, time.perf_counter() - started)
             if state["command_failure"] is None:
                 log.warning(
                     "%s: commands failing (%s); retrying with back-off", name, failure_name(exc)
@@ -100,18 +123,20 @@ def command_service_app(
             state["command_failure"] = f"commands failing: {failure_name(exc)}"
             # Wait before the NACK: it redelivers at once, and the next attempt waits longer.
             await failures.wait()
-            raise
+            # FastStream logs what it is handed with its message: hand it the kind only (an
+            # exception's text may quote the command's values).
+            raise CommandFailed(failure_name(exc)) from None
         if state["command_failure"] is not None:
             log.warning("%s: commands succeed again", name)
             state["command_failure"] = None
         failures.reset()
-        commands.labels(name, "accepted" if reply.ok else "rejected").inc()
         if message.reply_to:
             await broker.publish(
                 reply.model_dump(mode="json"),
                 topic=ADMIN_REPLIES,
                 correlation_id=message.correlation_id,
             )
+        command_metrics.count(name, command_type, reply, time.perf_counter() - started)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -145,9 +170,10 @@ def command_service_app(
             await producer.stop()
             await pool.close()
 
-    app = FastAPI(title=f"portal-mfa {name}", lifespan=lifespan)
+    app = FastAPI(title=f"portal-mfa {name}", lifespan=lifespan, telemetry=FASTAPI_TELEMETRY)
     app.state.broker = broker
     harden(app)
+    observe(app, name, registry)
 
     @app.get("/healthz", responses=probes.HEALTH)
     async def healthz() -> dict[str, str]:
@@ -168,10 +194,6 @@ def command_service_app(
                 state["command_failure"],
             ],
         )
-
-    @app.get("/metrics", **probes.METRICS)
-    async def metrics() -> Response:
-        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     if reads is not None:
         app.include_router(reads)

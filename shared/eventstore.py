@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import asyncpg
 
 from shared.events import Event, EventEnvelope, parse_event
+from shared.observability.tracing import trace_headers
 
 OUTBOX_CHANNEL = "portal_mfa_outbox"
 
@@ -35,6 +36,8 @@ async def append_events(conn: asyncpg.Connection, events: Sequence[EventEnvelope
     """
     if not events:
         return
+    # The trace that caused them travels with them (shared.observability.tracing).
+    traced = [[name, value.decode()] for name, value in trace_headers()]
     try:
         # One block (a savepoint inside the caller's transaction): an event is never stored
         # without its outbox row, whatever the caller does.
@@ -65,7 +68,7 @@ async def append_events(conn: asyncpg.Connection, events: Sequence[EventEnvelope
                         e.topic,
                         e.kafka_key(),
                         e.to_json(),
-                        [[name, value.decode()] for name, value in e.kafka_headers()],
+                        [[name, value.decode()] for name, value in e.kafka_headers()] + traced,
                     )
                     for e in events
                 ],

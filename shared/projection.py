@@ -20,17 +20,19 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
-from prometheus_client import Counter
+from prometheus_client import CollectorRegistry, Counter
 
 from shared.backoff import Backoff
 from shared.events import DEADLETTER, Event, EventRejected
+from shared.observability import tracing
+from shared.projection_metrics import ProjectionMetrics
 from shared.projection_offsets import HasOffsets, store_offsets, stored_offsets
 from shared.signing import (
     BAD_SIGNATURE,
@@ -105,6 +107,7 @@ class ProjectionConsumer:
         retry_first_s: float = 0.2,
         retry_cap_s: float = 10.0,
         security: Mapping[str, Any] | None = None,
+        registry: CollectorRegistry | None = None,
     ) -> None:
         self._deadletter_topic = deadletter_topic
         self._trust = trust
@@ -142,6 +145,13 @@ class ProjectionConsumer:
         self.applied = 0
         self.dead_lettered = 0
         self.retries = 0
+        # For lag metrics: the next offset to apply per partition (as committed), and when
+        # the newest applied record was produced (epoch seconds).
+        self._applied_up_to: dict[TopicPartition, int] = {}
+        self.newest_applied_at: float | None = None
+        self.started_at = time.time()
+        if registry is not None:
+            registry.register(ProjectionMetrics(self))
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -269,6 +279,7 @@ class ProjectionConsumer:
         async with self._pool.acquire() as conn:
             stored = await stored_offsets(conn, self._projection)
         for tp in assigned:
+            self._applied_up_to[tp] = stored.get(tp, 0)
             if tp in stored:
                 self._consumer.seek(tp, stored[tp])
             else:
@@ -308,6 +319,20 @@ class ProjectionConsumer:
                 return False
         return True
 
+    @property
+    def name(self) -> str:
+        return self._projection.name
+
+    def lag_records(self) -> int:
+        """Records on the broker not yet applied, by what is known without a round trip."""
+        behind = 0
+        for tp in self._consumer.assignment():
+            high = self._consumer.highwater(tp)
+            if high is None:
+                high = self._start_high_water.get(tp, 0)
+            behind += max(0, high - self._applied_up_to.get(tp, 0))
+        return behind
+
     async def lag(self) -> dict[str, int]:
         lags: dict[str, int] = {}
         for tp in self._consumer.assignment():
@@ -325,6 +350,7 @@ class ProjectionConsumer:
         await self.retry_in_place("applying a batch", lambda: self._apply_batch(decoded))
 
     async def _apply_batch(self, decoded: list[Delivered]) -> None:
+        started_ns = time.time_ns()
         async with self._pool.acquire() as conn, conn.transaction():
             if self._shared_lock is not None:
                 await conn.execute("SELECT pg_advisory_xact_lock_shared($1)", self._shared_lock)
@@ -348,10 +374,12 @@ class ProjectionConsumer:
                     raise
                 # Find the one that fails, and why: apply one by one.
                 await self._apply_one_by_one(conn, valid)
-            await store_offsets(
-                conn, self._projection, _next_offsets([d.record for d in delivered])
-            )
+            applied_up_to = _next_offsets([d.record for d in delivered])
+            await store_offsets(conn, self._projection, applied_up_to)
         self.applied += len(valid)
+        self._applied_up_to.update(applied_up_to)
+        self.newest_applied_at = max(d.record.timestamp for d in delivered) / 1000
+        tracing.applied(self._projection.name, _traced(valid), started_ns)
 
     async def _apply_one_by_one(self, conn: asyncpg.Connection, valid: list[Delivered]) -> None:
         for item in valid:
@@ -391,6 +419,25 @@ class ProjectionConsumer:
             DEAD_LETTERED.labels(self._projection.name, _reason_label(item.error)).inc()
         await asyncio.gather(*sends)
         self.dead_lettered += len(rejected)
+
+
+def _traced(
+    valid: list[Delivered],
+) -> Iterator[tuple[Sequence[tuple[str, bytes]], dict[str, str | int]]]:
+    """Each applied record's headers (its trace), and what its span names."""
+    for item in valid:
+        assert item.event is not None
+        yield (
+            item.record.headers or (),
+            {
+                "portal_mfa.event_type": item.event.event_type,
+                "portal_mfa.aggregate_id": item.event.aggregate_id,
+                "portal_mfa.org_id": item.event.org_id,
+                "messaging.system": "kafka",
+                "messaging.destination.name": item.record.topic,
+                "messaging.kafka.offset": item.record.offset,
+            },
+        )
 
 
 def _record_bytes(record: ConsumerRecord[bytes, bytes]) -> int:

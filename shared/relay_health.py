@@ -12,7 +12,7 @@ import math
 import time
 from collections.abc import Callable, Iterator
 
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 log = logging.getLogger("shared.outbox")
@@ -34,6 +34,7 @@ class RelayHealth:
         self._oldest_position: int | None = None
         self._oldest_seen_since = clock()
         self._announced_broken = False
+        self.published_total = 0
 
     # --- what the witnesses report ----------------------------------------------------------
 
@@ -43,6 +44,7 @@ class RelayHealth:
 
     def working(self, published: int = 0) -> None:
         self._failure = None
+        self.published_total += published
         if published:
             # The oldest row moved: the watcher's next look will see it, and until then
             # the backlog is not stuck.
@@ -121,7 +123,13 @@ class RelayMetrics(Collector):
             "portal_mfa_outbox_relay_healthy", "1 while the relay can publish", labels=["service"]
         )
         healthy.add_metric(labels, 1.0 if self._health.healthy else 0.0)
-        yield from (rows, age, healthy)
+        published = CounterMetricFamily(
+            "portal_mfa_outbox_published_events",
+            "Outbox rows published to Kafka (a republish after a crash counts again)",
+            labels=["service"],
+        )
+        published.add_metric(labels, float(self._health.published_total))
+        yield from (rows, age, healthy, published)
 
 
 def _or_nan(value: float | None) -> float:

@@ -96,6 +96,14 @@ class Settings(BaseSettings):
     # An assertion from the identity provider, for the CLI outside the dev stack.
     admin_token: str = Field(default="", repr=False)
 
+    # Observability (docs/observability.md): one JSON object per log line, or readable
+    # text (the default in the dev profile only); the lowest level logged; and a directory
+    # that receives finished spans as JSON lines (tests, local debugging). OTLP export is
+    # OpenTelemetry's own `OTEL_EXPORTER_OTLP_ENDPOINT`.
+    log_format: Literal["json", "text"] | None = None
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    trace_dir: str = ""
+
     # Names this process in its consumer groups (static membership), so a restart is not a
     # rebalance. Must be stable across restarts and unique among replicas; default: host
     # and HTTP port, which are both on one machine.

@@ -13,7 +13,6 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import FastAPI, Query, Request, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from services.audit.answers import EventsPage, Explanation, VerifyReport
 from services.audit.log import SCHEMA, AuditLog, history, tail
@@ -28,6 +27,7 @@ from shared.http.path_params import ContactId, OrgId
 from shared.http.problems import install_problem_handlers, problems
 from shared.kafka import new_producer, security_options
 from shared.login_rule.history import requirement_from_history
+from shared.observability.http import FASTAPI_TELEMETRY, observe
 from shared.projection import ProjectionConsumer
 from shared.readiness import database_problem, readiness
 from shared.settings import Settings
@@ -59,6 +59,7 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
             batch_size=settings.projection_batch_size,
             fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
             security=security_options(settings),
+            registry=app.state.metrics,
         )
         await consumer.start()
         task = asyncio.create_task(consumer.run_until_cancelled(), name="audit-log")
@@ -73,10 +74,13 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
             await producer.stop()
             await pool.close()
 
-    app = FastAPI(title="portal-mfa audit", version="1", lifespan=lifespan)
+    app = FastAPI(
+        title="portal-mfa audit", version="1", lifespan=lifespan, telemetry=FASTAPI_TELEMETRY
+    )
     app.state.admin_verifier = admin_verifier
     install_problem_handlers(app)
     harden(app)
+    observe(app, "audit")
 
     @app.get("/healthz", responses=probes.HEALTH)
     async def healthz() -> dict[str, str]:
@@ -87,10 +91,6 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
         consumer: ProjectionConsumer = request.app.state.consumer
         problems = [await database_problem(request.app.state.pool), consumer.reason]
         return readiness(response, problems, lag=await consumer.lag())
-
-    @app.get("/metrics", **probes.METRICS)
-    async def metrics() -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/v1/events", responses={200: {"model": EventsPage}, **problems(401, 403, 503)})
     async def events(

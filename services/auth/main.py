@@ -8,7 +8,6 @@ import logging
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
-from prometheus_client import CollectorRegistry
 
 from services.auth.domain.secret_box import SecretBox, parse_keyring
 from services.auth.http import operations, portal
@@ -23,6 +22,7 @@ from shared.db import EVENTSTORE_SQL, apply_schema, open_pool, read_sql
 from shared.events import now_utc
 from shared.http.hardening import harden
 from shared.kafka import new_producer, security_options
+from shared.observability.http import FASTAPI_TELEMETRY, observe
 from shared.outbox import OutboxRelay
 from shared.projection import ProjectionConsumer
 from shared.settings import Settings, SettingsError
@@ -73,6 +73,7 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
             fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
             security=security_options(settings),
             shared_lock=SWAP_LOCK,
+            registry=app.state.metrics,
         )
         await consumer.start()
         relay = OutboxRelay(
@@ -108,12 +109,14 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
             await producer.stop()
             await pool.close()
 
-    app = FastAPI(title="portal-mfa auth", version="1", lifespan=lifespan)
+    app = FastAPI(
+        title="portal-mfa auth", version="1", lifespan=lifespan, telemetry=FASTAPI_TELEMETRY
+    )
     app.state.admin_verifier = admin_verifier
-    app.state.metrics = CollectorRegistry()
     install_problem_handlers(app)
     harden(app)
     app.add_middleware(BodyLimit)
+    observe(app, "auth")
     app.include_router(operations.router)
     app.include_router(portal.router)
     return app

@@ -15,6 +15,7 @@ from services.auth.domain.secret_box import SecretBox
 from services.auth.flows.refusal import not_ready
 from services.auth.projection import LoginProjection
 from shared.events import Cause
+from shared.observability import context
 from shared.outbox import OutboxRelay
 from shared.projection import ProjectionConsumer
 
@@ -34,7 +35,9 @@ class AuthRuntime:
             raise not_ready()
 
     def cause(self, actor: str) -> Cause:
-        return Cause(actor=actor, at=self.clock(), correlation_id=str(uuid.uuid4()))
+        # The request's id correlates its events with its log lines (docs/observability.md).
+        correlation = context.correlation_id() or str(uuid.uuid4())
+        return Cause(actor=actor, at=self.clock(), correlation_id=correlation)
 
 
 def _runtime(request: Request) -> AuthRuntime:

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import psutil
@@ -22,9 +25,13 @@ from shared.admin_identity import AssertionIssuer, Scope
 class RunningStack(DevProcess):
     """The dev stack, plus the admin CLI as a user runs it against it."""
 
+    # Where every process of the stack, and the CLI, writes its finished spans.
+    trace_dir: str = ""
+
     def cli_env(self) -> dict[str, str]:
         env = dict(
             os.environ,
+            PORTAL_MFA_TRACE_DIR=self.trace_dir,
             PORTAL_MFA_KAFKA_BOOTSTRAP=self.kafka,
             PORTAL_MFA_AUDIT_PORT=str(self.ports["audit"]),
             PORTAL_MFA_AUTH_PORT=str(self.ports["auth"]),
@@ -35,6 +42,29 @@ class RunningStack(DevProcess):
         # The CLI proves who the admin is with the dev stack's issuer, as on a dev machine.
         env.pop("PORTAL_MFA_ADMIN_TOKEN", None)
         return env
+
+    def stop(self) -> int:
+        code = super().stop()
+        if self.trace_dir:
+            shutil.rmtree(self.trace_dir, ignore_errors=True)
+        return code
+
+    def spans(self) -> list[dict[str, Any]]:
+        """Every span the stack and its CLI runs have finished so far."""
+        found = []
+        for path in sorted(Path(self.trace_dir).glob("*.jsonl")):
+            for line in path.read_text().splitlines():
+                if line.strip():
+                    found.append(json.loads(line))
+        return found
+
+    def log_lines(self) -> list[dict[str, Any]]:
+        """The services' JSON log lines so far (the dev stack's own lines are text)."""
+        lines = []
+        for line in list(self.output):
+            if line.startswith("{"):
+                lines.append(json.loads(line))
+        return lines
 
     def issuer(self) -> AssertionIssuer:
         """The dev stack's admin issuer, found where the CLI on this machine finds it."""
@@ -84,7 +114,13 @@ class RunningStack(DevProcess):
 
 
 def start_stack(extra_env: dict[str, str] | None = None) -> RunningStack:
-    return RunningStack.start(extra_env)
+    """The stack as production logs (JSON lines) and with its spans written to files, so the
+    tests read the logs operators read and follow traces (docs/observability.md)."""
+    trace_dir = tempfile.mkdtemp(prefix="portal-mfa-traces-")
+    observed = {"PORTAL_MFA_LOG_FORMAT": "json", "PORTAL_MFA_TRACE_DIR": trace_dir}
+    running = RunningStack.start(observed | (extra_env or {}))
+    running.trace_dir = trace_dir
+    return running
 
 
 @pytest.fixture(scope="session")

@@ -30,11 +30,20 @@ SHAPES = {
     "backup code": re.compile(r"\b[a-z2-9]{4}-[a-z2-9]{4}-[a-z2-9]{4}-[a-z2-9]{4}\b"),
     "token": re.compile(r"(?<![A-Za-z0-9_-])[A-Za-z0-9_-]{43}(?![A-Za-z0-9_-])"),
     "admin assertion": re.compile(r"eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+"),
+    # An Ed25519 seed or an AEAD key as the settings carry them: 32 bytes, base64.
+    "raw key": re.compile(r"(?<![A-Za-z0-9+/])[A-Za-z0-9+/]{43}=(?![A-Za-z0-9+/=])"),
+    "private key": re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----"),
 }
 
 
-def journey(stack: RunningStack) -> list[str]:
-    """Every step of the seed page; returns every secret value it saw."""
+def code_in(code: str, text: str) -> bool:
+    """A 6-digit code standing alone: not inside a longer number, an id or a fraction of
+    a second (every JSON log line carries microseconds)."""
+    return re.search(rf"(?<![\w.]){code}(?!\w)", text) is not None
+
+
+def journey(stack: RunningStack) -> tuple[list[str], list[str]]:
+    """Every step of the seed page; returns every secret value it saw, and the codes."""
     org = f"leak-{uuid.uuid4().hex[:8]}"
     password = f"pw-{uuid.uuid4().hex}"
     secrets = [password]
@@ -65,7 +74,8 @@ def journey(stack: RunningStack) -> list[str]:
     secret = started.json()["secret"]
     totp = pyotp.TOTP(secret)
     verify_code = totp.now()
-    secrets += [secret, verify_code]
+    secrets.append(secret)
+    codes = [verify_code]
     backup = auth.post(
         "/v1/mfa/enrollment/verify", json={"enrollment_token": enrollment_token, "otp": verify_code}
     ).json()["backup_codes"]
@@ -83,7 +93,15 @@ def journey(stack: RunningStack) -> list[str]:
     )
     assert answered.status_code == 200
     secrets.append(answered.json()["session_token"])
-    return secrets
+    # A code from the app at the challenge (the next step: this one is spent), then the
+    # same code again (a replay), so each path a code takes is searched for it.
+    code = totp.at(time.time() + 30)
+    codes.append(code)
+    for _ in range(2):
+        challenge = auth.post(f"/v1/portals/{org}/login", json=login).json()["challenge_token"]
+        secrets.append(challenge)
+        auth.post("/v1/mfa/challenge", json={"challenge_token": challenge, "otp": code})
+    return secrets, codes
 
 
 async def read_all(bootstrap: str, topics: list[str]) -> list[bytes]:
@@ -111,14 +129,24 @@ async def read_all(bootstrap: str, topics: list[str]) -> list[bytes]:
 
 
 def test_no_secret_in_any_event_or_log_line(stack: RunningStack) -> None:
-    secrets = journey(stack)
+    """Every service's log lines (tracebacks included) and every span the suite exported."""
+    secrets, codes = journey(stack)
     events = asyncio.run(read_all(stack.kafka, [*EVENT_TOPICS, DEADLETTER]))
     assert len(events) > 20, "the suite should have produced events to search"
     logs = "".join(stack.output)
-    texts = {"events": b"\n".join(events).decode(errors="replace"), "logs": logs}
+    assert '"logger": "portal_mfa.access"' in logs, "the services should log as JSON lines"
+    spans = "\n".join(json.dumps(span) for span in stack.spans())
+    assert len(spans) > 1000, "the stack should have exported spans to search"
+    texts = {
+        "events": b"\n".join(events).decode(errors="replace"),
+        "logs": logs,
+        "spans": spans,
+    }
     for where, text in texts.items():
         for value in secrets:
             assert value not in text, f"a secret reached the {where}"
+        for code in codes:
+            assert not code_in(code, text), f"a code the app made reached the {where}"
         for shape, pattern in SHAPES.items():
             found = pattern.findall(text)
             assert not found, f"something shaped like a {shape} reached the {where}: {found[:3]}"

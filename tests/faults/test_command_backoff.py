@@ -4,7 +4,6 @@ PostgreSQL is back the command is carried out exactly once."""
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import AsyncIterator
 
@@ -12,6 +11,7 @@ import asyncpg
 import httpx
 import pytest
 from fastapi import FastAPI
+from prometheus_client.parser import text_string_to_metric_families
 
 from portal_mfa.command_client import CommandClient, NoAnswer
 from portal_mfa.infra import EmbeddedBroker, EmbeddedPostgres, ensure_topics
@@ -51,10 +51,14 @@ async def preferences(
 
 async def failed_attempts(client: httpx.AsyncClient) -> float:
     text = (await client.get("/metrics")).text
-    found = re.search(
-        r'portal_mfa_commands_total\{outcome="failed",service="preferences"\} (\S+)', text
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "portal_mfa_commands_total"
+        and sample.labels.get("service") == "preferences"
+        and sample.labels.get("result") == "failed"
     )
-    return float(found.group(1)) if found else 0.0
 
 
 async def test_a_command_failing_on_its_database_is_retried_with_back_off(

@@ -11,6 +11,7 @@ from datetime import datetime
 
 import asyncpg
 
+from services.auth import account_metrics
 from services.auth.domain.lockout import MfaAttempts
 from shared.events import Cause, EventEnvelope, Payload
 from shared.eventstore import append_events
@@ -76,6 +77,7 @@ async def mfa_locked_until(conn: asyncpg.Connection, contact_id: str) -> datetim
 async def save(conn: asyncpg.Connection, account: Account) -> None:
     """Write the account's attempts and password, and append its recorded events."""
     await append_events(conn, account.pending)
+    account_metrics.count(account.pending)
     account.version += len(account.pending)
     account.pending.clear()
     await conn.execute(

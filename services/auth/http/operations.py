@@ -1,4 +1,4 @@
-"""Liveness, readiness, metrics, and the login-requirement lookup."""
+"""Liveness, readiness and the login-requirement lookup (`/metrics`: shared.observability)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,7 @@ import contextlib
 from typing import Any
 
 import asyncpg
-from fastapi import APIRouter, Request, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from fastapi import APIRouter, Response
 
 from services.auth.decisions import login_requirement
 from services.auth.held_events import Waiting
@@ -47,13 +46,6 @@ async def readyz(runtime: Runtime, response: Response) -> dict[str, Any]:
         aggregates_waiting=waiting.aggregates if waiting else None,
         held_events=waiting.events if waiting else None,
     )
-
-
-@router.get("/metrics", **probes.METRICS)
-async def metrics(request: Request) -> Response:
-    # The process-wide metrics, then this app's own (its relay's backlog).
-    text = generate_latest() + generate_latest(request.app.state.metrics)
-    return Response(text, media_type=CONTENT_TYPE_LATEST)
 
 
 @router.get(
