@@ -18,6 +18,7 @@ from portal_mfa.cli.console import (
     read,
     send,
     shown,
+    written,
 )
 from portal_mfa.cli.contacts import contacts
 from portal_mfa.cli.exit_codes import BAD_SETTING, EPILOG
@@ -60,8 +61,21 @@ def _admin(
             show_default=False,
         ),
     ] = None,
+    no_wait: Annotated[
+        bool,
+        typer.Option(
+            "--no-wait",
+            help="Return as soon as the owning service has accepted a change, without"
+            " waiting until auth's login decision reflects it.",
+        ),
+    ] = False,
 ) -> None:
-    ctx.obj = {"org": org, "actor": actor, "idempotency_key": idempotency_key}
+    ctx.obj = {
+        "org": org,
+        "actor": actor,
+        "idempotency_key": idempotency_key,
+        "wait": not no_wait,
+    }
 
 
 DryRun = Annotated[
@@ -79,7 +93,8 @@ def mfa_enable(ctx: typer.Context, as_json: JsonFlag = False, dry_run: DryRun = 
     if dry_run:
         show_impact(ctx, would_be=True, as_json=as_json)
         return
-    emit(_policy_status(send(ctx, EnableMfaPolicy(org_id=org_of(ctx)))), as_json)
+    result = send(ctx, EnableMfaPolicy(org_id=org_of(ctx)))
+    emit({**_policy_status(result), **written(ctx, result)}, as_json)
 
 
 @mfa.command("disable", help="Stop requiring MFA; enrolled contacts still need their code.")
@@ -87,7 +102,8 @@ def mfa_disable(ctx: typer.Context, as_json: JsonFlag = False, dry_run: DryRun =
     if dry_run:
         show_impact(ctx, would_be=False, as_json=as_json)
         return
-    emit(_policy_status(send(ctx, DisableMfaPolicy(org_id=org_of(ctx)))), as_json)
+    result = send(ctx, DisableMfaPolicy(org_id=org_of(ctx)))
+    emit({**_policy_status(result), **written(ctx, result)}, as_json)
 
 
 @mfa.command("status", help="Whether the org's portal requires MFA.")
@@ -106,7 +122,7 @@ def mfa_status(ctx: typer.Context, as_json: JsonFlag = False) -> None:
 def portal_name(ctx: typer.Context, name: str, as_json: JsonFlag = False) -> None:
     result = send(ctx, SetPortalName(org_id=org_of(ctx), portal_name=name))
     # The reply carries ids and status only; the name is the one given here.
-    emit({**_policy_status(result), "portal_name": name}, as_json)
+    emit({**_policy_status(result), "portal_name": name, **written(ctx, result)}, as_json)
 
 
 @admin.command(

@@ -12,7 +12,17 @@ from typing import Annotated, Any, Literal
 import typer
 from rich.table import Table
 
-from portal_mfa.cli.console import JsonFlag, bearer_of, emit, org_of, out, read, send, shown
+from portal_mfa.cli.console import (
+    JsonFlag,
+    bearer_of,
+    emit,
+    org_of,
+    out,
+    read,
+    send,
+    shown,
+    written,
+)
 from shared.commands import (
     CreateContact,
     DeleteContact,
@@ -37,7 +47,8 @@ def add(
 ) -> None:
     command = CreateContact(org_id=org_of(ctx), kind=kind, display_name=name, email=email)
     result = send(ctx, command)
-    emit({"contact_id": result["contact_id"], "kind": kind, "email": command.email}, as_json)
+    shown_result = {"contact_id": result["contact_id"], "kind": kind, "email": command.email}
+    emit({**shown_result, **written(ctx, result)}, as_json)
 
 
 @contacts.command("grant-portal-access", help="Invite the contact; prints the invitation token.")
@@ -57,6 +68,7 @@ def grant(ctx: typer.Context, contact_id: ContactId, as_json: JsonFlag = False) 
             "contact_id": contact_id,
             "invitation_token": token,
             "expires_at": result["invitation_expires_at"],
+            **written(ctx, result),
         },
         as_json,
     )
@@ -65,7 +77,9 @@ def grant(ctx: typer.Context, contact_id: ContactId, as_json: JsonFlag = False) 
 @contacts.command("revoke-portal-access", help="End the contact's portal access and sessions.")
 def revoke(ctx: typer.Context, contact_id: ContactId, as_json: JsonFlag = False) -> None:
     result = send(ctx, RevokePortalAccess(org_id=org_of(ctx), contact_id=contact_id))
-    emit({k: result[k] for k in ("contact_id", "portal_access")}, as_json)
+    emit(
+        {**{k: result[k] for k in ("contact_id", "portal_access")}, **written(ctx, result)}, as_json
+    )
 
 
 @contacts.command("reset-mfa", help="Reset Portal MFA: the contact configures MFA again.")
@@ -76,13 +90,13 @@ def reset_mfa(
     as_json: JsonFlag = False,
 ) -> None:
     result = send(ctx, ResetPortalMfa(org_id=org_of(ctx), contact_id=contact_id, reason=reason))
-    emit({k: result[k] for k in ("contact_id", "mfa_epoch")}, as_json)
+    emit({**{k: result[k] for k in ("contact_id", "mfa_epoch")}, **written(ctx, result)}, as_json)
 
 
 @contacts.command("delete", help="Delete the contact; its login stops working.")
 def delete(ctx: typer.Context, contact_id: ContactId, as_json: JsonFlag = False) -> None:
-    send(ctx, DeleteContact(org_id=org_of(ctx), contact_id=contact_id))
-    emit({"contact_id": contact_id, "deleted": True}, as_json)
+    result = send(ctx, DeleteContact(org_id=org_of(ctx), contact_id=contact_id))
+    emit({"contact_id": contact_id, "deleted": True, **written(ctx, result)}, as_json)
 
 
 @contacts.command("show", help="One contact, with its portal access and mfa_epoch.")

@@ -27,6 +27,7 @@ from shared.commands import (
 )
 from shared.events import Cause
 from shared.eventstore import append_events, load_stream
+from shared.read_your_writes import WritePosition
 
 _DIRECTORY_COLUMNS = (
     "contact_id, org_id, kind, display_name, email, portal_access, mfa_epoch, deleted, version"
@@ -91,7 +92,11 @@ class ContactsService:
         # A concurrent create with the same email fails on the unique index here; the retry
         # then sees the email taken and rejects.
         await _write_directory(conn, contact)
-        return CommandReply.accepted(command.command_id, _contact_status(contact))
+        return CommandReply.accepted(
+            command.command_id,
+            _contact_status(contact),
+            WritePosition("contact", contact.contact_id, contact.version),
+        )
 
     @staticmethod
     def _decide(contact: Contact, command: ContactCommand, cause: Cause) -> list[Any]:

@@ -18,6 +18,7 @@ from shared.commands import (
     SetPortalName,
 )
 from shared.eventstore import append_events, load_stream
+from shared.read_your_writes import WritePosition
 
 ChangeCommand = EnableMfaPolicy | DisableMfaPolicy | SetPortalName
 
@@ -59,6 +60,7 @@ class PreferencesService:
         return CommandReply.accepted(
             command.command_id,
             {"org_id": prefs.org_id, "mfa_enabled": prefs.mfa_enabled, "version": prefs.version},
+            WritePosition("org_preferences", prefs.org_id, prefs.version),
         )
 
 

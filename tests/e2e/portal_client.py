@@ -140,8 +140,9 @@ class Portal:
         answer = self.admin("mfa", "enable" if enabled else "disable")
         assert answer["org_id"] == self.org
         assert answer["mfa_enabled"] is enabled
-        # A contact auth has never seen is answered from the org policy alone.
-        self.wait_requirement("no-such-contact", policy_enabled=enabled)
+        # The CLI returned once auth reflected the change: a contact auth has never seen is
+        # answered from the org policy alone, the new one.
+        self.requirement_now("no-such-contact", policy_enabled=enabled)
 
     def add_user(self, kind: str = "customer", email: str | None = None) -> User:
         """A contact with portal access who has accepted the invitation and set a password."""
@@ -155,11 +156,9 @@ class Portal:
         invited = self.admin("contacts", "grant-portal-access", contact_id)
         assert invited["contact_id"] == contact_id
         token = invited["invitation_token"]
-        # The grant reaches auth asynchronously: the invitation is unknown until it has.
-        wait_until(
-            lambda: self.accept_invitation(token, PASSWORD).status_code == 204,
-            what="the invitation to reach auth",
-        )
+        # The CLI returned once auth had applied the grant: the invitation is known there.
+        accepted = self.accept_invitation(token, PASSWORD)
+        assert accepted.status_code == 204, accepted.text
         return User(contact_id, kind, email, PASSWORD, token)
 
     def prepare(
@@ -193,6 +192,13 @@ class Portal:
         assert answer.status_code == 200, answer.text
         body: dict[str, Any] = answer.json()
         return body
+
+    def requirement_now(self, contact_id: str, **expected: Any) -> dict[str, Any]:
+        """The login requirement, which must already have every given value: an admin
+        change returns only once auth's decision reflects it (read-your-writes)."""
+        answer = self.requirement(contact_id)
+        assert all(answer[k] == v for k, v in expected.items()), (expected, answer)
+        return answer
 
     def wait_requirement(self, contact_id: str, **expected: Any) -> dict[str, Any]:
         """Poll the login requirement until every given field has the expected value."""

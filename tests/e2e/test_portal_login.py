@@ -30,7 +30,6 @@ from tests.e2e.portal_client import (
     Portal,
     assert_problem,
     new_email,
-    wait_until,
 )
 
 pytestmark = pytest.mark.e2e
@@ -89,7 +88,7 @@ def test_every_row_of_the_decision_table_along_the_help_page(portal: Portal) -> 
     (user,) = portal.prepare("customer")
 
     # Row "off / not enrolled": the password alone opens a session.
-    requirement = portal.wait_requirement(user.contact_id, known=True)
+    requirement = portal.requirement_now(user.contact_id, known=True)
     assert requirement["requirement"] == "password"
     assert requirement["policy_enabled"] is False
     assert requirement["enrolled"] is False
@@ -107,7 +106,7 @@ def test_every_row_of_the_decision_table_along_the_help_page(portal: Portal) -> 
     portal.set_policy(True)
 
     # Row "on / not enrolled": MFA must be configured before any session is issued.
-    requirement = portal.wait_requirement(user.contact_id, requirement="enroll")
+    requirement = portal.requirement_now(user.contact_id, requirement="enroll")
     assert requirement["known"] is True
     assert requirement["policy_enabled"] is True
     assert requirement["enrolled"] is False
@@ -198,7 +197,7 @@ def test_every_row_of_the_decision_table_along_the_help_page(portal: Portal) -> 
     # Reset Portal MFA with the policy off: the password alone again.
     reset = portal.admin("contacts", "reset-mfa", user.contact_id, "--reason", "lost phone")
     assert reset == {"contact_id": user.contact_id, "mfa_epoch": 1}
-    requirement = portal.wait_requirement(user.contact_id, mfa_epoch=1)
+    requirement = portal.requirement_now(user.contact_id, mfa_epoch=1)
     assert requirement["requirement"] == "password"
     assert requirement["enrolled"] is False
     assert len(requirement["decided_by"]) == 2  # the policy and the reset
@@ -325,7 +324,7 @@ def test_customers_and_vendors_of_one_org_are_treated_alike(
 ) -> None:
     portal = shared_portal
     user = portal.add_user(kind)
-    requirement = portal.wait_requirement(user.contact_id, known=True)
+    requirement = portal.requirement_now(user.contact_id, known=True)
     assert requirement["requirement"] == "enroll"
     assert requirement["policy_enabled"] is True
 
@@ -364,7 +363,7 @@ def test_one_orgs_policy_never_touches_another_org(portal: Portal, other_portal:
     portal.login_as(user_a, "mfa_enrollment_required")
 
     # Org B's contact, with the same email and password, logs in with the password alone.
-    requirement = other_portal.wait_requirement(user_b.contact_id, known=True)
+    requirement = other_portal.requirement_now(user_b.contact_id, known=True)
     assert requirement["requirement"] == "password"
     assert requirement["policy_enabled"] is False
     session = other_portal.login_as(user_b, "authenticated")
@@ -420,7 +419,6 @@ def test_revoking_access_or_deleting_the_contact_ends_sessions_and_logins(
     # Revoke portal access: the live session ends, and so do logins and pending challenges.
     answer = portal.admin("contacts", "revoke-portal-access", revoked.contact_id)
     assert answer == {"contact_id": revoked.contact_id, "portal_access": False}
-    wait_until(lambda: portal.session(session).status_code == 401, what="the session to end")
     assert_problem(portal.session(session), 401, "invalid-session")
     assert_problem(portal.login(revoked), 401, "invalid-credentials")
     assert_problem(
@@ -434,12 +432,8 @@ def test_revoking_access_or_deleting_the_contact_ends_sessions_and_logins(
     # Access granted again: the old session stays dead; the new invitation sets a password.
     granted = portal.admin("contacts", "grant-portal-access", revoked.contact_id)
     new_password = "a-brand-new-password"
-    wait_until(
-        lambda: (
-            portal.accept_invitation(granted["invitation_token"], new_password).status_code == 204
-        ),
-        what="the new invitation to reach auth",
-    )
+    accepted = portal.accept_invitation(granted["invitation_token"], new_password)
+    assert accepted.status_code == 204, accepted.text
     assert_problem(portal.session(session), 401, "invalid-session")
     # The revoke destroyed the enrollment too: the contact configures MFA anew.
     assert portal.login(revoked, new_password).json()["status"] == "mfa_enrollment_required"
@@ -447,7 +441,6 @@ def test_revoking_access_or_deleting_the_contact_ends_sessions_and_logins(
     # Delete a contact: its live session ends and its login stops working.
     answer = portal.admin("contacts", "delete", deleted.contact_id)
     assert answer == {"contact_id": deleted.contact_id, "deleted": True}
-    wait_until(lambda: portal.session(other_session).status_code == 401, what="the session to end")
     assert_problem(portal.session(other_session), 401, "invalid-session")
     assert_problem(portal.login(deleted), 401, "invalid-credentials")
     listed = portal.admin("contacts", "list")["contacts"]
@@ -483,7 +476,7 @@ def test_rejected_admin_commands_change_nothing(portal: Portal, other_portal: Po
     listed = portal.admin("contacts", "list")["contacts"]
     assert [c["contact_id"] for c in listed] == [contact_id]
     # Nothing reached auth either.
-    assert portal.wait_requirement(contact_id, known=True)["mfa_epoch"] == 0
+    assert portal.requirement_now(contact_id, known=True)["mfa_epoch"] == 0
 
 
 # --- 9. Hostile requests ----------------------------------------------------------------------
