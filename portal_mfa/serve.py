@@ -71,4 +71,7 @@ def serve(settings: Settings, service: str) -> None:
         # before the app can, and every error here is application/problem+json.
         http="h11",
         access_log=False,
+        # Never uvicorn's own X-Forwarded-For handling (it believes loopback by default):
+        # auth reads the header itself, from PORTAL_MFA_TRUSTED_PROXIES only.
+        proxy_headers=False,
     )

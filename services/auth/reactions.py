@@ -13,10 +13,12 @@ from collections.abc import Sequence
 import asyncpg
 
 from services.auth.adapters import accounts, enrollments, tokens
+from services.auth.lockouts import lift_lockouts
 from services.auth.projection import LoginProjection
 from shared.events import (
     Cause,
     ContactDeleted,
+    ContactUnlocked,
     Event,
     MfaEnrollmentInvalidated,
     MfaEnrollmentInvalidatedPayload,
@@ -40,6 +42,9 @@ class AuthProjection:
             match event:
                 case MfaReset():
                     await _invalidate_enrollments(conn, event)
+                    await lift_lockouts(conn, self.login, event)
+                case ContactUnlocked():
+                    await lift_lockouts(conn, self.login, event)
                 case PortalAccessRevoked() | ContactDeleted():
                     ended.append(event.aggregate_id)
         if ended:

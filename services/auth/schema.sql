@@ -13,6 +13,10 @@ CREATE TABLE IF NOT EXISTS accounts (
     mfa_lockouts  integer NOT NULL DEFAULT 0,
     mfa_locked_until timestamptz
 );
+-- Failures since the last success (never reset by a lockout), and the authenticator
+-- disabled once they reach the limit: only an admin's reset clears it.
+ALTER TABLE accounts ADD COLUMN IF NOT EXISTS mfa_failures_since_success integer NOT NULL DEFAULT 0;
+ALTER TABLE accounts ADD COLUMN IF NOT EXISTS mfa_disabled boolean NOT NULL DEFAULT false;
 
 CREATE TABLE IF NOT EXISTS used_invitations (
     invitation_hash text PRIMARY KEY,
@@ -40,12 +44,19 @@ CREATE TABLE IF NOT EXISTS backup_codes (
     PRIMARY KEY (enrollment_id, code_hash)
 );
 
--- The replay guard: a TOTP time step is accepted at most once per enrollment.
+-- The replay guard, monotonic: a code is accepted only for a time step later than the
+-- last one accepted for its enrollment (so no earlier unused code works after a later one).
+ALTER TABLE enrollments ADD COLUMN IF NOT EXISTS last_time_step bigint;
+
+-- The earlier guard (each step at most once); no longer written, kept for old databases.
 CREATE TABLE IF NOT EXISTS used_time_steps (
     enrollment_id uuid NOT NULL REFERENCES enrollments ON DELETE CASCADE,
     time_step     bigint NOT NULL,
     PRIMARY KEY (enrollment_id, time_step)
 );
+UPDATE enrollments e SET last_time_step = u.last
+    FROM (SELECT enrollment_id, max(time_step) AS last FROM used_time_steps GROUP BY 1) u
+    WHERE e.enrollment_id = u.enrollment_id AND e.last_time_step IS NULL;
 
 CREATE TABLE IF NOT EXISTS tokens (
     token_hash    text PRIMARY KEY,
@@ -59,9 +70,14 @@ CREATE TABLE IF NOT EXISTS tokens (
 );
 CREATE INDEX IF NOT EXISTS tokens_by_contact ON tokens (contact_id);
 
--- Failed-password counters per contact and per client address, in fixed windows.
+-- Attempt counters (reserved before a password is verified, given back on success) per
+-- contact and address, per address, per contact and for invitations, in fixed windows.
 CREATE TABLE IF NOT EXISTS password_attempts (
     subject        text PRIMARY KEY,
     failures       integer NOT NULL,
     window_started timestamptz NOT NULL
 );
+-- "org:email" of the login a counter belongs to, so an admin's unlock can clear them.
+ALTER TABLE password_attempts ADD COLUMN IF NOT EXISTS login_key text;
+CREATE INDEX IF NOT EXISTS password_attempts_by_login ON password_attempts (login_key)
+    WHERE login_key IS NOT NULL;
