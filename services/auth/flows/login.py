@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from typing import Any
 
 import asyncpg
@@ -119,7 +118,7 @@ async def login(
     locked = found is not None and found.attempts.is_locked(now)
     if not right or locked:
         reason = "mfa_locked" if locked else "wrong_password"
-        await _record_failure(rt, org_id, found.contact_id if found else None, reason)
+        await _record_failure(rt, org_id, found.contact_id if found else None, email, reason)
         raise locked_out() if locked else invalid_credentials()
     assert found is not None
 
@@ -148,17 +147,26 @@ class _StandIn(Exception):
     """Undoes the stand-in account's writes (a savepoint rolled back)."""
 
 
+STAND_INS = 64  # as many as schema.sql creates
+
+
+def _stand_in(email: str) -> str:
+    # Spread over several rows, so unknown emails do not all queue on one row lock.
+    return f"stand-in:{int(hash_token(email.lower())[:8], 16) % STAND_INS}"
+
+
 async def _record_failure(
-    rt: AuthRuntime, org_id: str, contact_id: str | None, reason: str
+    rt: AuthRuntime, org_id: str, contact_id: str | None, email: str, reason: str
 ) -> None:
     """`LoginFailed` on the contact's account; for an unknown email, the same statements on
     a stand-in account, rolled back to a savepoint, in a transaction that still commits."""
+    account_id = contact_id or _stand_in(email)
     async with rt.pool.acquire() as conn, conn.transaction():
         try:
             async with conn.transaction():
-                subject = contact_id or f"unknown-{uuid.uuid4()}"
-                account = await accounts.lock(conn, subject, org_id)
-                account.record(LoginFailed, LoginFailedPayload(reason=reason), rt.cause(subject))
+                account = await accounts.lock(conn, account_id, org_id)
+                cause = rt.cause(account_id)
+                account.record(LoginFailed, LoginFailedPayload(reason=reason), cause)
                 await accounts.save(conn, account)
                 if contact_id is None:
                     raise _StandIn
