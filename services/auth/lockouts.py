@@ -21,6 +21,15 @@ async def lift_lockouts(
     conn: asyncpg.Connection, projection: LoginProjection, event: MfaReset | ContactUnlocked
 ) -> None:
     reset = isinstance(event, MfaReset)
+    if not reset:
+        # The counters first, then the account (the order nothing else reverses).
+        email = await conn.fetchval(
+            f"SELECT email FROM {projection.schema}.contacts WHERE contact_id = $1 AND org_id = $2",
+            event.aggregate_id,
+            event.org_id,
+        )
+        if email:
+            await password_attempts.clear_login(conn, login_key(event.org_id, email))
     await conn.execute(
         "UPDATE accounts SET mfa_failures = 0, mfa_lockouts = 0, mfa_locked_until = NULL,"
         " mfa_failures_since_success = CASE WHEN $2 THEN 0 ELSE mfa_failures_since_success END,"
@@ -29,12 +38,3 @@ async def lift_lockouts(
         event.aggregate_id,
         reset,
     )
-    if reset:
-        return
-    email = await conn.fetchval(
-        f"SELECT email FROM {projection.schema}.contacts WHERE contact_id = $1 AND org_id = $2",
-        event.aggregate_id,
-        event.org_id,
-    )
-    if email:
-        await password_attempts.clear_login(conn, login_key(event.org_id, email))

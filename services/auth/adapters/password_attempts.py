@@ -63,16 +63,15 @@ async def reserve(conn: asyncpg.Connection, subjects: Sequence[Subject], now: da
 
 
 async def release(conn: asyncpg.Connection, subjects: Sequence[Subject]) -> None:
-    """A success: the attempt was not a failure after all."""
-    for subject in subjects:
-        if subject.cleared_on_success:
-            await conn.execute("DELETE FROM password_attempts WHERE subject = $1", subject.key)
-        else:
-            await conn.execute(
-                "UPDATE password_attempts SET failures = GREATEST(failures - 1, 0)"
-                " WHERE subject = $1",
-                subject.key,
-            )
+    """A success: the attempt was not a failure after all. One statement, so the rows'
+    locks (an address's row is shared by all its logins) are held only for it."""
+    await conn.execute(
+        "WITH cleared AS (DELETE FROM password_attempts WHERE subject = ANY($1::text[]))"
+        " UPDATE password_attempts SET failures = GREATEST(failures - 1, 0)"
+        " WHERE subject = ANY($2::text[])",
+        [s.key for s in subjects if s.cleared_on_success],
+        [s.key for s in subjects if not s.cleared_on_success],
+    )
 
 
 async def clear_login(conn: asyncpg.Connection, login: str) -> None:

@@ -62,6 +62,7 @@ async def accept_invitation(
         account.password_hash = password_hash
         account.record(PortalPasswordSet, Empty(), rt.cause(contact_id))
         await accounts.save(conn, account)
+    async with rt.pool.acquire() as conn:
         await password_attempts.release(conn, limits)
 
 
@@ -122,8 +123,9 @@ async def login(
         raise locked_out() if locked else invalid_credentials()
     assert found is not None
 
-    async with rt.pool.acquire() as conn, conn.transaction():
+    async with rt.pool.acquire() as conn:
         await password_attempts.release(conn, limits)
+    async with rt.pool.acquire() as conn, conn.transaction():
         account = await accounts.lock(conn, found.contact_id, org_id)
         decision = await login_requirement(conn, rt.projection, org_id, found.contact_id)
         if decision.held.contact:
