@@ -84,5 +84,7 @@ CREATE TABLE IF NOT EXISTS password_attempts (
 );
 -- "org:email" of the login a counter belongs to, so an admin's unlock can clear them.
 ALTER TABLE password_attempts ADD COLUMN IF NOT EXISTS login_key text;
+-- The window's length, so one statement can count an attempt against several limits.
+ALTER TABLE password_attempts ADD COLUMN IF NOT EXISTS window_s integer NOT NULL DEFAULT 900;
 CREATE INDEX IF NOT EXISTS password_attempts_by_login ON password_attempts (login_key)
     WHERE login_key IS NOT NULL;

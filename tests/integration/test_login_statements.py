@@ -91,6 +91,9 @@ async def failed_login(recorded: Recorded, email: str, address: str) -> list[str
 async def test_an_unknown_email_issues_the_statements_a_wrong_password_does(
     recorded: Recorded,
 ) -> None:
+    # Once each first: asyncpg looks a statement's types up the first time it sees it.
+    await failed_login(recorded, EMAIL, "192.0.2.9")
+    await failed_login(recorded, "first@example.com", "192.0.2.9")
     known = await failed_login(recorded, EMAIL, "192.0.2.1")
     unknown = await failed_login(recorded, "nobody@example.com", "192.0.2.2")
     assert unknown == known

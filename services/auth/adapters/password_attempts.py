@@ -38,25 +38,32 @@ def login_key(org_id: str, email: str) -> str:
 
 async def reserve(conn: asyncpg.Connection, subjects: Sequence[Subject], now: datetime) -> bool:
     """Count one attempt against every subject, or none if one is at its limit."""
+    limits = {s.key: s.limit.attempts for s in subjects}
     try:
         async with conn.transaction():
-            for subject in subjects:
-                count: int = await conn.fetchval(
-                    "INSERT INTO password_attempts (subject, failures, window_started, login_key)"
-                    " VALUES ($1, 1, $2, $4)"
-                    " ON CONFLICT (subject) DO UPDATE SET"
-                    " failures = CASE WHEN password_attempts.window_started + $3 <= $2 THEN 1"
-                    "   ELSE password_attempts.failures + 1 END,"
-                    " window_started = CASE WHEN password_attempts.window_started + $3 <= $2"
-                    "   THEN $2 ELSE password_attempts.window_started END"
-                    " RETURNING failures",
-                    subject.key,
-                    now,
-                    subject.limit.window,
-                    subject.login,
-                )
-                if count > subject.limit.attempts:
-                    raise _OverLimit  # rolls every counter of this attempt back
+            # One statement for all counters, taking their rows in the given order (the
+            # same for every attempt, so two attempts never wait on each other in a cycle).
+            counts = await conn.fetch(
+                "INSERT INTO password_attempts AS p"
+                " (subject, failures, window_started, login_key, window_s)"
+                " SELECT subject, 1, $4, login_key, window_s"
+                " FROM unnest($1::text[], $2::text[], $3::integer[]) WITH ORDINALITY"
+                "   AS u(subject, login_key, window_s, n) ORDER BY n"
+                " ON CONFLICT (subject) DO UPDATE SET"
+                " failures = CASE WHEN p.window_started + make_interval(secs => p.window_s)"
+                "   <= EXCLUDED.window_started THEN 1 ELSE p.failures + 1 END,"
+                " window_started = CASE WHEN p.window_started + make_interval(secs => p.window_s)"
+                "   <= EXCLUDED.window_started THEN EXCLUDED.window_started"
+                "   ELSE p.window_started END,"
+                " window_s = EXCLUDED.window_s"
+                " RETURNING subject, failures",
+                [s.key for s in subjects],
+                [s.login for s in subjects],
+                [int(s.limit.window.total_seconds()) for s in subjects],
+                now,
+            )
+            if any(row["failures"] > limits[row["subject"]] for row in counts):
+                raise _OverLimit  # rolls every counter of this attempt back
     except _OverLimit:
         return False
     return True
