@@ -113,9 +113,9 @@ async def mfa_locked_until(conn: asyncpg.Connection, contact_id: str) -> datetim
     return found
 
 
-async def save(conn: asyncpg.Connection, account: Account) -> None:
+async def save(conn: asyncpg.Connection, account: Account, *, wake_relay: bool = True) -> None:
     """Write the account's attempts and password, and append its recorded events."""
-    await append_events(conn, account.pending)
+    await append_events(conn, account.pending, wake_relay=wake_relay)
     account.version += len(account.pending)
     account.pending.clear()
     await conn.execute(

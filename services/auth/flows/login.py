@@ -169,7 +169,10 @@ async def _record_failure(
                 account = await accounts.lock(conn, account_id, org_id)
                 cause = rt.cause(account_id)
                 account.record(LoginFailed, LoginFailedPayload(reason=reason), cause)
-                await accounts.save(conn, account)
+                # Published at the relay's next poll, not at once: publishing right away
+                # (signing, sending, audit's work) would slow this answer, and only for
+                # an email that exists.
+                await accounts.save(conn, account, wake_relay=False)
                 if contact_id is None:
                     raise _StandIn
         except _StandIn:
