@@ -5,6 +5,7 @@ of the contact beyond a version gap, and hold it forever."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from shared.events import (
     Cause,
@@ -18,48 +19,37 @@ from shared.events import (
     PortalAccessRevoked,
 )
 from shared.login_rule.history import requirement_from_history
-from shared.login_rule.projected import ProjectedContact
+from shared.login_rule.projected import ContactEvent, ProjectedContact
 
 AT = datetime(2026, 1, 1, tzinfo=UTC)
 CAUSE = Cause(actor="admin", at=AT)
 
 
-def stream() -> list[ContactCreated | PortalAccessGranted | ContactUnlocked | PortalAccessRevoked]:
-    def new(cls: type, version: int, payload: object) -> object:
-        return cls.new(
-            org_id="acme",
-            aggregate_id="c1",
-            aggregate_version=version,
-            payload=payload,
-            cause=CAUSE,
-        )
-
+def stream() -> list[ContactEvent]:
+    common: dict[str, Any] = {"org_id": "acme", "aggregate_id": "c1", "cause": CAUSE}
+    granted = PortalAccessGrantedPayload(
+        email="v@example.com", invitation_hash="0" * 64, expires_at=AT + timedelta(days=1)
+    )
+    created = ContactCreatedPayload(kind="vendor", display_name="V", email="v@example.com")
     return [
-        new(
-            ContactCreated,
-            1,
-            ContactCreatedPayload(kind="vendor", display_name="V", email="v@x.io"),
+        ContactCreated.new(aggregate_version=1, payload=created, **common),
+        PortalAccessGranted.new(aggregate_version=2, payload=granted, **common),
+        ContactUnlocked.new(
+            aggregate_version=3, payload=ContactUnlockedPayload(reason="support"), **common
         ),
-        new(
-            PortalAccessGranted,
-            2,
-            PortalAccessGrantedPayload(
-                email="v@x.io", invitation_hash="0" * 64, expires_at=AT + timedelta(days=1)
-            ),
-        ),
-        new(ContactUnlocked, 3, ContactUnlockedPayload(reason="support")),
-        new(PortalAccessRevoked, 4, Empty()),
-    ]  # type: ignore[return-value]
+        PortalAccessRevoked.new(aggregate_version=4, payload=Empty(), **common),
+    ]
 
 
 def test_the_projection_folds_it_as_one_more_version() -> None:
     contact = ProjectedContact("c1", "acme")
-    for event in stream()[:3]:
+    events = stream()
+    for event in events[:3]:
         contact = contact.evolve(event)
     assert (contact.version, contact.portal_access) == (3, True)
-    assert contact.evolve(stream()[3]).portal_access is False
+    assert contact.evolve(events[3]).portal_access is False
 
 
 def test_the_history_fold_sees_no_gap_after_it() -> None:
-    decided = requirement_from_history("acme", "c1", stream())  # type: ignore[arg-type]
+    decided = requirement_from_history("acme", "c1", stream())
     assert decided.held.contact == ()
