@@ -174,14 +174,19 @@ def test_an_unknown_email_takes_as_long_as_a_wrong_password(portal: Portal) -> N
     # Interleaved pairs, so load on this shared machine hits both sides alike; the
     # paired differences cancel its drift.
     differences = []
-    for i in range(60):
+    for i in range(150):
         pair = (user.email, unknown) if i % 2 else (unknown, user.email)
         times = {email: timed(email) for email in pair}
         differences.append(times[user.email] - times[unknown])
+    # Two views of the same samples. Slower-in-most-pairs is what a constant extra cost
+    # looks like however noisy the machine (the old code's extra transaction, ~1.5 ms on
+    # an idle machine, made the known email slower in over 75% of pairs); a gross shift
+    # of the middle is what a costly extra step looks like (~4.4 ms under load).
+    slower = sum(d > 0 for d in differences) / len(differences)
     median_ms = statistics.median(differences) * 1000
-    # The known email's extra query and transaction used to cost 2-4 ms; now it is the
-    # same statements either way (tests/integration/test_login_statements.py).
-    assert abs(median_ms) < 1.5, f"known - unknown: median {median_ms:.2f} ms"
+    assert 0.35 < slower < 0.65, f"the known email was slower in {slower:.0%} of pairs"
+    assert abs(median_ms) < 3.0, f"known - unknown: median {median_ms:.2f} ms"
+    # The statements themselves are compared in tests/integration/test_login_statements.py.
 
 
 # --- 4. Invitations --------------------------------------------------------------------------
