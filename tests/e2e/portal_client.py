@@ -1,5 +1,11 @@
 """Small helpers to drive the running portal as its users do: the admin CLI, the portal's
-HTTP API, and an authenticator app that knows each TOTP time step is accepted only once."""
+HTTP API, and an authenticator app that knows each TOTP time step is accepted only once.
+
+Each portal login test (test_login_decision_table.py and its neighbours, one file per
+section of the product page) is one user journey through the running `portal-mfa dev`
+stack, in an org of its own: the admin acts through the CLI, the contact through HTTP
+with an authenticator app (pyotp). An admin change returns once auth's login decision
+reflects it."""
 
 from __future__ import annotations
 
@@ -19,6 +25,12 @@ PROBLEM_JSON = "application/problem+json"
 PROBLEM_BASE = "https://portal-mfa.dev/problems/"
 STEP_S = 30
 PASSWORD = "correct-horse-battery"
+START = "/v1/mfa/enrollment/start"
+VERIFY = "/v1/mfa/enrollment/verify"
+ENABLE = "/v1/mfa/enrollment/enable"
+CHALLENGE = "/v1/mfa/challenge"
+# A 1 MB body is refused as too large, or (under a larger limit) as an invalid field.
+TOO_BIG = {413, 422}
 
 T = TypeVar("T")
 
@@ -257,3 +269,23 @@ class Portal:
         assert enabled.status_code == 200, enabled.text
         assert enabled.json()["status"] == "authenticated"
         return Enrollment(token, app, verified.json()["backup_codes"], enabled.json())
+
+
+def whoami(portal: Portal, session_token: str) -> dict[str, Any]:
+    answer = portal.session(session_token)
+    assert answer.status_code == 200, answer.text
+    body: dict[str, Any] = answer.json()
+    return body
+
+
+def authenticated(answer: httpx.Response) -> dict[str, Any]:
+    assert answer.status_code == 200, answer.text
+    body: dict[str, Any] = answer.json()
+    assert body["status"] == "authenticated", body
+    assert body["session_token"]
+    assert body["expires_at"]
+    return body
+
+
+def assert_no_store(answer: httpx.Response) -> None:
+    assert "no-store" in answer.headers.get("cache-control", ""), answer.headers

@@ -13,7 +13,6 @@ import base64
 import json
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -97,13 +96,6 @@ async def _publish_raw(
 
 def publish_raw(stack: RunningStack, value: bytes, key: str, **kw: str) -> dict[str, Any]:
     return asyncio.run(_publish_raw(stack.kafka, value, key, **kw))
-
-
-@pytest.fixture
-def portal(stack: RunningStack) -> Iterator[Portal]:
-    running = Portal(stack)
-    yield running
-    running.close()
 
 
 def test_forged_and_replayed_commands_are_rejected_and_change_nothing(

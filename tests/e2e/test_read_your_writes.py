@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any
@@ -20,13 +20,6 @@ from tests.e2e.portal_client import Portal, User, assert_problem
 pytestmark = pytest.mark.e2e
 
 ROUNDS = 20
-
-
-@pytest.fixture
-def portal(stack: RunningStack) -> Iterator[Portal]:
-    portal = Portal(stack)
-    yield portal
-    portal.close()
 
 
 def lookup(portal: Portal, contact_id: str, position: str | None) -> httpx.Response:

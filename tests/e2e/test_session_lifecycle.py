@@ -14,13 +14,11 @@ once: nothing here polls a session until it happens to end.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import RunningStack
 from tests.e2e.portal_client import (
     Authenticator,
     Portal,
@@ -31,22 +29,6 @@ from tests.e2e.portal_client import (
 )
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def portal(stack: RunningStack) -> Iterator[Portal]:
-    """A fresh org of its own."""
-    running = Portal(stack)
-    yield running
-    running.close()
-
-
-@pytest.fixture
-def other_portal(stack: RunningStack) -> Iterator[Portal]:
-    """A second, unrelated org."""
-    running = Portal(stack)
-    yield running
-    running.close()
 
 
 def whoami(portal: Portal, session_token: str) -> dict[str, Any]:
