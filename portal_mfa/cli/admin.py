@@ -90,19 +90,20 @@ DryRun = Annotated[
 
 @mfa.command("enable", help="Require MFA for the org's portal (customers and vendors).")
 def mfa_enable(ctx: typer.Context, as_json: JsonFlag = False, dry_run: DryRun = False) -> None:
-    if dry_run:
-        show_impact(ctx, would_be=True, as_json=as_json)
-        return
-    result = send(ctx, EnableMfaPolicy(org_id=org_of(ctx)))
-    emit({**_policy_status(result), **written(ctx, result)}, as_json)
+    _set_policy(ctx, True, as_json, dry_run)
 
 
 @mfa.command("disable", help="Stop requiring MFA; enrolled contacts still need their code.")
 def mfa_disable(ctx: typer.Context, as_json: JsonFlag = False, dry_run: DryRun = False) -> None:
+    _set_policy(ctx, False, as_json, dry_run)
+
+
+def _set_policy(ctx: typer.Context, enabled: bool, as_json: bool, dry_run: bool) -> None:
     if dry_run:
-        show_impact(ctx, would_be=False, as_json=as_json)
+        show_impact(ctx, would_be=enabled, as_json=as_json)
         return
-    result = send(ctx, DisableMfaPolicy(org_id=org_of(ctx)))
+    command = EnableMfaPolicy if enabled else DisableMfaPolicy
+    result = send(ctx, command(org_id=org_of(ctx)))
     emit({**_policy_status(result), **written(ctx, result)}, as_json)
 
 

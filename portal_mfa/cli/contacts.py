@@ -78,9 +78,7 @@ def grant(ctx: typer.Context, contact_id: ContactId, as_json: JsonFlag = False) 
 @contacts.command("revoke-portal-access", help="End the contact's portal access and sessions.")
 def revoke(ctx: typer.Context, contact_id: ContactId, as_json: JsonFlag = False) -> None:
     result = send(ctx, RevokePortalAccess(org_id=org_of(ctx), contact_id=contact_id))
-    emit(
-        {**{k: result[k] for k in ("contact_id", "portal_access")}, **written(ctx, result)}, as_json
-    )
+    emit({**_fields(result, "contact_id", "portal_access"), **written(ctx, result)}, as_json)
 
 
 @contacts.command("reset-mfa", help="Reset Portal MFA: the contact configures MFA again.")
@@ -91,7 +89,7 @@ def reset_mfa(
     as_json: JsonFlag = False,
 ) -> None:
     result = send(ctx, ResetPortalMfa(org_id=org_of(ctx), contact_id=contact_id, reason=reason))
-    emit({**{k: result[k] for k in ("contact_id", "mfa_epoch")}, **written(ctx, result)}, as_json)
+    emit({**_fields(result, "contact_id", "mfa_epoch"), **written(ctx, result)}, as_json)
 
 
 @contacts.command(
@@ -103,8 +101,8 @@ def unlock(
     reason: Annotated[str, typer.Option(help="Why (kept in the event log).")] = "",
     as_json: JsonFlag = False,
 ) -> None:
-    send(ctx, UnlockContact(org_id=org_of(ctx), contact_id=contact_id, reason=reason))
-    emit({"contact_id": contact_id, "unlocked": True}, as_json)
+    result = send(ctx, UnlockContact(org_id=org_of(ctx), contact_id=contact_id, reason=reason))
+    emit({"contact_id": contact_id, "unlocked": True, **written(ctx, result)}, as_json)
 
 
 @contacts.command("delete", help="Delete the contact; its login stops working.")
@@ -136,6 +134,10 @@ def list_contacts(ctx: typer.Context, as_json: JsonFlag = False) -> None:
             shown(row["mfa_epoch"]),
         )
     out.print(table)
+
+
+def _fields(result: dict[str, Any], *keys: str) -> dict[str, Any]:
+    return {k: result[k] for k in keys}
 
 
 def _org_path(ctx: typer.Context) -> str:

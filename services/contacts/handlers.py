@@ -6,19 +6,19 @@ command replies carry ids and status only, since every reader of the reply topic
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import timedelta
+from typing import Any, assert_never
 
 import asyncpg
 
 from services.contacts.domain import Contact, ContactRejected
-from shared.admin_identity import AdminAssertion, AssertionVerifier
-from shared.command_handling import admit, run_once
+from shared.admin_identity import AdminAssertion
+from shared.command_handling import CommandOwner
 from shared.commands import (
     CONTACTS_COMMAND_ADAPTER,
     CommandReply,
     ContactCommand,
+    ContactsCommand,
     CreateContact,
     DeleteContact,
     GrantPortalAccess,
@@ -35,19 +35,8 @@ _DIRECTORY_COLUMNS = (
 )
 
 
-class ContactsService:
-    def __init__(
-        self, pool: asyncpg.Pool, verifier: AssertionVerifier, clock: Callable[[], datetime]
-    ) -> None:
-        self._pool = pool
-        self._verifier = verifier
-        self._clock = clock
-
-    async def execute(self, body: bytes) -> CommandReply:
-        admitted = admit(CONTACTS_COMMAND_ADAPTER, self._verifier, body)
-        if isinstance(admitted, CommandReply):
-            return admitted
-        return await run_once(self._pool, admitted, self._change)
+class ContactsService(CommandOwner):
+    commands = CONTACTS_COMMAND_ADAPTER
 
     async def contacts(self, org_id: str) -> list[dict[str, Any]]:
         async with self._pool.acquire() as conn:
@@ -67,7 +56,7 @@ class ContactsService:
         return _contact_view(contact)
 
     async def _change(
-        self, conn: asyncpg.Connection, command: ContactCommand, admin: AdminAssertion
+        self, conn: asyncpg.Connection, command: ContactsCommand, admin: AdminAssertion
     ) -> CommandReply:
         contact = await _load(conn, command.contact_id)
         if not isinstance(command, CreateContact) and (
@@ -100,7 +89,7 @@ class ContactsService:
         )
 
     @staticmethod
-    def _decide(contact: Contact, command: ContactCommand, cause: Cause) -> list[Any]:
+    def _decide(contact: Contact, command: ContactsCommand, cause: Cause) -> list[Any]:
         match command:
             case CreateContact():
                 return contact.create(
@@ -118,7 +107,7 @@ class ContactsService:
                 return contact.unlock(command.reason, cause)
             case DeleteContact():
                 return contact.delete(cause)
-        raise ContactRejected("invalid", f"{type(command).__name__} is not a change")
+        assert_never(command)
 
 
 async def _email_taken(conn: asyncpg.Connection, org_id: str, email: str) -> bool:
