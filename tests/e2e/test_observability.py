@@ -48,6 +48,9 @@ def traffic(stack: RunningStack, portal: Portal) -> User:
     assert portal.challenge(portal.login_as(user, "mfa_required")["challenge_token"], otp=code)
     replayed = portal.challenge(portal.login_as(user, "mfa_required")["challenge_token"], otp=code)
     assert replayed.status_code == 401
+    # A wrong password while the MFA step is still open (once it locks, the password
+    # step answers 429 to right and wrong passwords alike).
+    assert portal.login(user, "not-the-password").status_code == 401
     # Wrong codes until the MFA step locks (then even the password step answers 429).
     for _ in range(6):
         answer = portal.login(user)
@@ -56,7 +59,7 @@ def traffic(stack: RunningStack, portal: Portal) -> User:
         challenge = answer.json()["challenge_token"]
         assert portal.challenge(challenge, otp=enrolled.app.wrong_code()).status_code in (401, 429)
     assert answer.status_code == 429, "five failed second factors should lock the MFA step"
-    assert portal.login(user, "not-the-password").status_code == 401
+    assert portal.login(user, "not-the-password").status_code == 429
     # An admin command the service refuses, and a record nobody signed.
     portal.admin_rejected("contacts", "reset-mfa", str(uuid.uuid4()))
     asyncio.run(publish_unsigned(stack.kafka, portal.org))
@@ -244,7 +247,8 @@ def test_a_login_joins_its_callers_trace_and_its_events_carry_it_to_audit(
         json={"email": traffic.email, "password": "wrong-password"},
         headers={"traceparent": parent},
     )
-    assert answer.status_code == 401
+    # The traffic left this user's MFA step locked: 429, and a LoginFailed all the same.
+    assert answer.status_code == 429
 
     def named(name: str) -> list[dict[str, object]]:
         return [
@@ -253,7 +257,7 @@ def test_a_login_joins_its_callers_trace_and_its_events_carry_it_to_audit(
         ]  # fmt: skip
 
     (served,) = wait_until(lambda: named("POST /v1/portals/{org_id}/login"))
-    assert served["attributes"]["http.response.status_code"] == 401
+    assert served["attributes"]["http.response.status_code"] == 429
     # The LoginFailed it recorded went out through auth's outbox with the trace.
     assert wait_until(lambda: named("audit_log apply LoginFailed"), timeout=15)
     # And the event names the request as its correlation id: log line and audit agree.
