@@ -23,6 +23,7 @@ from frontends.portal_web import messages
 from frontends.portal_web.auth_api import AuthApi, Refused, Unreachable
 from frontends.portal_web.session import PortalSession, load, store
 from shared.http.path_params import OrgId
+from shared.observability.http import observe
 from shared.settings import Settings, auth_url
 
 HERE = Path(__file__).parent
@@ -45,6 +46,9 @@ def create_app(settings: Settings) -> FastAPI:
         title="Portal", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan
     )
     install_frame(app, HERE)
+    # Request ids, the access log, the HTTP histogram, spans and /metrics, as the services;
+    # not shared.http.hardening: these pages keep their own headers (frontends.common.web).
+    observe(app, "portal-web")
 
     def page(
         request: Request,

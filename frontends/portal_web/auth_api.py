@@ -11,6 +11,8 @@ from typing import Any
 
 import httpx
 
+from shared.observability.http import outgoing_headers
+
 PROBLEM_BASE = "https://portal-mfa.dev/problems/"
 
 
@@ -36,7 +38,10 @@ class AuthApi:
     async def _call(
         self, method: str, path: str, body: dict[str, Any] | None = None, bearer: str = ""
     ) -> dict[str, Any]:
-        headers = {"Authorization": f"Bearer {bearer}"} if bearer else {}
+        # The page's request id and trace go with it: auth's lines name the same request.
+        headers = outgoing_headers()
+        if bearer:
+            headers["Authorization"] = f"Bearer {bearer}"
         try:
             answer = await self._http.request(method, path, json=body, headers=headers)
         except httpx.HTTPError as exc:
