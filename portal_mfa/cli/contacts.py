@@ -19,6 +19,7 @@ from shared.commands import (
     GrantPortalAccess,
     ResetPortalMfa,
     RevokePortalAccess,
+    UnlockContact,
 )
 from shared.settings import contacts_url, load_settings
 from shared.tokens import hash_token, new_token
@@ -77,6 +78,19 @@ def reset_mfa(
 ) -> None:
     result = send(ctx, ResetPortalMfa(org_id=org_of(ctx), contact_id=contact_id, reason=reason))
     emit({k: result[k] for k in ("contact_id", "mfa_epoch")}, as_json)
+
+
+@contacts.command(
+    "unlock", help="Lift the contact's login lockouts (second factor and failed passwords)."
+)
+def unlock(
+    ctx: typer.Context,
+    contact_id: ContactId,
+    reason: Annotated[str, typer.Option(help="Why (kept in the event log).")] = "",
+    as_json: JsonFlag = False,
+) -> None:
+    send(ctx, UnlockContact(org_id=org_of(ctx), contact_id=contact_id, reason=reason))
+    emit({"contact_id": contact_id, "unlocked": True}, as_json)
 
 
 @contacts.command("delete", help="Delete the contact; its login stops working.")
