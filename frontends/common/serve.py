@@ -28,8 +28,10 @@ def run(app: FastAPI, settings: Settings, port: int) -> None:
         server_header=False,
         # uvicorn's own lines go through the process's log format (configure first).
         log_config=None,
-        # Behind a TLS-terminating proxy the Secure cookies need the forwarded scheme.
-        proxy_headers=True,
+        # The TCP peer stays the peer: the portal passes X-Forwarded-For on to auth with the
+        # peer appended, and auth alone decides which proxies to believe. (The cookies are
+        # Secure by profile, not by the scheme a proxy reports.)
+        proxy_headers=False,
     )
 
 

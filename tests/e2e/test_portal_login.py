@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import re
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -22,6 +23,10 @@ import httpx
 import pyotp
 import pytest
 
+from services.auth.domain.lockout import (
+    FIRST_LOCKOUT,
+    MAX_CONSECUTIVE_FAILURES,
+)
 from tests.e2e.conftest import RunningStack
 from tests.e2e.portal_client import (
     PASSWORD,
@@ -403,6 +408,31 @@ def test_five_consecutive_wrong_codes_lock_the_mfa_step(portal: Portal) -> None:
         portal.challenge(challenge_token, backup_code=enrolled.backup_codes[0]), 429, "locked-out"
     )
     assert_problem(portal.login(user), 429, "locked-out")
+
+
+def test_a_locked_mfa_step_says_when_it_opens_in_retry_after(portal: Portal) -> None:
+    (user,) = portal.prepare("customer", policy=True)
+    app = portal.enroll(user).app
+    challenge_token = portal.login_as(user, "mfa_required")["challenge_token"]
+    for _ in range(MAX_CONSECUTIVE_FAILURES - 1):
+        assert_problem(portal.challenge(challenge_token, otp=app.wrong_code()), 401, "wrong-code")
+    # The failure that locks: the lock runs FIRST_LOCKOUT from the moment auth counted it.
+    before = time.time()
+    assert_problem(portal.challenge(challenge_token, otp=app.wrong_code()), 401, "wrong-code")
+    after = time.time()
+    lock = FIRST_LOCKOUT.total_seconds()
+
+    for answer in (
+        portal.challenge(challenge_token, otp=app.code(spend=False)),
+        portal.login(user),  # the password step says the same while the lock holds
+    ):
+        asked = time.time()
+        assert_problem(answer, 429, "locked-out")
+        retry_after = answer.headers["retry-after"]
+        assert retry_after.isdigit(), retry_after  # delay-seconds, not a date
+        # The lock ends between before+lock and after+lock; asked after `after`.
+        assert before + lock - asked - 1 <= int(retry_after) <= after + lock - before + 1
+        assert int(retry_after) > lock - 60, "a fresh 5-minute lock says about 5 minutes"
 
 
 # --- 7. Revoked access and deleted contacts ---------------------------------------------------

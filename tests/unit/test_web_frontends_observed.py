@@ -38,11 +38,13 @@ class StandInAuth:
 
     def __init__(self, retry_after: str | None) -> None:
         self.request_ids: list[str | None] = []
+        self.forwarded_for: list[str | None] = []
         app = FastAPI()
 
         @app.post("/v1/portals/{org_id}/login")
         async def login(request: Request, org_id: str) -> dict[str, str]:
             self.request_ids.append(request.headers.get("x-request-id"))
+            self.forwarded_for.append(request.headers.get("x-forwarded-for"))
             return {"status": "mfa_required", "challenge_token": "challenge-1"}
 
         @app.post("/v1/mfa/challenge")
@@ -95,7 +97,7 @@ def log_lines() -> Iterator[io.StringIO]:
         root.setLevel(before[1])
 
 
-def locked_page(auth: StandInAuth) -> tuple[Any, str]:
+def locked_page(auth: StandInAuth, forwarded_for: str = "") -> tuple[Any, str]:
     settings = Settings(  # type: ignore[call-arg]
         profile="dev", auth_url=f"http://127.0.0.1:{auth.port}", web_cookie_key=KEY
     )
@@ -104,6 +106,7 @@ def locked_page(auth: StandInAuth) -> tuple[Any, str]:
         signed = client.post(
             "/portals/acme/login",
             data={"email": "a@example.com", "password": "pw", "csrf": csrf},
+            headers={"X-Forwarded-For": forwarded_for} if forwarded_for else {},
         )
         assert signed.url.path == "/portals/acme/challenge", signed.text
         sent = str(uuid.uuid4())
@@ -180,3 +183,19 @@ def test_metrics_probes_and_the_pages_own_headers(frontend: str) -> None:
         f'portal_mfa_http_request_duration_seconds_count{{handler="{route}",method="GET",'
         'status="200"} 1.0' in metrics.text
     )
+
+
+def test_auth_sees_the_browsers_address_chain_for_its_per_address_limits() -> None:
+    # Behind the portal every person would otherwise be one address (the portal's) to
+    # auth's login limits: one attacker could spend everyone's budget.
+    with StandInAuth(retry_after="60") as auth:
+        locked_page(auth)
+        locked_page(auth, forwarded_for="203.0.113.9, 10.1.2.3")
+        locked_page(auth, forwarded_for=", ".join(f"198.51.100.{i}" for i in range(40)))
+    peer = "testclient"  # the TestClient's peer, as uvicorn would give the TCP peer
+    assert auth.forwarded_for[0] == peer
+    # What the ingress said, with the portal's own peer appended: auth walks it from the
+    # right as far as its trusted proxies go.
+    assert auth.forwarded_for[1] == f"203.0.113.9, 10.1.2.3, {peer}"
+    hops = (auth.forwarded_for[2] or "").split(", ")
+    assert len(hops) == 16 and hops[-1] == peer and hops[-2] == "198.51.100.39"
