@@ -48,6 +48,8 @@ def traffic(stack: RunningStack, portal: Portal) -> User:
     assert portal.challenge(portal.login_as(user, "mfa_required")["challenge_token"], otp=code)
     replayed = portal.challenge(portal.login_as(user, "mfa_required")["challenge_token"], otp=code)
     assert replayed.status_code == 401
+    # A wrong password, before the lock: once locked, every password is answered 429.
+    assert portal.login(user, "not-the-password").status_code == 401
     # Wrong codes until the MFA step locks (then even the password step answers 429).
     for _ in range(6):
         answer = portal.login(user)
@@ -56,7 +58,7 @@ def traffic(stack: RunningStack, portal: Portal) -> User:
         challenge = answer.json()["challenge_token"]
         assert portal.challenge(challenge, otp=enrolled.app.wrong_code()).status_code in (401, 429)
     assert answer.status_code == 429, "five failed second factors should lock the MFA step"
-    assert portal.login(user, "not-the-password").status_code == 401
+    assert portal.login(user, "not-the-password").status_code == 429
     # An admin command the service refuses, and a record nobody signed.
     portal.admin_rejected("contacts", "reset-mfa", str(uuid.uuid4()))
     asyncio.run(publish_unsigned(stack.kafka, portal.org))
@@ -243,7 +245,7 @@ def test_one_command_in_the_json_log(stack: RunningStack) -> None:
         if s["name"] == "portal-mfa admin CreateContact"
         and s["attributes"].get("portal_mfa.org_id") == portal.org
     ]  # fmt: skip
-    trace_id = sent["context"]["trace_id"]
+    trace_id = str(sent["context"]["trace_id"]).removeprefix("0x")
 
     def of_the_command() -> list[dict[str, object]]:
         return [
@@ -287,7 +289,9 @@ def test_a_login_joins_its_callers_trace_and_its_events_carry_it_to_audit(
         json={"email": traffic.email, "password": "wrong-password"},
         headers={"traceparent": parent},
     )
-    assert answer.status_code == 401
+    # The traffic left this user's MFA step locked: any password is answered 429, and the
+    # failed login is recorded (and audited) all the same.
+    assert answer.status_code == 429
 
     def named(name: str) -> list[dict[str, object]]:
         return [
@@ -296,7 +300,7 @@ def test_a_login_joins_its_callers_trace_and_its_events_carry_it_to_audit(
         ]  # fmt: skip
 
     (served,) = wait_until(lambda: named("POST /v1/portals/{org_id}/login"))
-    assert served["attributes"]["http.response.status_code"] == 401
+    assert served["attributes"]["http.response.status_code"] == 429
     # The LoginFailed it recorded went out through auth's outbox with the trace.
     assert wait_until(lambda: named("audit_log apply LoginFailed"), timeout=15)
     # And the event names the request as its correlation id: log line and audit agree.
