@@ -199,3 +199,25 @@ def test_auth_sees_the_browsers_address_chain_for_its_per_address_limits() -> No
     assert auth.forwarded_for[1] == f"203.0.113.9, 10.1.2.3, {peer}"
     hops = (auth.forwarded_for[2] or "").split(", ")
     assert len(hops) == 16 and hops[-1] == peer and hops[-2] == "198.51.100.39"
+
+
+def test_an_unexpected_failure_is_a_500_with_the_pages_headers_and_no_message(
+    log_lines: io.StringIO,
+) -> None:
+    settings = Settings(profile="dev", auth_url="http://127.0.0.1:9", web_cookie_key=KEY)  # type: ignore[call-arg,arg-type]
+    app = create_portal(settings)
+
+    @app.get("/portals/{org_id}/boom")
+    async def boom(org_id: str, secret: str) -> None:
+        # A bug that quotes what it was given.
+        raise ValueError(f"password={secret}")
+
+    with TestClient(app, base_url="http://web.test", raise_server_exceptions=False) as client:
+        answer = client.get("/portals/acme/boom?secret=hunter2")
+    assert answer.status_code == 500
+    assert answer.headers["content-security-policy"] == CSP
+    assert answer.headers["x-frame-options"] == "DENY"
+    assert answer.headers["cache-control"] == "no-store"
+    assert "hunter2" not in answer.text and "hunter2" not in log_lines.getvalue()
+    logged = [json.loads(line) for line in log_lines.getvalue().splitlines()]
+    assert [line for line in logged if line["message"] == "unhandled ValueError"]
