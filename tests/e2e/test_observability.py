@@ -48,7 +48,8 @@ def traffic(stack: RunningStack, portal: Portal) -> User:
     assert portal.challenge(portal.login_as(user, "mfa_required")["challenge_token"], otp=code)
     replayed = portal.challenge(portal.login_as(user, "mfa_required")["challenge_token"], otp=code)
     assert replayed.status_code == 401
-    # A wrong password, before the lock: once locked, every password is answered 429.
+    # A wrong password while the MFA step is still open (once it locks, the password
+    # step answers 429 to right and wrong passwords alike).
     assert portal.login(user, "not-the-password").status_code == 401
     # Wrong codes until the MFA step locks (then even the password step answers 429).
     for _ in range(6):
@@ -289,8 +290,7 @@ def test_a_login_joins_its_callers_trace_and_its_events_carry_it_to_audit(
         json={"email": traffic.email, "password": "wrong-password"},
         headers={"traceparent": parent},
     )
-    # The traffic left this user's MFA step locked: any password is answered 429, and the
-    # failed login is recorded (and audited) all the same.
+    # The traffic left this user's MFA step locked: 429, and a LoginFailed all the same.
     assert answer.status_code == 429
 
     def named(name: str) -> list[dict[str, object]]:
