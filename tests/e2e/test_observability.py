@@ -237,6 +237,49 @@ def test_a_trace_follows_an_admin_command_to_the_projections(stack: RunningStack
     assert wait_until(lambda: of_trace("audit", "audit_log apply ContactCreated"), timeout=15)
 
 
+def test_one_command_in_the_json_log(stack: RunningStack) -> None:
+    portal = Portal(stack)  # an org of its own: this is its only CreateContact
+    email = f"logged-{uuid.uuid4().hex[:8]}@example.com"
+    portal.admin("contacts", "add", "--kind", "customer", "--name", "Logged", "--email", email)
+    (sent,) = [
+        s for s in stack.spans()
+        if s["name"] == "portal-mfa admin CreateContact"
+        and s["attributes"].get("portal_mfa.org_id") == portal.org
+    ]  # fmt: skip
+    trace_id = str(sent["context"]["trace_id"]).removeprefix("0x")
+
+    def of_the_command() -> list[dict[str, object]]:
+        return [
+            line for line in stack.log_lines()
+            if line.get("service") == "contacts" and line.get("org_id") == portal.org
+        ]  # fmt: skip
+
+    def both() -> list[dict[str, object]] | None:
+        found = of_the_command()
+        return found if any(line["message"].startswith("accepted") for line in found) else None  # type: ignore[union-attr]
+
+    lines = wait_until(both, what="the command's log lines")
+    received = [line for line in lines if line["message"] == "received CreateContact"]
+    done = [line for line in lines if line["message"].startswith("accepted CreateContact")]  # type: ignore[union-attr]
+    assert len(received) == 1 and len(done) == 1, lines
+    for line in (*received, *done):
+        # Every line of the command names it: the correlation id its events carry, and the
+        # trace the console started.
+        assert line["logger"] == "portal_mfa.command"
+        assert line["trace_id"] == trace_id
+        assert uuid.UUID(str(line["correlation_id"]))
+        assert line["correlation_id"] == received[0]["correlation_id"]
+        assert line["command_type"] == "CreateContact"
+    assert done[0]["command_outcome"] == "accepted" and isinstance(done[0]["duration_ms"], float)
+    assert email not in str(lines)
+    # FastStream's own per-message lines, which could name none of it, are not at INFO.
+    assert not [
+        line for line in stack.log_lines()
+        if str(line.get("logger", "")).startswith("faststream")
+        and line.get("message") in ("Received", "Processed")
+    ]  # fmt: skip
+
+
 def test_a_login_joins_its_callers_trace_and_its_events_carry_it_to_audit(
     stack: RunningStack, portal: Portal, traffic: User
 ) -> None:
