@@ -20,6 +20,8 @@ BOOTSTRAP_VAR = "PORTAL_MFA_KAFKA_BOOTSTRAP"
 DEFAULT_BOOTSTRAP: str = Settings.model_fields["kafka_bootstrap"].default
 # Where the CLI reads from each service: a URL set by hand wins over a port from the state.
 _SERVICE_VARS = {
+    # auth too: the CLI asks it whether logins reflect a change (read-your-writes).
+    "auth": ("PORTAL_MFA_AUTH_URL", "PORTAL_MFA_AUTH_PORT"),
     "preferences": ("PORTAL_MFA_PREFERENCES_URL", "PORTAL_MFA_PREFERENCES_PORT"),
     "contacts": ("PORTAL_MFA_CONTACTS_URL", "PORTAL_MFA_CONTACTS_PORT"),
     "audit": ("PORTAL_MFA_AUDIT_URL", "PORTAL_MFA_AUDIT_PORT"),
