@@ -7,7 +7,6 @@ from typing import Annotated, Any, Literal
 
 import typer
 
-from portal_mfa.admin_credentials import NoCredentials
 from portal_mfa.cli.console import (
     JsonFlag,
     bearer_of,
@@ -22,8 +21,6 @@ from portal_mfa.cli.console import (
 from portal_mfa.cli.contacts import contacts
 from portal_mfa.cli.exit_codes import BAD_SETTING, EPILOG
 from portal_mfa.cli.impact import show_impact
-from shared.commands import DisableMfaPolicy, EnableMfaPolicy, SetPortalName
-from shared.settings import load_settings, preferences_url
 
 admin = typer.Typer(
     help="Administer an org's portal: the MFA policy and its contacts.", epilog=EPILOG
@@ -79,6 +76,8 @@ def mfa_enable(ctx: typer.Context, as_json: JsonFlag = False, dry_run: DryRun = 
     if dry_run:
         show_impact(ctx, would_be=True, as_json=as_json)
         return
+    from shared.commands import EnableMfaPolicy
+
     emit(_policy_status(send(ctx, EnableMfaPolicy(org_id=org_of(ctx)))), as_json)
 
 
@@ -87,11 +86,15 @@ def mfa_disable(ctx: typer.Context, as_json: JsonFlag = False, dry_run: DryRun =
     if dry_run:
         show_impact(ctx, would_be=False, as_json=as_json)
         return
+    from shared.commands import DisableMfaPolicy
+
     emit(_policy_status(send(ctx, DisableMfaPolicy(org_id=org_of(ctx)))), as_json)
 
 
 @mfa.command("status", help="Whether the org's portal requires MFA.")
 def mfa_status(ctx: typer.Context, as_json: JsonFlag = False) -> None:
+    from shared.settings import load_settings, preferences_url
+
     org = urllib.parse.quote(org_of(ctx), safe="")
     policy = read(
         preferences_url(load_settings()),
@@ -104,6 +107,8 @@ def mfa_status(ctx: typer.Context, as_json: JsonFlag = False) -> None:
 
 @portal.command("name", help="Set the portal's name (the issuer authenticator apps show).")
 def portal_name(ctx: typer.Context, name: str, as_json: JsonFlag = False) -> None:
+    from shared.commands import SetPortalName
+
     result = send(ctx, SetPortalName(org_id=org_of(ctx), portal_name=name))
     # The reply carries ids and status only; the name is the one given here.
     emit({**_policy_status(result), "portal_name": name}, as_json)
@@ -119,6 +124,8 @@ def token(
     ] = "admin",
     as_json: JsonFlag = False,
 ) -> None:
+    from portal_mfa.admin_credentials import NoCredentials
+
     try:
         minted = credentials_of(ctx).mint(org_of(ctx), scope)
     except NoCredentials as exc:

@@ -10,21 +10,22 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from aiokafka.errors import KafkaError
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from portal_mfa.admin_credentials import AdminCredentials, NoCredentials, admin_credentials
 from portal_mfa.cli.dev_stack import answers, what_to_set
 from portal_mfa.cli.exit_codes import BAD_SETTING, REJECTED, TIMED_OUT, UNREACHABLE
-from portal_mfa.command_client import CommandClient, NoAnswer
-from shared.admin_identity import Scope
-from shared.commands import Command, CommandReply
-from shared.settings import load_settings
+
+if TYPE_CHECKING:
+    # Imported where they are used: the Kafka client, the JWT and settings machinery cost
+    # ~0.5 s of start-up, which `--help` and the HTTP reads never need.
+    from portal_mfa.admin_credentials import AdminCredentials
+    from shared.admin_identity import Scope
+    from shared.commands import Command, CommandReply
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print the result as one JSON object.")]
 # No markup: names, reasons and payloads come from users and services, and a contact named
@@ -48,6 +49,9 @@ def label(name: str) -> Text:
 
 
 def credentials(actor: str | None = None) -> AdminCredentials:
+    from portal_mfa.admin_credentials import NoCredentials, admin_credentials
+    from shared.settings import load_settings
+
     settings = load_settings()
     try:
         return admin_credentials(settings, actor)
@@ -76,6 +80,11 @@ def idempotency_key(given: str | None) -> uuid.UUID | None:
 
 def send(ctx: typer.Context, command: Command) -> dict[str, Any]:
     """Send one command; on a rejection or no answer, print one line and exit non-zero."""
+    from aiokafka.errors import KafkaError
+
+    from portal_mfa.command_client import CommandClient, NoAnswer
+    from shared.settings import load_settings
+
     settings = load_settings()
     key = idempotency_key(ctx.obj.get("idempotency_key"))
     if key is not None:
