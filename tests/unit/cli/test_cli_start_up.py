@@ -60,7 +60,7 @@ def test_the_probe_sees_a_heavy_import_when_there_is_one() -> None:
         [
             sys.executable,
             "-c",
-            "import sys, portal_mfa.command_client;"
+            "import sys, shared.command_service;"
             " print('faststream' in sys.modules, 'aiokafka' in sys.modules)",
         ],
         capture_output=True,
