@@ -75,4 +75,7 @@ def serve(settings: Settings, service: str) -> None:
         # No `server: uvicorn` banner: it tells a scanner which exploits to try.
         server_header=False,
         log_config=None,
+        # Never uvicorn's own X-Forwarded-For handling (it believes loopback by default):
+        # auth reads the header itself, from PORTAL_MFA_TRUSTED_PROXIES only.
+        proxy_headers=False,
     )

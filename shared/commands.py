@@ -140,12 +140,24 @@ class ResetPortalMfa(ContactCommand):
     reason: str = Field(default="", max_length=500)
 
 
+class UnlockContact(ContactCommand):
+    """Lift the contact's login limits now: the second-factor lock and failed passwords."""
+
+    command_type: Literal["UnlockContact"] = "UnlockContact"
+    reason: str = Field(default="", max_length=500)
+
+
 class DeleteContact(ContactCommand):
     command_type: Literal["DeleteContact"] = "DeleteContact"
 
 
 ContactsCommand = Annotated[
-    CreateContact | GrantPortalAccess | RevokePortalAccess | ResetPortalMfa | DeleteContact,
+    CreateContact
+    | GrantPortalAccess
+    | RevokePortalAccess
+    | ResetPortalMfa
+    | UnlockContact
+    | DeleteContact,
     Field(discriminator="command_type"),
 ]
 CONTACTS_COMMAND_ADAPTER: TypeAdapter[ContactsCommand] = TypeAdapter(ContactsCommand)

@@ -216,6 +216,19 @@ class ContactDeleted(_ContactEvent):
     payload: Empty
 
 
+class ContactUnlockedPayload(Payload):
+    reason: str = Field(default="", max_length=500)
+
+
+class ContactUnlocked(_ContactEvent):
+    """An admin lifted the contact's login limits: auth clears the second-factor lock and
+    the failed-password counters of the contact's login (not a disabled authenticator:
+    that takes a reset, a new enrollment)."""
+
+    event_type: Literal["ContactUnlocked"] = "ContactUnlocked"
+    payload: ContactUnlockedPayload
+
+
 # --- portal.auth.events (aggregate: portal_account, key: contact_id) -----------------------
 
 
@@ -312,6 +325,18 @@ class ContactLockedOut(_AuthEvent):
     payload: ContactLockedOutPayload
 
 
+class MfaAuthenticatorDisabledPayload(Payload):
+    failures: int = Field(ge=1)
+
+
+class MfaAuthenticatorDisabled(_AuthEvent):
+    """So many second-factor failures in a row that the authenticator is refused for good;
+    only an admin's reset (and a new enrollment) lets the contact in again."""
+
+    event_type: Literal["MfaAuthenticatorDisabled"] = "MfaAuthenticatorDisabled"
+    payload: MfaAuthenticatorDisabledPayload
+
+
 Event = Annotated[
     MfaPolicyEnabled
     | MfaPolicyDisabled
@@ -321,6 +346,7 @@ Event = Annotated[
     | PortalAccessRevoked
     | MfaReset
     | ContactDeleted
+    | ContactUnlocked
     | PortalPasswordSet
     | MfaEnrollmentStarted
     | MfaEnrolled
@@ -330,7 +356,8 @@ Event = Annotated[
     | LoginSucceeded
     | LoginFailed
     | OtpReplayRejected
-    | ContactLockedOut,
+    | ContactLockedOut
+    | MfaAuthenticatorDisabled,
     Field(discriminator="event_type"),
 ]
 
@@ -346,6 +373,7 @@ EVENT_TYPES: dict[str, type[EventEnvelope]] = {
         PortalAccessRevoked,
         MfaReset,
         ContactDeleted,
+        ContactUnlocked,
         PortalPasswordSet,
         MfaEnrollmentStarted,
         MfaEnrolled,
@@ -356,6 +384,7 @@ EVENT_TYPES: dict[str, type[EventEnvelope]] = {
         LoginFailed,
         OtpReplayRejected,
         ContactLockedOut,
+        MfaAuthenticatorDisabled,
     )
 }
 

@@ -29,10 +29,13 @@ async def load_stream(
     return [parse_event(row["envelope"]) for row in rows]
 
 
-async def append_events(conn: asyncpg.Connection, events: Sequence[EventEnvelope]) -> None:
+async def append_events(
+    conn: asyncpg.Connection, events: Sequence[EventEnvelope], *, wake_relay: bool = True
+) -> None:
     """Store events and queue them for publishing, atomically.
 
-    `conn` must come from `shared.db.open_pool` (it encodes jsonb).
+    `conn` must come from `shared.db.open_pool` (it encodes jsonb). `wake_relay=False`
+    leaves them to the relay's next poll instead of waking it at commit.
     """
     if not events:
         return
@@ -73,7 +76,8 @@ async def append_events(conn: asyncpg.Connection, events: Sequence[EventEnvelope
                     for e in events
                 ],
             )
-            await conn.execute("SELECT pg_notify($1, '')", OUTBOX_CHANNEL)
+            if wake_relay:
+                await conn.execute("SELECT pg_notify($1, '')", OUTBOX_CHANNEL)
     except asyncpg.UniqueViolationError as exc:
         raise ConcurrencyConflict(
             f"{events[0].aggregate_type} {events[0].aggregate_id} changed concurrently"

@@ -13,6 +13,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.http.client_address import parse_proxies
+
 
 class SettingsError(SystemExit):
     """Raised with a one-line message naming the offending variable."""
@@ -103,6 +105,10 @@ class Settings(BaseSettings):
     log_format: Literal["json", "text"] | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     trace_dir: str = ""
+    # The reverse proxies in front of auth, as CIDRs ("10.0.0.0/8,127.0.0.1"): only their
+    # X-Forwarded-For is believed, and only up to the right-most address not among them.
+    # Empty: the header is ignored and the login limits count the TCP peer.
+    trusted_proxies: str = ""
 
     # Names this process in its consumer groups (static membership), so a restart is not a
     # rebalance. Must be stable across restarts and unique among replicas; default: host
@@ -193,6 +199,12 @@ class Settings(BaseSettings):
 
         if value.strip():
             parse_signing_key(value)
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _trusted_proxies(cls, value: str) -> str:
+        parse_proxies(value)
         return value
 
     @field_validator("trusted_signers")

@@ -82,6 +82,21 @@ def reset_mfa(
     emit({k: result[k] for k in ("contact_id", "mfa_epoch")}, as_json)
 
 
+@contacts.command(
+    "unlock", help="Lift the contact's login lockouts (second factor and failed passwords)."
+)
+def unlock(
+    ctx: typer.Context,
+    contact_id: ContactId,
+    reason: Annotated[str, typer.Option(help="Why (kept in the event log).")] = "",
+    as_json: JsonFlag = False,
+) -> None:
+    from shared.commands import UnlockContact
+
+    send(ctx, UnlockContact(org_id=org_of(ctx), contact_id=contact_id, reason=reason))
+    emit({"contact_id": contact_id, "unlocked": True}, as_json)
+
+
 @contacts.command("delete", help="Delete the contact; its login stops working.")
 def delete(ctx: typer.Context, contact_id: ContactId, as_json: JsonFlag = False) -> None:
     from shared.commands import DeleteContact

@@ -20,6 +20,7 @@ from services.auth.runtime import AuthRuntime
 from shared.admin_identity import verifier_from
 from shared.db import EVENTSTORE_SQL, apply_schema, open_pool, read_sql
 from shared.events import now_utc
+from shared.http.client_address import parse_proxies
 from shared.http.hardening import harden
 from shared.kafka import new_producer, security_options
 from shared.observability.http import FASTAPI_TELEMETRY, observe
@@ -96,6 +97,7 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
             secret_box=secret_box,
             clock=now_utc,
             relay=relay,
+            trusted_proxies=parse_proxies(settings.trusted_proxies),
         )
         try:
             yield

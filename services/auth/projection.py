@@ -22,6 +22,7 @@ from shared.events import (
     PREFERENCES_EVENTS,
     ContactCreated,
     ContactDeleted,
+    ContactUnlocked,
     Event,
     MfaPolicyDisabled,
     MfaPolicyEnabled,
@@ -53,7 +54,14 @@ POLICY, CONTACT = "org_preferences", "contact"  # aggregate types, as stored wit
 _KIND: dict[type[Event], str] = {
     **dict.fromkeys([MfaPolicyEnabled, MfaPolicyDisabled, PortalNameSet], POLICY),
     **dict.fromkeys(
-        [ContactCreated, PortalAccessGranted, PortalAccessRevoked, MfaReset, ContactDeleted],
+        [
+            ContactCreated,
+            PortalAccessGranted,
+            PortalAccessRevoked,
+            MfaReset,
+            ContactDeleted,
+            ContactUnlocked,
+        ],
         CONTACT,
     ),
 }

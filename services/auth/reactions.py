@@ -16,12 +16,15 @@ import asyncpg
 from services.auth.adapters import accounts, enrollments, tokens
 from services.auth.domain.session_end import ContactTokensEnd, PasswordSessionsEnd, ended_by
 from services.auth.flows.sessions import end_every_token
+from services.auth.lockouts import lift_lockouts
 from services.auth.projection import LoginProjection
 from shared.events import (
     Cause,
+    ContactUnlocked,
     Event,
     MfaEnrollmentInvalidated,
     MfaEnrollmentInvalidatedPayload,
+    MfaReset,
 )
 
 
@@ -43,6 +46,9 @@ class AuthProjection:
                     await tokens.end_password_sessions(conn, org_id, event.occurred_at)
                 case None:
                     pass
+            # After the sessions end: that saves the account row, which these clear.
+            if isinstance(event, MfaReset | ContactUnlocked):
+                await lift_lockouts(conn, self.login, event)
 
     async def _end_contact(
         self, conn: asyncpg.Connection, event: Event, end: ContactTokensEnd

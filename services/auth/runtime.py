@@ -15,6 +15,7 @@ from services.auth.domain.secret_box import SecretBox
 from services.auth.flows.refusal import not_ready
 from services.auth.projection import LoginProjection
 from shared.events import Cause
+from shared.http.client_address import Network
 from shared.observability import context
 from shared.outbox import OutboxRelay
 from shared.projection import ProjectionConsumer
@@ -28,6 +29,8 @@ class AuthRuntime:
     secret_box: SecretBox
     clock: Callable[[], datetime]
     relay: OutboxRelay | None = None
+    # Proxies whose X-Forwarded-For is believed (PORTAL_MFA_TRUSTED_PROXIES); none by default.
+    trusted_proxies: tuple[Network, ...] = ()
 
     def require_ready(self) -> None:
         # Fail closed: with a stale projection a login might skip a second factor it needs.

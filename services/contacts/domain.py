@@ -12,6 +12,8 @@ from shared.events import (
     ContactCreatedPayload,
     ContactDeleted,
     ContactKind,
+    ContactUnlocked,
+    ContactUnlockedPayload,
     Empty,
     Event,
     EventEnvelope,
@@ -75,6 +77,8 @@ class Contact:
                 return replace(moved, mfa_epoch=p.mfa_epoch)
             case ContactDeleted():
                 return replace(moved, deleted=True, portal_access=False)
+            case ContactUnlocked():
+                return moved
             case _:
                 return self
 
@@ -105,6 +109,11 @@ class Contact:
     def reset_mfa(self, reason: str, cause: Cause) -> list[EventEnvelope]:
         payload = MfaResetPayload(mfa_epoch=self.mfa_epoch + 1, reason=reason)
         return [self._next(MfaReset, payload, cause)]
+
+    def unlock(self, reason: str, cause: Cause) -> list[EventEnvelope]:
+        if not self.portal_access:
+            raise ContactRejected("conflict", f"contact {self.contact_id} has no portal access")
+        return [self._next(ContactUnlocked, ContactUnlockedPayload(reason=reason), cause)]
 
     def delete(self, cause: Cause) -> list[EventEnvelope]:
         return [self._next(ContactDeleted, Empty(), cause)]

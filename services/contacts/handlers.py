@@ -24,6 +24,7 @@ from shared.commands import (
     GrantPortalAccess,
     ResetPortalMfa,
     RevokePortalAccess,
+    UnlockContact,
 )
 from shared.events import Cause
 from shared.eventstore import append_events, load_stream
@@ -108,6 +109,8 @@ class ContactsService:
                 return contact.revoke_portal_access(cause)
             case ResetPortalMfa():
                 return contact.reset_mfa(command.reason, cause)
+            case UnlockContact():
+                return contact.unlock(command.reason, cause)
             case DeleteContact():
                 return contact.delete(cause)
         raise ContactRejected("invalid", f"{type(command).__name__} is not a change")

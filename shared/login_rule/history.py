@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from shared.events import (
     ContactCreated,
     ContactDeleted,
+    ContactUnlocked,
     Event,
     MfaEnrolled,
     MfaEnrollmentInvalidated,
@@ -54,6 +55,7 @@ def requirement_from_history(
                 | PortalAccessRevoked()
                 | MfaReset()
                 | ContactDeleted()
+                | ContactUnlocked()
             ) if event.aggregate_id == contact_id:
                 contact_step = in_order(contact.version if contact else 0, contact_held, [event])
                 for applied in contact_step.applicable:

@@ -15,6 +15,7 @@ from typing import TypeVar
 from shared.events import (
     ContactCreated,
     ContactDeleted,
+    ContactUnlocked,
     MfaPolicyDisabled,
     MfaPolicyEnabled,
     MfaReset,
@@ -28,7 +29,12 @@ _State = TypeVar("_State", "OrgPolicy", "ProjectedContact")
 
 PolicyEvent = MfaPolicyEnabled | MfaPolicyDisabled | PortalNameSet
 ContactEvent = (
-    ContactCreated | PortalAccessGranted | PortalAccessRevoked | MfaReset | ContactDeleted
+    ContactCreated
+    | PortalAccessGranted
+    | PortalAccessRevoked
+    | MfaReset
+    | ContactDeleted
+    | ContactUnlocked
 )
 
 
@@ -105,6 +111,8 @@ class ProjectedContact:
                 }
             case ContactDeleted():
                 changes = {"deleted": True, "portal_access": False, "invitation_hash": None}
+            case ContactUnlocked():
+                changes = {}  # nothing the login decision reads; auth's reaction acts on it
         return _changed(self, version=event.aggregate_version, **changes)
 
     def row(self) -> tuple[object, ...]:

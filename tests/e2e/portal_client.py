@@ -61,9 +61,10 @@ def assert_problem(
 class Authenticator:
     """An authenticator app for one secret, remembering which time steps it has used.
 
-    The server accepts the current step +-1, each step once per enrollment. A code is
-    taken from the current or next step (both stay valid if a step boundary passes while
-    the request travels), or from the previous one while the boundary is far away.
+    The server accepts the current step +-1, and only a step later than the last one it
+    accepted for the enrollment. A code is taken from the current or next step (both stay
+    valid if a step boundary passes while the request travels), or from the previous one
+    while the boundary is far away, always later than every step used so far.
     """
 
     def __init__(self, secret: str) -> None:
@@ -80,8 +81,9 @@ class Authenticator:
             candidates = [step, step + 1]
             if now % STEP_S < STEP_S - 5:
                 candidates.append(step - 1)
+            last = max(self.used, default=-1)
             for candidate in candidates:
-                if candidate not in self.used:
+                if candidate > last:
                     if spend:
                         self.used.add(candidate)
                     return self.totp.generate_otp(candidate)

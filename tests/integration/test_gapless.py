@@ -216,7 +216,7 @@ async def test_forged_high_versions_wait_weaken_nothing_and_apply_in_order_later
         await auth.consumed(first, task)
         rt = auth.runtime(first)
         for contact in (CONTACT, OTHER):
-            await login.accept_invitation(rt, ORG, invitations[contact], PASSWORD)
+            await login.accept_invitation(rt, ORG, invitations[contact], PASSWORD, "10.0.0.1")
         enrolled = await enroll(pool, CONTACT, epoch=0)
         async with pool.acquire() as conn:
             session, _ = await tokens.issue(conn, "session", CONTACT, ORG, now_utc(), mfa=True)

@@ -151,10 +151,16 @@ async def remaining_backup_codes(conn: asyncpg.Connection, enrollment_id: uuid.U
 
 
 async def claim_time_step(conn: asyncpg.Connection, enrollment_id: uuid.UUID, step: int) -> bool:
-    """True the first time a step is claimed for this enrollment; the database decides races."""
+    """True if `step` is later than every step accepted so far for this enrollment.
+
+    Monotonic, not per step: once a code is used, no code of that step or an earlier one
+    works (an unused older code may have been seen over a shoulder). One conditional
+    UPDATE under the row's lock decides races: of parallel claims of one step, one wins.
+    """
     claimed = await conn.fetchval(
-        "INSERT INTO used_time_steps (enrollment_id, time_step) VALUES ($1, $2)"
-        " ON CONFLICT DO NOTHING RETURNING true",
+        "UPDATE enrollments SET last_time_step = $2"
+        " WHERE enrollment_id = $1 AND (last_time_step IS NULL OR last_time_step < $2)"
+        " RETURNING true",
         enrollment_id,
         step,
     )

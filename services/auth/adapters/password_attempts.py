@@ -1,7 +1,16 @@
-"""Failed-password counters per contact and per client address (fixed windows)."""
+"""Attempt counters for the password step and invitations (fixed windows, in the database).
+
+An attempt is reserved before the password is verified, in one transaction that counts
+it against every subject or, if any is at its limit, against none: each counter is one
+upsert that returns its new value under the row's lock, so N parallel requests see N
+different counts and no more than the limit are ever let through to a verify. A failed
+attempt keeps its reservation (that is the count); a success gives it back.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 import asyncpg
@@ -9,32 +18,69 @@ import asyncpg
 from services.auth.domain.lockout import PasswordLimit
 
 
-async def over_limit(
-    conn: asyncpg.Connection, subject: str, limit: PasswordLimit, now: datetime
-) -> bool:
-    row = await conn.fetchrow(
-        "SELECT failures, window_started FROM password_attempts WHERE subject = $1", subject
-    )
-    if row is None or row["window_started"] + limit.window <= now:
+@dataclass(frozen=True)
+class Subject:
+    key: str
+    limit: PasswordLimit
+    # The login (org and email) this counter belongs to, so an admin's unlock finds it.
+    login: str | None = None
+    # A success clears it (the pair of contact and address); otherwise gives back one.
+    cleared_on_success: bool = False
+
+
+class _OverLimit(Exception):
+    pass
+
+
+def login_key(org_id: str, email: str) -> str:
+    return f"{org_id}:{email.lower()}"
+
+
+async def reserve(conn: asyncpg.Connection, subjects: Sequence[Subject], now: datetime) -> bool:
+    """Count one attempt against every subject, or none if one is at its limit."""
+    limits = {s.key: s.limit.attempts for s in subjects}
+    try:
+        async with conn.transaction():
+            # One statement for all counters, taking their rows in the given order (the
+            # same for every attempt, so two attempts never wait on each other in a cycle).
+            counts = await conn.fetch(
+                "INSERT INTO password_attempts AS p"
+                " (subject, failures, window_started, login_key, window_s)"
+                " SELECT subject, 1, $4, login_key, window_s"
+                " FROM unnest($1::text[], $2::text[], $3::integer[]) WITH ORDINALITY"
+                "   AS u(subject, login_key, window_s, n) ORDER BY n"
+                " ON CONFLICT (subject) DO UPDATE SET"
+                " failures = CASE WHEN p.window_started + make_interval(secs => p.window_s)"
+                "   <= EXCLUDED.window_started THEN 1 ELSE p.failures + 1 END,"
+                " window_started = CASE WHEN p.window_started + make_interval(secs => p.window_s)"
+                "   <= EXCLUDED.window_started THEN EXCLUDED.window_started"
+                "   ELSE p.window_started END,"
+                " window_s = EXCLUDED.window_s"
+                " RETURNING subject, failures",
+                [s.key for s in subjects],
+                [s.login for s in subjects],
+                [int(s.limit.window.total_seconds()) for s in subjects],
+                now,
+            )
+            if any(row["failures"] > limits[row["subject"]] for row in counts):
+                raise _OverLimit  # rolls every counter of this attempt back
+    except _OverLimit:
         return False
-    return bool(row["failures"] >= limit.failures)
+    return True
 
 
-async def record_failure(
-    conn: asyncpg.Connection, subject: str, limit: PasswordLimit, now: datetime
-) -> None:
+async def release(conn: asyncpg.Connection, subjects: Sequence[Subject]) -> None:
+    """A success: the attempt was not a failure after all. One statement, so the rows'
+    locks (an address's row is shared by all its logins) are held only for it."""
     await conn.execute(
-        "INSERT INTO password_attempts (subject, failures, window_started) VALUES ($1, 1, $2)"
-        " ON CONFLICT (subject) DO UPDATE SET"
-        " failures = CASE WHEN password_attempts.window_started + $3 <= $2 THEN 1"
-        "   ELSE password_attempts.failures + 1 END,"
-        " window_started = CASE WHEN password_attempts.window_started + $3 <= $2 THEN $2"
-        "   ELSE password_attempts.window_started END",
-        subject,
-        now,
-        limit.window,
+        "WITH cleared AS (DELETE FROM password_attempts WHERE subject = ANY($1::text[]))"
+        " UPDATE password_attempts SET failures = GREATEST(failures - 1, 0)"
+        " WHERE subject = ANY($2::text[])",
+        [s.key for s in subjects if s.cleared_on_success],
+        [s.key for s in subjects if not s.cleared_on_success],
     )
 
 
-async def clear(conn: asyncpg.Connection, subject: str) -> None:
-    await conn.execute("DELETE FROM password_attempts WHERE subject = $1", subject)
+async def clear_login(conn: asyncpg.Connection, login: str) -> None:
+    """Every counter of one login (an admin's unlock); the address-wide ones stay."""
+    await conn.execute("DELETE FROM password_attempts WHERE login_key = $1", login)

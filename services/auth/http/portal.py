@@ -18,7 +18,8 @@ from services.auth.http.answers import (
     EnrollmentStarted,
     LoginAnswer,
 )
-from services.auth.runtime import Runtime
+from services.auth.runtime import AuthRuntime, Runtime
+from shared.http.client_address import client_address
 from shared.http.path_params import OrgId
 from shared.http.problems import problems
 
@@ -89,13 +90,23 @@ def _bearer(credentials: HTTPAuthorizationCredentials | None) -> str:
     return token
 
 
+def _client_address(runtime: AuthRuntime, request: Request) -> str:
+    peer = request.client.host if request.client else "unknown"
+    # Every X-Forwarded-For header, in order: a proxy may add its own rather than append.
+    forwarded = ",".join(request.headers.getlist("x-forwarded-for"))
+    return client_address(peer, forwarded, runtime.trusted_proxies)
+
+
 @router.post(
     "/portals/{org_id}/invitations/accept",
     status_code=204,
-    responses=problems(*_WITH_BODY),
+    responses=problems(429, *_WITH_BODY),
 )
-async def accept_invitation(runtime: Runtime, org_id: OrgId, body: AcceptInvitation) -> Response:
-    await login.accept_invitation(runtime, org_id, body.token, body.password)
+async def accept_invitation(
+    runtime: Runtime, org_id: OrgId, body: AcceptInvitation, request: Request
+) -> Response:
+    address = _client_address(runtime, request)
+    await login.accept_invitation(runtime, org_id, body.token, body.password, address)
     return Response(status_code=204)
 
 
@@ -107,7 +118,7 @@ async def log_in(
     runtime: Runtime, org_id: OrgId, body: Login, request: Request, response: Response
 ) -> Any:
     response.headers.update(NO_STORE)  # it may carry a session or a one-time token
-    address = request.client.host if request.client else "unknown"
+    address = _client_address(runtime, request)
     return await login.login(runtime, org_id, body.email, body.password, address)
 
 

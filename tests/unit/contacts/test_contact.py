@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from services.contacts.domain import Contact, ContactRejected
-from shared.events import Cause, MfaReset, PortalAccessGranted
+from shared.events import Cause, ContactUnlocked, MfaReset, PortalAccessGranted
 
 CAUSE = Cause(actor="admin-1", at=datetime(2026, 1, 1, tzinfo=UTC))
 
@@ -57,3 +57,18 @@ def test_a_deleted_contact_no_longer_exists() -> None:
     contact = created()
     [deleted] = contact.delete(CAUSE)
     assert contact.apply(deleted).exists is False  # type: ignore[arg-type]
+
+
+def test_unlock_records_an_event_for_a_contact_with_portal_access() -> None:
+    contact = created()
+    with pytest.raises(ContactRejected) as refused:
+        contact.unlock("", CAUSE)  # no portal access: nothing to unlock
+    assert refused.value.code == "conflict"
+    [granted] = contact.grant_portal_access("0" * 64, timedelta(days=1), CAUSE)
+    contact = contact.apply(granted)  # type: ignore[arg-type]
+    [unlocked] = contact.unlock("called support", CAUSE)
+    assert isinstance(unlocked, ContactUnlocked)
+    assert unlocked.aggregate_version == contact.version + 1
+    assert unlocked.payload.reason == "called support"
+    after = contact.apply(unlocked)  # type: ignore[arg-type]
+    assert (after.version, after.portal_access) == (contact.version + 1, True)

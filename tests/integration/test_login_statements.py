@@ -1,0 +1,118 @@
+"""A failed login costs the same statements whether or not the email exists.
+
+Timing over HTTP is noisy on a loaded machine (tests/e2e/test_login_abuse.py measures it
+too); this is the structural half: the database sees the same statements, in the same
+transactions, for an unknown email and for a known one with a wrong password.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any, cast
+
+import asyncpg
+import pytest
+
+from services.auth.domain.passwords import hash_password
+from services.auth.flows import login
+from services.auth.flows.refusal import Refusal
+from services.auth.projection import LoginProjection
+from services.auth.runtime import AuthRuntime
+from shared.db import EVENTSTORE_SQL, apply_schema, open_pool, read_sql
+from shared.events import now_utc
+from tests.conftest import FreshDatabase
+
+pytestmark = pytest.mark.integration
+
+ORG = "org-statements"
+EMAIL = "known@example.com"
+
+
+@dataclass
+class _Ready:
+    ready: bool = True
+
+
+@dataclass
+class Recorded:
+    runtime: AuthRuntime
+    statements: list[str]
+
+
+@pytest.fixture
+async def recorded(fresh_database: FreshDatabase) -> AsyncIterator[Recorded]:
+    # One connection, so every statement of a login is seen by this one logger.
+    pool = await open_pool(await fresh_database("login"), min_size=1, max_size=1)
+    projection = LoginProjection()
+    await apply_schema(pool, EVENTSTORE_SQL, read_sql("services.auth", "schema.sql"))
+    async with pool.acquire() as conn:
+        await projection.create(conn)
+        await conn.execute(
+            f"INSERT INTO {projection.schema}.contacts (contact_id, org_id, version, kind,"
+            " display_name, email, portal_access, mfa_epoch, deleted)"
+            " VALUES ('c-1', $1, 2, 'customer', 'Known', $2, true, 0, false)",
+            ORG,
+            EMAIL,
+        )
+        await conn.execute(
+            "INSERT INTO accounts (contact_id, org_id, password_hash) VALUES ('c-1', $1, $2)",
+            ORG,
+            hash_password("the-right-password"),
+        )
+    statements: list[str] = []
+    async with pool.acquire() as conn:
+        conn.add_query_logger(lambda logged: statements.append(logged.query))
+    runtime = AuthRuntime(
+        pool=pool,
+        projection=projection,
+        consumer=cast(Any, _Ready()),
+        secret_box=cast(Any, None),
+        clock=now_utc,
+    )
+    try:
+        yield Recorded(runtime, statements)
+    finally:
+        await pool.close()
+
+
+async def failed_login(recorded: Recorded, email: str, address: str) -> list[str]:
+    recorded.statements.clear()
+    with pytest.raises(Refusal) as refused:
+        await login.login(recorded.runtime, ORG, email, "a-wrong-password", address)
+    assert refused.value.kind == "invalid-credentials"
+    # Savepoint names are generated per transaction; the shape is what matters. The one
+    # difference allowed: the unknown email's stand-in work is rolled back, not released.
+    named = [re.sub(r"__asyncpg_savepoint_\w+__", "sp", s) for s in recorded.statements]
+    return [re.sub(r"^(ROLLBACK TO|RELEASE SAVEPOINT) sp;$", "END sp;", s) for s in named]
+
+
+async def test_an_unknown_email_issues_the_statements_a_wrong_password_does(
+    recorded: Recorded,
+) -> None:
+    # Once each first: asyncpg looks a statement's types up the first time it sees it.
+    await failed_login(recorded, EMAIL, "192.0.2.9")
+    await failed_login(recorded, "first@example.com", "192.0.2.9")
+    known = await failed_login(recorded, EMAIL, "192.0.2.1")
+    unknown = await failed_login(recorded, "nobody@example.com", "192.0.2.2")
+    assert unknown == known
+    # And that shape is the real one: a recorded failure, committed.
+    assert any(s.startswith("INSERT INTO events") for s in known), known
+    assert known.count("COMMIT;") == 2, known  # the reservation, then the failure
+
+
+async def test_the_known_email_has_its_failure_recorded_and_the_unknown_leaves_nothing(
+    recorded: Recorded,
+) -> None:
+    await failed_login(recorded, EMAIL, "192.0.2.1")
+    await failed_login(recorded, "nobody@example.com", "192.0.2.2")
+    async with recorded.runtime.pool.acquire() as conn:
+        rows: list[asyncpg.Record] = await conn.fetch(
+            "SELECT aggregate_id, event_type FROM events ORDER BY aggregate_id"
+        )
+        stand_ins = await conn.fetchval(
+            "SELECT count(*) FROM accounts WHERE contact_id LIKE 'stand-in:%' AND version <> 0"
+        )
+    assert [(r["aggregate_id"], r["event_type"]) for r in rows] == [("c-1", "LoginFailed")]
+    assert stand_ins == 0
