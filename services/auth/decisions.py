@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncpg
 
-from services.auth.adapters import enrollments
 from services.auth.projection import LoginProjection
 from shared.login_rule.login_requirement import LoginRequirement, decide
 
@@ -12,7 +11,5 @@ from shared.login_rule.login_requirement import LoginRequirement, decide
 async def login_requirement(
     conn: asyncpg.Connection, projection: LoginProjection, org_id: str, contact_id: str
 ) -> LoginRequirement:
-    standing = await projection.standing(conn, org_id, contact_id)
-    contact = standing.contact
-    enabled = await enrollments.enabled_for(conn, contact_id) if contact else None
-    return decide(standing.policy, contact, enabled.as_active() if enabled else None, standing.held)
+    standing = await projection.standing(conn, org_id, contact_id, with_enrollment=True)
+    return decide(standing.policy, standing.contact, standing.enrollment, standing.held)
