@@ -43,7 +43,9 @@ class AuthRuntime:
         return Cause(actor=actor, at=self.clock(), correlation_id=correlation)
 
 
-def _runtime(request: Request) -> AuthRuntime:
+# async: FastAPI runs a plain `def` dependency on a worker thread, a hop per request on
+# every route for what is an attribute read.
+async def _runtime(request: Request) -> AuthRuntime:
     runtime: AuthRuntime = request.app.state.runtime
     return runtime
 
