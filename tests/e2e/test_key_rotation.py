@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import asyncpg
 import pytest
 
+from portal_mfa.cli.exit_codes import BAD_SETTING
 from services.auth.domain.secret_box import SecretBox
 from tests.e2e.conftest import RunningStack, start_stack
 from tests.e2e.portal_client import Portal
@@ -102,6 +103,6 @@ def test_rotation_without_a_keyring_is_a_clear_setting_error(keyed_stack: Runnin
     refused = keyed_stack.cli_with(
         {"PORTAL_MFA_SECRET_KEYS": "", "PORTAL_MFA_SECRET_KEY_ID": ""}, "keys", "rotate"
     )
-    assert refused.returncode == 2
+    assert refused.returncode == BAD_SETTING
     assert "PORTAL_MFA_SECRET_KEYS" in refused.stderr
     assert KEY_A not in refused.stderr + refused.stdout
