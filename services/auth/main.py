@@ -9,12 +9,13 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 
+from services.auth.decision_cache import DecisionCache, enrollment_triggers_sql, listen
 from services.auth.domain.secret_box import SecretBox, parse_keyring
 from services.auth.http import operations, portal
 from services.auth.http.body_limit import BodyLimit
 from services.auth.http.problems import install_problem_handlers
 from services.auth.memory import return_large_buffers
-from services.auth.projection import TOPICS, LoginProjection
+from services.auth.projection import LIVE_SCHEMA, TOPICS, LoginProjection
 from services.auth.reactions import AuthProjection
 from services.auth.rebuild import SWAP_LOCK
 from services.auth.runtime import AuthRuntime
@@ -58,7 +59,12 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         pool = await open_pool(database_url, max_size=20)
         projection = LoginProjection()
-        await apply_schema(pool, EVENTSTORE_SQL, read_sql("services.auth", "schema.sql"))
+        await apply_schema(
+            pool,
+            EVENTSTORE_SQL,
+            read_sql("services.auth", "schema.sql"),
+            enrollment_triggers_sql(LIVE_SCHEMA),
+        )
         async with pool.acquire() as conn:
             await projection.create(conn)
         producer = new_producer(settings)
@@ -88,7 +94,9 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
             stuck_after_s=settings.relay_stuck_after_s,
             registry=app.state.metrics,
         )
+        decisions = DecisionCache()
         tasks = [
+            asyncio.create_task(listen(decisions, database_url), name="auth-decision-listener"),
             asyncio.create_task(consumer.run_until_cancelled(), name="auth-projection"),
             asyncio.create_task(relay.run(), name="auth-outbox-relay"),
         ]
@@ -100,6 +108,7 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
             clock=now_utc,
             relay=relay,
             trusted_proxies=parse_proxies(settings.trusted_proxies),
+            decisions=decisions,
         )
         try:
             yield

@@ -20,6 +20,7 @@ from typing import Any
 import asyncpg
 from aiokafka import AIOKafkaProducer
 
+from services.auth import decision_cache
 from services.auth.projection import LIVE_SCHEMA, TOPICS, LoginProjection
 from shared.projection import ProjectionConsumer
 from shared.projection_offsets import stored_offsets
@@ -111,3 +112,7 @@ async def _swap(
         await conn.execute(f"ALTER SCHEMA {live.schema} RENAME TO {retired}")
         await conn.execute(f"ALTER SCHEMA {fresh.schema} RENAME TO {live.schema}")
         await conn.execute(f"DROP SCHEMA {retired} CASCADE")
+        # Every replica's remembered login requirements may be wrong now (decision_cache).
+        await conn.execute(
+            "SELECT pg_notify($1, $2)", decision_cache.CHANNEL, decision_cache.EVERYTHING
+        )

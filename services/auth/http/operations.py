@@ -8,7 +8,7 @@ from typing import Any
 import asyncpg
 from fastapi import APIRouter, Response
 
-from services.auth.decisions import login_requirement
+from services.auth.decisions import remembered_login_requirement
 from services.auth.held_events import Waiting
 from services.auth.runtime import Runtime
 from shared.admin_access import AUDIT_READERS, AdminBearer
@@ -58,6 +58,5 @@ async def get_login_requirement(
     # Who must log in how, and whether a contact exists, is the org's business only.
     admin.for_org(org_id, AUDIT_READERS)
     runtime.require_ready()
-    async with runtime.pool.acquire() as conn:
-        decision = await login_requirement(conn, runtime.projection, org_id, contact_id)
+    decision = await remembered_login_requirement(runtime, org_id, contact_id)
     return decision.as_dict()
