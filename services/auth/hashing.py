@@ -2,9 +2,14 @@
 
 Each hash is CPU and 19 MiB of memory for ~30 ms. On asyncio's default pool
 (`min(32, cpus + 4)` threads) more hashes run at once than there are cores: each one
-takes longer, their memory no longer fits the caches, and the projection consumer's
-record decoding (which also runs on the default pool) waits behind them. With one
-thread per core, extra logins queue here instead, and the default pool stays free.
+takes longer, and the projection consumer's record decoding (which also runs on the
+default pool) waits behind them. With one thread per core, extra logins queue here.
+
+It also bounds auth's memory: glibc raises its mmap threshold after the first large
+free, so each hashing thread keeps its 19 MiB buffer in its malloc arena for good —
+6 threads kept ~114 MB, which alone put auth over the 200 MB of DESIGN.md §9. (Forcing
+the buffers back with `mallopt(M_MMAP_THRESHOLD)` was measured too: it costs ~8 ms of
+kernel time per hash, page faults on fresh memory, so the pool's bound is the cure.)
 """
 
 from __future__ import annotations

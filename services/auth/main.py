@@ -14,7 +14,6 @@ from services.auth.domain.secret_box import SecretBox, parse_keyring
 from services.auth.http import operations, portal
 from services.auth.http.body_limit import BodyLimit
 from services.auth.http.problems import install_problem_handlers
-from services.auth.memory import return_large_buffers
 from services.auth.projection import LIVE_SCHEMA, TOPICS, LoginProjection
 from services.auth.reactions import AuthProjection
 from services.auth.rebuild import SWAP_LOCK
@@ -49,7 +48,6 @@ def secret_box_from(settings: Settings) -> SecretBox:
 
 
 def create_app(settings: Settings, database_url: str) -> FastAPI:
-    return_large_buffers()  # before any password is hashed
     secret_box = secret_box_from(settings)
     signer = signer_from(settings, "auth")
     trust = trust_from(settings)

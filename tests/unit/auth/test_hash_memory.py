@@ -1,7 +1,8 @@
-"""After a burst of logins, auth gives argon2id's buffers back: its RSS stays near where
-it started instead of keeping 19 MiB per hashing thread (DESIGN.md §9's memory row).
+"""A burst of logins leaves auth at most one argon2id buffer (19 MiB) per core larger:
+the hashing pool's size bounds what glibc keeps in its per-thread arenas (DESIGN.md §9's
+memory row), where asyncio's default pool kept one per thread of cores + 4.
 
-Run in fresh interpreters: the allocator setting is process-wide and one-way.
+Run in fresh interpreters, so nothing else this test process did counts.
 """
 
 from __future__ import annotations
@@ -11,19 +12,26 @@ import sys
 
 import pytest
 
+from services.auth import hashing
+
 _BURST = """
-import sys
+import asyncio, sys
 from concurrent.futures import ThreadPoolExecutor
 import psutil
+from services.auth import hashing
 from services.auth.domain.passwords import hash_password, verify_password
-if sys.argv[1] == "fixed":
-    from services.auth.memory import return_large_buffers
-    assert return_large_buffers()
 stored = hash_password("a password")
 process = psutil.Process()
 start = process.memory_info().rss
-with ThreadPoolExecutor(6) as pool:  # asyncio's default pool size on 2 cores
-    assert all(pool.map(lambda _: verify_password(stored, "a password"), range(18)))
+
+async def burst() -> None:
+    if sys.argv[1] == "default-pool":  # what auth did before: asyncio.to_thread
+        calls = [asyncio.to_thread(verify_password, stored, "a password") for _ in range(18)]
+    else:
+        calls = [hashing.verified(stored, "a password") for _ in range(18)]
+    assert all(await asyncio.gather(*calls))
+
+asyncio.run(burst())
 print((process.memory_info().rss - start) >> 20)
 """
 
@@ -37,7 +45,8 @@ def _growth_mb(mode: str) -> int:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator")
-def test_hash_buffers_are_returned_after_a_burst_of_logins() -> None:
-    # Without the setting the same burst keeps several 19 MiB buffers (the test can fail).
-    assert _growth_mb("default") >= 3 * 19
-    assert _growth_mb("fixed") < 19
+def test_a_burst_of_logins_keeps_at_most_one_hash_buffer_per_core() -> None:
+    bound = 20 * hashing.WORKERS  # 19 MiB each, plus a little
+    assert _growth_mb("hashing-pool") <= bound
+    # The same burst on asyncio's default pool keeps more (so this test can fail).
+    assert _growth_mb("default-pool") > bound
