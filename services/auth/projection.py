@@ -136,7 +136,10 @@ class LoginProjection:
             # One replica at a time: CREATE OR REPLACE FUNCTION races with itself.
             await conn.execute("SELECT pg_advisory_xact_lock($1)", SCHEMA_LOCK)
             await conn.execute(schema_sql(self.schema))
-            await conn.execute(triggers_sql(self.schema, live_schema=LIVE_SCHEMA))
+            if self.schema == LIVE_SCHEMA:
+                # Not on a rebuild's fresh schema: its million rows need no trigger calls;
+                # the swap adds them (services/auth/rebuild.py).
+                await conn.execute(triggers_sql(self.schema, live_schema=LIVE_SCHEMA))
         if lookup_indexes:
             await self.create_lookup_indexes(conn)
 
