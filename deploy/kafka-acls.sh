@@ -146,7 +146,8 @@ reads audit portal.auth.events
 joins audit portal-mfa-audit
 writes audit portal.deadletter
 
-# The console sends commands and reads their replies by assignment (no group).
+# The console (the CLI and the console-web pages alike) sends commands and reads their
+# replies by assignment (no group).
 writes console portal.preferences.commands
 writes console portal.contacts.commands
 reads console portal.admin.replies

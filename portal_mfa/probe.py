@@ -15,7 +15,8 @@ import urllib.request
 
 from shared.settings import Settings
 
-SERVICES = ("auth", "preferences", "contacts", "audit")
+# The web frontends answer /healthz and /readyz too, on theirs.
+SERVICES = ("auth", "preferences", "contacts", "audit", "portal_web", "console_web")
 
 
 def port_of(service: str) -> int:

@@ -45,6 +45,8 @@ from shared.signing_settings import signer_from
 from shared.transient import failure_name
 
 log = logging.getLogger(__name__)
+# One line when a command arrives and one when it is done, each in the command's context.
+command = logging.getLogger("portal_mfa.command")
 
 
 class CommandFailed(Exception):
@@ -78,6 +80,10 @@ def command_service_app(
         security=faststream_security(settings),
         # FastStream's lines go through the process's log format (shared.observability.logs).
         logger=logging.getLogger("faststream.kafka"),
+        # Its per-message "Received"/"Processed" lines are written outside the command's
+        # context (before and after on_command), so they could name no correlation id or
+        # trace: DEBUG, and on_command writes the service's own pair inside the context.
+        log_level=logging.DEBUG,
     )
     state: dict[str, Any] = {"command_failure": None}
     failures = Backoff(first_s=0.5, cap_s=10.0)
@@ -108,9 +114,30 @@ def command_service_app(
                 attributes={"portal_mfa.command_type": said.command_type},
             ),
         ):
-            await handle(message, said.command_type)
+            started = time.perf_counter()
+            command.info(
+                "received %s",
+                said.command_type,
+                extra={"command_type": said.command_type},
+            )
+            outcome = "failed"
+            try:
+                outcome = await handle(message, said.command_type)
+            finally:
+                took_ms = (time.perf_counter() - started) * 1000
+                command.info(
+                    "%s %s %.1f ms",
+                    outcome,
+                    said.command_type,
+                    took_ms,
+                    extra={
+                        "command_type": said.command_type,
+                        "command_outcome": outcome,
+                        "duration_ms": round(took_ms, 1),
+                    },
+                )
 
-    async def handle(message: KafkaMessage, command_type: str) -> None:
+    async def handle(message: KafkaMessage, command_type: str) -> str:
         started = time.perf_counter()
         try:
             reply: CommandReply = await state["execute"](message.body)
@@ -137,6 +164,7 @@ def command_service_app(
                 correlation_id=message.correlation_id,
             )
         command_metrics.count(name, command_type, reply, time.perf_counter() - started)
+        return "accepted" if reply.ok else "rejected"
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

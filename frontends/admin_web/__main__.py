@@ -1,8 +1,9 @@
 """`python -m frontends.admin_web`: the console on PORTAL_MFA_CONSOLE_WEB_PORT (8081)."""
 
 from frontends.admin_web.app import create_app
-from frontends.common.serve import run
+from frontends.common.serve import configure, run
 from shared.settings import load_settings
 
 settings = load_settings()
-run(create_app(settings), settings, settings.console_web_port, "console-web")
+configure(settings, "console-web")
+run(create_app(settings), settings, settings.console_web_port)

@@ -38,6 +38,7 @@ from shared.commands import (
     RevokePortalAccess,
 )
 from shared.http.path_params import ContactId, OrgId
+from shared.observability.http import observe
 from shared.settings import Settings, portal_web_url
 from shared.tokens import hash_token, new_token
 
@@ -72,6 +73,9 @@ def create_app(settings: Settings) -> FastAPI:
         title="Admin console", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan
     )
     install_frame(app, HERE)
+    # Request ids, the access log, the HTTP histogram, spans and /metrics, as the services;
+    # not shared.http.hardening: these pages keep their own headers (frontends.common.web).
+    observe(app, "console-web")
 
     def dev_issuer() -> Any:
         return dev_state.issuer(settings.kafka_bootstrap) if settings.profile == "dev" else None

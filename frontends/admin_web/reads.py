@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 
 from portal_mfa.admin_credentials import AdminCredentials
+from shared.observability.http import outgoing_headers
 from shared.settings import Settings, audit_url, auth_url, contacts_url, preferences_url
 
 PARALLEL_READS = 16
@@ -63,7 +64,7 @@ class AdminReads:
             answer = await self._http.get(
                 self._bases[service] + path,
                 params=params,
-                headers={"Authorization": f"Bearer {bearer}"},
+                headers={**outgoing_headers(), "Authorization": f"Bearer {bearer}"},
             )
         except httpx.HTTPError:
             raise Unreachable(service) from None

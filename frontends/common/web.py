@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import hmac
 import secrets
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Request
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -52,17 +53,14 @@ def install_frame(app: FastAPI, folder: Path) -> None:
         app.mount("/static", StaticFiles(directory=folder / "static"), name="static")
     app.mount("/common", StaticFiles(directory=COMMON / "static"), name="common")
 
-    @app.middleware("http")
-    async def _headers(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        response = await call_next(request)
-        for name, value in SECURITY_HEADERS.items():
-            response.headers.setdefault(name, value)
-        if not request.url.path.startswith(("/static/", "/common/")):
-            # Pages show who is signed in, codes, keys: no page is kept by any cache.
-            response.headers["Cache-Control"] = NO_STORE
-        return response
+    # Outermost, around observe()'s middleware too, so every answer carries the headers:
+    # a 500 that the request observation writes for an unexpected exception included.
+    build = app.build_middleware_stack
+
+    def build_framed() -> ASGIApp:
+        return FrameHeaders(build())
+
+    app.build_middleware_stack = build_framed  # type: ignore[method-assign]
 
     @app.get("/healthz", include_in_schema=False)
     async def _healthz() -> dict[str, str]:
@@ -73,6 +71,31 @@ def install_frame(app: FastAPI, folder: Path) -> None:
         # Stateless: ready once it answers. The services behind it say their own state,
         # and a page shows it when one of them is not ready.
         return {"status": "ready"}
+
+
+class FrameHeaders:
+    """The pages' headers on every HTTP answer; a header a route set itself is kept."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        cached = str(scope.get("path", "")).startswith(("/static/", "/common/"))
+
+        async def send_framed(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in SECURITY_HEADERS.items():
+                    headers.setdefault(name, value)
+                if not cached:
+                    # Pages show who is signed in, codes, keys: no page is kept by any cache.
+                    headers["Cache-Control"] = NO_STORE
+            await send(message)
+
+        await self.app(scope, receive, send_framed)
 
 
 def new_csrf() -> str:

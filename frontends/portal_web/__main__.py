@@ -1,8 +1,9 @@
 """`python -m frontends.portal_web`: the portal on PORTAL_MFA_PORTAL_WEB_PORT (8080)."""
 
-from frontends.common.serve import run
+from frontends.common.serve import configure, run
 from frontends.portal_web.app import create_app
 from shared.settings import load_settings
 
 settings = load_settings()
-run(create_app(settings), settings, settings.portal_web_port, "portal-web")
+configure(settings, "portal-web")
+run(create_app(settings), settings, settings.portal_web_port)

@@ -9,7 +9,7 @@ Every step is a call to auth's HTTP API; this app decides nothing about who may 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
@@ -20,9 +20,10 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from frontends.common.sealed import sealer_from
 from frontends.common.web import csrf_ok, install_frame, templates_for
 from frontends.portal_web import messages
-from frontends.portal_web.auth_api import AuthApi, Refused, Unreachable
+from frontends.portal_web.auth_api import AuthApi, Refused, Unreachable, forwarding
 from frontends.portal_web.session import PortalSession, load, store
 from shared.http.path_params import OrgId
+from shared.observability.http import observe
 from shared.settings import Settings, auth_url
 
 HERE = Path(__file__).parent
@@ -45,6 +46,17 @@ def create_app(settings: Settings) -> FastAPI:
         title="Portal", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan
     )
     install_frame(app, HERE)
+
+    @app.middleware("http")
+    async def _forward_client(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        with forwarding(request.scope):
+            return await call_next(request)
+
+    # Request ids, the access log, the HTTP histogram, spans and /metrics, as the services;
+    # not shared.http.hardening: these pages keep their own headers (frontends.common.web).
+    observe(app, "portal-web")
 
     def page(
         request: Request,

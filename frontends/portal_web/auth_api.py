@@ -6,10 +6,16 @@ problem `type` (its last path segment), its title, and `Retry-After` when auth g
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from starlette.types import Scope
+
+from shared.observability.http import outgoing_headers
 
 PROBLEM_BASE = "https://portal-mfa.dev/problems/"
 
@@ -20,6 +26,35 @@ class Refused(Exception):
     kind: str
     title: str
     retry_after_s: int | None = None
+
+
+# The browser's address as auth's login limits need it: this frontend is a proxy in front
+# of auth, so it passes on the X-Forwarded-For it was given with its own peer appended.
+# auth believes the chain only as far as its PORTAL_MFA_TRUSTED_PROXIES (which must then
+# name this frontend's addresses, and the ingress's); otherwise every person at the portal
+# would share this frontend's one per-address limit.
+_forwarded_for: ContextVar[str | None] = ContextVar("portal_web_forwarded_for", default=None)
+# auth walks the chain from the right: more hops than this are no proxy path of ours.
+MAX_HOPS = 16
+
+
+@contextlib.contextmanager
+def forwarding(scope: Scope) -> Iterator[None]:
+    """While a page request is handled: the chain its calls to auth carry."""
+    given = [
+        hop.strip()
+        for name, value in scope.get("headers", [])
+        if name == b"x-forwarded-for"
+        for hop in value.decode("latin-1").split(",")
+        if hop.strip()
+    ]
+    peer = (scope.get("client") or ("",))[0]
+    hops = [*given, peer] if peer else given
+    token = _forwarded_for.set(", ".join(hops[-MAX_HOPS:]) or None)
+    try:
+        yield
+    finally:
+        _forwarded_for.reset(token)
 
 
 class Unreachable(Exception):
@@ -36,7 +71,13 @@ class AuthApi:
     async def _call(
         self, method: str, path: str, body: dict[str, Any] | None = None, bearer: str = ""
     ) -> dict[str, Any]:
-        headers = {"Authorization": f"Bearer {bearer}"} if bearer else {}
+        # The page's request id and trace go with it: auth's lines name the same request.
+        headers = outgoing_headers()
+        chain = _forwarded_for.get()
+        if chain:
+            headers["X-Forwarded-For"] = chain
+        if bearer:
+            headers["Authorization"] = f"Bearer {bearer}"
         try:
             answer = await self._http.request(method, path, json=body, headers=headers)
         except httpx.HTTPError as exc:

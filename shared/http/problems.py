@@ -39,7 +39,7 @@ _MEANINGS = {
     409: "Conflicts with the current state",
     413: "The request body is too large",
     422: "The request is malformed",
-    429: "Too many attempts; try again later",
+    429: "Too many attempts; Retry-After (seconds) says when, where that is known",
     503: "Temporarily unavailable (catching up, or the database is away); see Retry-After",
 }
 

@@ -144,3 +144,13 @@ class RequestObservation:
                         "duration_ms": round(took_ms, 1),
                     },
                 )
+
+
+def outgoing_headers() -> dict[str, str]:
+    """For a call to another service while handling a request: the same request id and
+    the current trace, so both sides' log lines and spans name one request."""
+    headers = {name: value.decode() for name, value in tracing.trace_headers()}
+    rid = context.request_id()
+    if rid is not None:
+        headers[REQUEST_ID_HEADER] = rid
+    return headers

@@ -93,7 +93,8 @@ def test_a_backup_code_signs_in_once_and_wrong_codes_lock_the_account(
         if "locked" in page.get_by_role("alert").inner_text():
             break
     expect(page.get_by_role("alert")).to_contain_text("locked")
-    expect(page.get_by_role("alert")).to_contain_text("Try again")
+    # auth's Retry-After for a first lock (5 minutes), in the person's words.
+    expect(page.get_by_role("alert")).to_contain_text("Try again in about 5 minutes (after")
     screens.shot(page, "locked-out")
 
     # Locked means locked: even the right code does not get in now.

@@ -133,6 +133,25 @@ async def test_the_right_password_late_in_a_burst_does_not_log_in(portal: Portal
     assert statuses[401] <= PER_CONTACT_AND_ADDRESS.attempts, statuses
 
 
+def test_the_password_limit_says_when_its_window_starts_over(portal: Portal) -> None:
+    (user,) = portal.prepare("customer")
+    guesser = new_address()
+    started = time.time()
+    answers = [
+        log_in(portal, user.email, f"wrong-guess-{i}", guesser)
+        for i in range(PER_CONTACT_AND_ADDRESS.attempts + 1)
+    ]
+    assert [a.status_code for a in answers[:-1]] == [401] * PER_CONTACT_AND_ADDRESS.attempts
+    refused = answers[-1]
+    assert_problem(refused, 429, "too-many-attempts")
+    # The window opened with the first guess: it starts over that long after it.
+    window = PER_CONTACT_AND_ADDRESS.window.total_seconds()
+    waited = time.time() - started
+    retry_after = refused.headers["retry-after"]
+    assert retry_after.isdigit(), retry_after
+    assert window - waited - 1 <= int(retry_after) <= window
+
+
 # --- 2. A stranger cannot lock the real user out -----------------------------------------------
 
 

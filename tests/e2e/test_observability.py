@@ -48,6 +48,9 @@ def traffic(stack: RunningStack, portal: Portal) -> User:
     assert portal.challenge(portal.login_as(user, "mfa_required")["challenge_token"], otp=code)
     replayed = portal.challenge(portal.login_as(user, "mfa_required")["challenge_token"], otp=code)
     assert replayed.status_code == 401
+    # A wrong password while the MFA step is still open (once it locks, the password
+    # step answers 429 to right and wrong passwords alike).
+    assert portal.login(user, "not-the-password").status_code == 401
     # Wrong codes until the MFA step locks (then even the password step answers 429).
     for _ in range(6):
         answer = portal.login(user)
@@ -56,7 +59,7 @@ def traffic(stack: RunningStack, portal: Portal) -> User:
         challenge = answer.json()["challenge_token"]
         assert portal.challenge(challenge, otp=enrolled.app.wrong_code()).status_code in (401, 429)
     assert answer.status_code == 429, "five failed second factors should lock the MFA step"
-    assert portal.login(user, "not-the-password").status_code == 401
+    assert portal.login(user, "not-the-password").status_code == 429
     # An admin command the service refuses, and a record nobody signed.
     portal.admin_rejected("contacts", "reset-mfa", str(uuid.uuid4()))
     asyncio.run(publish_unsigned(stack.kafka, portal.org))
@@ -234,6 +237,49 @@ def test_a_trace_follows_an_admin_command_to_the_projections(stack: RunningStack
     assert wait_until(lambda: of_trace("audit", "audit_log apply ContactCreated"), timeout=15)
 
 
+def test_one_command_in_the_json_log(stack: RunningStack) -> None:
+    portal = Portal(stack)  # an org of its own: this is its only CreateContact
+    email = f"logged-{uuid.uuid4().hex[:8]}@example.com"
+    portal.admin("contacts", "add", "--kind", "customer", "--name", "Logged", "--email", email)
+    (sent,) = [
+        s for s in stack.spans()
+        if s["name"] == "portal-mfa admin CreateContact"
+        and s["attributes"].get("portal_mfa.org_id") == portal.org
+    ]  # fmt: skip
+    trace_id = str(sent["context"]["trace_id"]).removeprefix("0x")
+
+    def of_the_command() -> list[dict[str, object]]:
+        return [
+            line for line in stack.log_lines()
+            if line.get("service") == "contacts" and line.get("org_id") == portal.org
+        ]  # fmt: skip
+
+    def both() -> list[dict[str, object]] | None:
+        found = of_the_command()
+        return found if any(line["message"].startswith("accepted") for line in found) else None  # type: ignore[union-attr]
+
+    lines = wait_until(both, what="the command's log lines")
+    received = [line for line in lines if line["message"] == "received CreateContact"]
+    done = [line for line in lines if line["message"].startswith("accepted CreateContact")]  # type: ignore[union-attr]
+    assert len(received) == 1 and len(done) == 1, lines
+    for line in (*received, *done):
+        # Every line of the command names it: the correlation id its events carry, and the
+        # trace the console started.
+        assert line["logger"] == "portal_mfa.command"
+        assert line["trace_id"] == trace_id
+        assert uuid.UUID(str(line["correlation_id"]))
+        assert line["correlation_id"] == received[0]["correlation_id"]
+        assert line["command_type"] == "CreateContact"
+    assert done[0]["command_outcome"] == "accepted" and isinstance(done[0]["duration_ms"], float)
+    assert email not in str(lines)
+    # FastStream's own per-message lines, which could name none of it, are not at INFO.
+    assert not [
+        line for line in stack.log_lines()
+        if str(line.get("logger", "")).startswith("faststream")
+        and line.get("message") in ("Received", "Processed")
+    ]  # fmt: skip
+
+
 def test_a_login_joins_its_callers_trace_and_its_events_carry_it_to_audit(
     stack: RunningStack, portal: Portal, traffic: User
 ) -> None:
@@ -244,7 +290,8 @@ def test_a_login_joins_its_callers_trace_and_its_events_carry_it_to_audit(
         json={"email": traffic.email, "password": "wrong-password"},
         headers={"traceparent": parent},
     )
-    assert answer.status_code == 401
+    # The traffic left this user's MFA step locked: 429, and a LoginFailed all the same.
+    assert answer.status_code == 429
 
     def named(name: str) -> list[dict[str, object]]:
         return [
@@ -253,7 +300,7 @@ def test_a_login_joins_its_callers_trace_and_its_events_carry_it_to_audit(
         ]  # fmt: skip
 
     (served,) = wait_until(lambda: named("POST /v1/portals/{org_id}/login"))
-    assert served["attributes"]["http.response.status_code"] == 401
+    assert served["attributes"]["http.response.status_code"] == 429
     # The LoginFailed it recorded went out through auth's outbox with the trace.
     assert wait_until(lambda: named("audit_log apply LoginFailed"), timeout=15)
     # And the event names the request as its correlation id: log line and audit agree.

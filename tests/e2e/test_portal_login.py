@@ -9,11 +9,14 @@ requirement (or the session) to show a change before they rely on it.
 from __future__ import annotations
 
 import base64
+import json
 import re
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 from xml.etree import ElementTree
@@ -22,6 +25,10 @@ import httpx
 import pyotp
 import pytest
 
+from services.auth.domain.lockout import (
+    FIRST_LOCKOUT,
+    MAX_CONSECUTIVE_FAILURES,
+)
 from tests.e2e.conftest import RunningStack
 from tests.e2e.portal_client import (
     PASSWORD,
@@ -403,6 +410,49 @@ def test_five_consecutive_wrong_codes_lock_the_mfa_step(portal: Portal) -> None:
         portal.challenge(challenge_token, backup_code=enrolled.backup_codes[0]), 429, "locked-out"
     )
     assert_problem(portal.login(user), 429, "locked-out")
+
+
+def test_a_locked_mfa_step_says_when_it_opens_in_retry_after(portal: Portal) -> None:
+    (user,) = portal.prepare("customer", policy=True)
+    app = portal.enroll(user).app
+    challenge_token = portal.login_as(user, "mfa_required")["challenge_token"]
+    for _ in range(MAX_CONSECUTIVE_FAILURES - 1):
+        assert_problem(portal.challenge(challenge_token, otp=app.wrong_code()), 401, "wrong-code")
+    # The failure that locks: the lock runs FIRST_LOCKOUT from the moment auth counted it.
+    before = time.time()
+    assert_problem(portal.challenge(challenge_token, otp=app.wrong_code()), 401, "wrong-code")
+    after = time.time()
+    lock = FIRST_LOCKOUT.total_seconds()
+
+    answers: list[tuple[float, int]] = []
+    for call in (
+        lambda: portal.challenge(challenge_token, otp=app.code(spend=False)),
+        lambda: portal.login(user),  # the password step says the same while the lock holds
+    ):
+        answer = call()
+        asked = time.time()
+        assert_problem(answer, 429, "locked-out")
+        retry_after = answer.headers["retry-after"]
+        assert retry_after.isdigit(), retry_after  # delay-seconds, not a date
+        # The lock ends between before+lock and after+lock; asked after `after`.
+        assert before + lock - asked - 1 <= int(retry_after) <= after + lock - before + 1
+        assert int(retry_after) > lock - 60, "a fresh 5-minute lock says about 5 minutes"
+        answers.append((asked, int(retry_after)))
+
+    # ...and it is the lock auth recorded: its ContactLockedOut event's `until`, as audit has it.
+    def locked_until() -> datetime | None:
+        lines = portal.stack.cli(
+            "audit", "tail", "--org", portal.org, "--type", "ContactLockedOut", "--json"
+        ).stdout.splitlines()
+        found = [json.loads(line) for line in lines]
+        mine = [e for e in found if e["aggregate_id"] == user.contact_id]
+        return datetime.fromisoformat(mine[0]["payload"]["until"]) if mine else None
+
+    until = wait_until(locked_until, timeout=15, what="the lock in the audit log").timestamp()
+    for asked, retry_after_s in answers:
+        # Whole seconds, rounded up, from the moment auth took its clock (before `asked`, by
+        # the request's time: the password step's argon2 is in it).
+        assert until - asked <= retry_after_s <= until - asked + 5, (until - asked, retry_after_s)
 
 
 # --- 7. Revoked access and deleted contacts ---------------------------------------------------

@@ -69,6 +69,22 @@ async def reserve(conn: asyncpg.Connection, subjects: Sequence[Subject], now: da
     return True
 
 
+async def blocked_until(
+    conn: asyncpg.Connection, subjects: Sequence[Subject], now: datetime
+) -> datetime | None:
+    """After a refused reservation: when the last full window among `subjects` ends (an
+    attempt then counts again), or None if none is full any more."""
+    rows = await conn.fetch(
+        "SELECT subject, failures, window_started + make_interval(secs => window_s) AS ends"
+        " FROM password_attempts WHERE subject = ANY($1::text[])",
+        [s.key for s in subjects],
+    )
+    limits = {s.key: s.limit.attempts for s in subjects}
+    full = [row for row in rows if row["failures"] >= limits[row["subject"]]]
+    ends = [row["ends"] for row in full if row["ends"] > now]
+    return max(ends, default=None)
+
+
 async def release(conn: asyncpg.Connection, subjects: Sequence[Subject]) -> None:
     """A success: the attempt was not a failure after all. One statement, so the rows'
     locks (an address's row is shared by all its logins) are held only for it."""

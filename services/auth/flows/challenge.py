@@ -43,7 +43,7 @@ async def _attempt(
         raise invalid_token("challenge")
     account = await accounts.lock(conn, challenge.contact_id, challenge.org_id)
     if account.attempts.is_locked(now):
-        raise locked_out()
+        raise locked_out(account.attempts, now)
     contact = await rt.projection.contact(conn, challenge.org_id, challenge.contact_id)
     enrollment = await enrollments.enabled_for(conn, challenge.contact_id)
     if (

@@ -122,7 +122,7 @@ async def _verify(
         raise Refusal(409, "enrollment-not-started", "Start the enrollment first")
     assert enrollment.secret_blob is not None
     if account.attempts.is_locked(now):
-        raise locked_out()
+        raise locked_out(account.attempts, now)
     secret = rt.secret_box.open(enrollment.secret_blob, _sealed_for(enrollment.enrollment_id))
     step = totp.matching_time_step(secret, otp, now)
     claimed = step is not None and await enrollments.claim_time_step(

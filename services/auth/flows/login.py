@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -17,7 +18,7 @@ from services.auth.domain.lockout import (
     PER_CONTACT_AND_ADDRESS,
 )
 from services.auth.domain.passwords import DUMMY_HASH
-from services.auth.flows.refusal import Refusal, invalid_credentials, locked_out
+from services.auth.flows.refusal import Refusal, invalid_credentials, locked_out, seconds_until
 from services.auth.flows.sessions import end_every_token, issue_session
 from services.auth.runtime import AuthRuntime
 from shared.events import Empty, LoginFailed, LoginFailedPayload, PortalPasswordSet
@@ -27,8 +28,13 @@ from shared.tokens import hash_token
 MIN_PASSWORD_LENGTH = 10
 
 
-def too_many_attempts() -> Refusal:
-    return Refusal(429, "too-many-attempts", "Too many failed attempts; try again later")
+def too_many_attempts(until: datetime | None, now: datetime) -> Refusal:
+    return Refusal(
+        429,
+        "too-many-attempts",
+        "Too many failed attempts; try again later",
+        seconds_until(until, now),
+    )
 
 
 async def accept_invitation(
@@ -42,8 +48,10 @@ async def accept_invitation(
     limits = [Subject(f"invitation:{client_address}", INVITATIONS_PER_CLIENT_ADDRESS)]
     invitation_hash = hash_token(token)
     async with rt.pool.acquire() as conn:
-        if not await password_attempts.reserve(conn, limits, rt.clock()):
-            raise too_many_attempts()
+        now = rt.clock()
+        if not await password_attempts.reserve(conn, limits, now):
+            until = await password_attempts.blocked_until(conn, limits, now)
+            raise too_many_attempts(until, now)
         # The token first: an unknown, used or expired one costs no password hashing.
         await _live_invitation(rt, conn, org_id, invitation_hash)
     password_hash = await hashing.hashed(password)
@@ -110,7 +118,9 @@ async def login(
     async with rt.pool.acquire() as conn:
         # Reserved before the verify: parallel guesses beyond the limit are never checked.
         if not await password_attempts.reserve(conn, limits, now):
-            raise too_many_attempts()
+            # When the full window that refused this attempt starts over.
+            until = await password_attempts.blocked_until(conn, limits, now)
+            raise too_many_attempts(until, now)
         found = await accounts.for_login(conn, f"{rt.projection.schema}.contacts", org_id, email)
     stored_hash = found.password_hash if found and found.password_hash else DUMMY_HASH
     right = await hashing.verified(stored_hash, password)
@@ -121,7 +131,10 @@ async def login(
     if not right or locked:
         reason = "mfa_locked" if locked else "wrong_password"
         await _record_failure(rt, org_id, found.contact_id if found else None, email, reason)
-        raise locked_out() if locked else invalid_credentials()
+        if locked:
+            assert found is not None
+            raise locked_out(found.attempts, now)
+        raise invalid_credentials()
     assert found is not None
 
     async with rt.pool.acquire() as conn:
@@ -139,7 +152,7 @@ async def login(
             raise HistoryIncomplete(f"contact {found.contact_id} waits beyond a version gap")
         if decision.requirement == "totp":
             if account.attempts.is_locked(now):
-                raise locked_out()
+                raise locked_out(account.attempts, now)
             token, _ = await tokens.issue(conn, "challenge", found.contact_id, org_id, now)
             return {"status": "mfa_required", "challenge_token": token}
         if decision.requirement == "enroll":

@@ -2,13 +2,30 @@
 
 from __future__ import annotations
 
+import math
+from datetime import datetime
+
+from services.auth.domain.lockout import MfaAttempts
+
 
 class Refusal(Exception):
-    def __init__(self, status: int, kind: str, title: str) -> None:
+    def __init__(
+        self, status: int, kind: str, title: str, retry_after_s: int | None = None
+    ) -> None:
         super().__init__(title)
         self.status = status
         self.kind = kind
         self.title = title
+        # When a retry can succeed, if that is known: the answer's `Retry-After` (seconds).
+        self.retry_after_s = retry_after_s
+
+
+def seconds_until(until: datetime | None, now: datetime) -> int | None:
+    """Whole seconds from `now` to `until`, rounded up (a retry at the answer's word must
+    not arrive a fraction early); None when there is no such time or it has passed."""
+    if until is None or until <= now:
+        return None
+    return max(1, math.ceil((until - now).total_seconds()))
 
 
 def invalid_credentials() -> Refusal:
@@ -27,8 +44,10 @@ def history_incomplete() -> Refusal:
     )
 
 
-def locked_out() -> Refusal:
-    return Refusal(429, "locked-out", "Too many failed attempts; try again later")
+def locked_out(attempts: MfaAttempts, now: datetime) -> Refusal:
+    # The wait is the lock's end; a disabled authenticator has none (an admin's reset is).
+    wait = None if attempts.disabled else seconds_until(attempts.locked_until, now)
+    return Refusal(429, "locked-out", "Too many failed attempts; try again later", wait)
 
 
 def invalid_token(what: str) -> Refusal:

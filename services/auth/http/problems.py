@@ -15,7 +15,11 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Refusal)
     async def _refused(_: Request, exc: Refusal) -> JSONResponse:
-        return problems.problem_response(exc.status, exc.kind, exc.title)
+        answer = problems.problem_response(exc.status, exc.kind, exc.title)
+        if exc.retry_after_s is not None:
+            # RFC 9110 §10.2.3: delay-seconds. The portal says "try again in about N minutes".
+            answer.headers["Retry-After"] = str(exc.retry_after_s)
+        return answer
 
     @app.exception_handler(HistoryIncomplete)
     async def _incomplete(_: Request, exc: HistoryIncomplete) -> JSONResponse:

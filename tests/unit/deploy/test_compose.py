@@ -263,3 +263,97 @@ def test_postgres_makes_the_logins_on_first_start(compose: dict[str, Any]) -> No
     assert "./deploy/postgres-init.sh:/docker-entrypoint-initdb.d/10-portal-mfa.sh:ro" in mounts
     superuser = REQUIRED.match(compose["postgres"]["environment"]["POSTGRES_PASSWORD"])
     assert superuser and superuser["name"] == "PORTAL_MFA_POSTGRES_PASSWORD"
+
+
+# --- the web frontends ------------------------------------------------------------------------
+
+FRONTENDS = {
+    "portal-web": ("frontends.portal_web", 8080),
+    "console-web": ("frontends.admin_web", 8081),
+}
+SERVICE_SECRETS = {
+    "PORTAL_MFA_SECRET_KEYS",
+    "PORTAL_MFA_SECRET_KEY_ID",
+    "PORTAL_MFA_SIGNING_KEY",
+    "PORTAL_MFA_DATABASE_URL",
+    "PORTAL_MFA_TRUSTED_SIGNERS",
+}
+
+
+@pytest.mark.parametrize("name", FRONTENDS)
+def test_each_frontend_runs_checked_restarted_and_locked_down(
+    compose: dict[str, Any], name: str
+) -> None:
+    module, port = FRONTENDS[name]
+    service = compose[name]
+    assert service["command"] == ["python", "-m", module]
+    assert service["ports"] == [f"{port}:{port}"]
+    assert service["healthcheck"]["test"] == ["CMD", "python", "-m", "portal_mfa.probe", "/healthz"]
+    assert not service["healthcheck"].get("disable")
+    assert service["restart"] == "unless-stopped"
+    assert service["read_only"] is True and service["cap_drop"] == ["ALL"]
+    assert "no-new-privileges:true" in service["security_opt"]
+    # Pages that call auth wait for auth to answer.
+    assert service["depends_on"]["auth"] == {"condition": "service_healthy"}
+
+
+@pytest.mark.parametrize("name", FRONTENDS)
+def test_a_frontend_gets_no_service_key_and_its_own_cookie_key(
+    compose: dict[str, Any], name: str
+) -> None:
+    env = compose[name]["environment"]
+    assert not SERVICE_SECRETS & set(env), SERVICE_SECRETS & set(env)
+    key = REQUIRED.match(env["PORTAL_MFA_WEB_COOKIE_KEY"])
+    assert key and key["name"] == f"PORTAL_MFA_{name.upper().replace('-', '_')}_COOKIE_KEY"
+    assert not referenced(compose[name]) & {
+        "PORTAL_MFA_KAFKA_ADMIN_PASSWORD",
+        "PORTAL_MFA_POSTGRES_PASSWORD",
+    }
+
+
+def test_the_portal_talks_to_auth_over_http_alone(compose: dict[str, Any]) -> None:
+    env = compose["portal-web"]["environment"]
+    assert env["PORTAL_MFA_AUTH_URL"] == "http://auth:8000"
+    # No broker login, no admin trust: one secret, its cookie key.
+    assert not [k for k in env if "KAFKA" in k or "ADMIN" in k]
+    assert referenced(compose["portal-web"]) == {"PORTAL_MFA_PORTAL_WEB_COOKIE_KEY"}
+    assert set(compose["portal-web"]["depends_on"]) == {"auth"}
+
+
+def test_the_console_sends_as_its_principal_and_signs_as_the_admin(
+    compose: dict[str, Any],
+) -> None:
+    env = compose["console-web"]["environment"]
+    # It publishes commands and reads their replies: the console's principal, whose
+    # password kafka-init set (deploy/kafka-acls.sh gives it exactly that).
+    assert env["PORTAL_MFA_KAFKA_USERNAME"] == "portal-mfa-console"
+    assert env["PORTAL_MFA_KAFKA_SASL_MECHANISM"] == "SCRAM-SHA-512"
+    assert (
+        env["PORTAL_MFA_KAFKA_PASSWORD"]
+        == compose["kafka-init"]["environment"]["PORTAL_MFA_CONSOLE_KAFKA_PASSWORD"]
+    )
+    # Each command is signed by the signed-in admin's assertion: no stored token or key.
+    assert "PORTAL_MFA_ADMIN_TOKEN" not in env
+    assert referenced(compose["console-web"]) == {
+        "PORTAL_MFA_CONSOLE_KAFKA_PASSWORD",
+        "PORTAL_MFA_ADMIN_ISSUER_KEYS",
+        "PORTAL_MFA_ADMIN_ISSUER",
+        "PORTAL_MFA_PORTAL_WEB_URL",
+        "PORTAL_MFA_CONSOLE_WEB_COOKIE_KEY",
+    }
+    for service, port in (
+        ("auth", 8000),
+        ("preferences", 8001),
+        ("contacts", 8002),
+        ("audit", 8003),
+    ):
+        assert env[f"PORTAL_MFA_{service.upper()}_URL"] == f"http://{service}:{port}"
+        assert compose["console-web"]["depends_on"][service] == {"condition": "service_healthy"}
+    assert compose["console-web"]["depends_on"]["kafka-init"] == {
+        "condition": "service_completed_successfully"
+    }
+
+
+def test_the_two_frontends_seal_with_different_keys(compose: dict[str, Any]) -> None:
+    keys = {compose[name]["environment"]["PORTAL_MFA_WEB_COOKIE_KEY"] for name in FRONTENDS}
+    assert len(keys) == 2

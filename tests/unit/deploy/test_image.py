@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from portal_mfa import probe
 from portal_mfa.serve import SERVICES
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -102,6 +103,33 @@ def test_each_service_has_its_command(service: str) -> None:
     assert json.loads(cmd) == ["portal-mfa", "serve", service]
 
 
+FRONTENDS = {"portal-web": "frontends.portal_web", "console-web": "frontends.admin_web"}
+
+
+@pytest.mark.parametrize("frontend", FRONTENDS)
+def test_each_frontend_has_its_target_and_command(frontend: str) -> None:
+    (cmd,) = [args for k, args in STAGES[frontend] if k == "CMD"]
+    assert json.loads(cmd) == ["python", "-m", FRONTENDS[frontend]]
+    # Built on the runtime stage: the same user, read-only root and health check.
+    assert STAGES[frontend][0] == ("FROM", f"runtime AS {frontend}")
+    uid = of(frontend, "USER")[-1].split(":")[0]
+    assert uid.isdigit() and int(uid) >= 1000
+
+
+def test_the_frontends_code_and_pages_are_in_the_image() -> None:
+    copied = [args for k, args in STAGES["build"] if k == "COPY"]
+    assert "frontends frontends" in copied
+    # Installed as a package, with its templates and static files.
+    found = PYPROJECT["tool"]["setuptools"]
+    assert "frontends*" in found["packages"]["find"]["include"]
+    for package in ("frontends.portal_web", "frontends.admin_web", "frontends.common"):
+        assert "templates/*.html" in found["package-data"][package], package
+
+
+def test_the_health_check_finds_a_frontend_on_its_port() -> None:
+    assert {"portal_web", "console_web"} <= set(probe.SERVICES)
+
+
 def test_the_default_target_is_a_service() -> None:
     (cmd,) = [args for k, args in STAGES[""] if k == "CMD"]
     assert json.loads(cmd)[:2] == ["portal-mfa", "serve"]
@@ -109,7 +137,7 @@ def test_the_default_target_is_a_service() -> None:
 
 def test_it_exposes_the_service_ports_and_checks_health() -> None:
     (exposed,) = of("auth", "EXPOSE")
-    assert set(exposed.split()) == {"8000", "8001", "8002", "8003"}
+    assert set(exposed.split()) == {"8000", "8001", "8002", "8003", "8080", "8081"}
     (check,) = of("auth", "HEALTHCHECK")
     command = json.loads(check.split(" CMD ", 1)[1])
     assert command == ["python", "-m", "portal_mfa.probe", "/healthz"]

@@ -14,7 +14,10 @@ import kubernetes_validate
 import pytest
 from ruamel.yaml import YAML
 
+from frontends.admin_web.app import create_app as console
+from frontends.portal_web.app import create_app as portal
 from portal_mfa.serve import SERVICES
+from shared.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[3]
 FOLDER = ROOT / "deploy" / "kubernetes"
@@ -211,3 +214,169 @@ def test_behind_the_ingress_auth_trusts_the_proxies_it_is_told() -> None:
         for path in rule["http"]["paths"]
     }
     assert backends == {"portal-mfa-auth"}  # only the portal API is exposed
+
+
+# --- the web frontends ------------------------------------------------------------------------
+
+FRONTENDS = {
+    "portal-web": ("frontends.portal_web", 8080),
+    "console-web": ("frontends.admin_web", 8081),
+}
+SERVICE_KEYS = {
+    "PORTAL_MFA_SECRET_KEYS",
+    "PORTAL_MFA_SECRET_KEY_ID",
+    "PORTAL_MFA_SIGNING_KEY",
+    "PORTAL_MFA_DATABASE_URL",
+    "PORTAL_MFA_TRUSTED_SIGNERS",
+}
+
+
+def env_of(name: str) -> dict[str, Any]:
+    return {
+        entry["name"]: entry.get("value", entry.get("valueFrom"))
+        for entry in container(name)["env"]
+    }
+
+
+@pytest.mark.parametrize("frontend", FRONTENDS)
+def test_each_frontend_runs_probed_limited_and_locked_down(frontend: str) -> None:
+    module, port = FRONTENDS[frontend]
+    found = container(frontend)
+    assert found["args"] == ["python", "-m", module]
+    assert found["image"] == f"portal-mfa:{VERSION}"
+    assert found["ports"] == [{"name": "http", "containerPort": port}]
+    assert found["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert found["startupProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert found["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    assert (
+        set(found["resources"]["requests"])
+        == set(found["resources"]["limits"])
+        == {"cpu", "memory"}
+    )
+    assert found["securityContext"] == {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+    }
+    deployment = OBJECTS["Deployment", f"portal-mfa-{frontend}"]
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["automountServiceAccountToken"] is False
+    selects = deployment["spec"]["selector"]["matchLabels"]
+    assert OBJECTS["Service", f"portal-mfa-{frontend}"]["spec"] == {
+        "selector": selects,
+        "ports": [{"name": "http", "port": port, "targetPort": "http"}],
+    }
+    budget = OBJECTS["PodDisruptionBudget", f"portal-mfa-{frontend}"]["spec"]
+    assert budget["selector"]["matchLabels"] == selects
+    assert budget["minAvailable"] < deployment["spec"]["replicas"]
+
+
+@pytest.mark.parametrize("frontend", FRONTENDS)
+def test_a_frontend_gets_no_service_key_and_its_own_cookie_key(frontend: str) -> None:
+    env = env_of(frontend)
+    assert not SERVICE_KEYS & set(env)
+    assert references(frontend)["PORTAL_MFA_WEB_COOKIE_KEY"] == (
+        "secretKeyRef",
+        f"portal-mfa-{frontend}",
+        "cookie-key",
+    )
+    assert "cookie-key" in OBJECTS["Secret", f"portal-mfa-{frontend}"]["stringData"]
+    for variable, (kind, name, key) in references(frontend).items():
+        source = OBJECTS["Secret" if kind == "secretKeyRef" else "ConfigMap", name]
+        assert key in source.get("stringData", source.get("data", {})), (variable, name, key)
+
+
+def test_the_portal_reads_one_secret_and_talks_to_auth_alone() -> None:
+    secrets = {
+        name for kind, name, _ in references("portal-web").values() if kind == "secretKeyRef"
+    }
+    assert secrets == {"portal-mfa-portal-web"}
+    assert "envFrom" not in container("portal-web")  # not even the broker's address
+    env = env_of("portal-web")
+    assert env["PORTAL_MFA_AUTH_URL"] == "http://portal-mfa-auth:8000"
+    assert not [k for k in env if "KAFKA" in k or "ADMIN" in k]
+
+
+def test_the_console_sends_as_the_console_principal_and_holds_no_admin_token() -> None:
+    secrets = {
+        name for kind, name, _ in references("console-web").values() if kind == "secretKeyRef"
+    }
+    assert secrets == {"portal-mfa-console-web", "portal-mfa-kafka-console"}
+    env = env_of("console-web")
+    assert env["PORTAL_MFA_KAFKA_USERNAME"] == "portal-mfa-console"
+    assert "PORTAL_MFA_ADMIN_TOKEN" not in env
+    shared = OBJECTS["ConfigMap", "portal-mfa-shared"]["data"]
+    assert "PORTAL_MFA_ADMIN_TOKEN" not in shared and "PORTAL_MFA_ADMIN_ISSUER_KEYS" in shared
+    for service in SERVICES:
+        assert (
+            env[f"PORTAL_MFA_{service.upper()}_URL"]
+            == f"http://portal-mfa-{service}:{PORTS[service]}"
+        )
+    # ...the password the ACL Job gave that principal.
+    job = OBJECTS["Job", "portal-mfa-kafka-acls"]["spec"]["template"]["spec"]["containers"][0]
+    given = {
+        e["name"]: e["valueFrom"]["secretKeyRef"]["name"] for e in job["env"] if "valueFrom" in e
+    }
+    assert given["PORTAL_MFA_CONSOLE_KAFKA_PASSWORD"] == "portal-mfa-kafka-console"
+
+
+@pytest.mark.parametrize("frontend", FRONTENDS)
+def test_a_frontends_ingress_routes_its_pages_and_not_its_metrics_or_probes(frontend: str) -> None:
+    ingress = OBJECTS["Ingress", f"portal-mfa-{frontend}"]
+    (rule,) = ingress["spec"]["rules"]
+    paths = rule["http"]["paths"]
+    assert {p["backend"]["service"]["name"] for p in paths} == {f"portal-mfa-{frontend}"}
+    assert ingress["spec"]["tls"][0]["hosts"] == [rule["host"]]
+
+    def routed(path: str) -> bool:
+        for entry in paths:
+            if entry["pathType"] == "Exact" and path == entry["path"]:
+                return True
+            prefix = entry["path"].rstrip("/")
+            if entry["pathType"] == "Prefix" and (path == prefix or path.startswith(prefix + "/")):
+                return True
+        return False
+
+    for hidden in ("/metrics", "/healthz", "/readyz", "/docs"):
+        assert not routed(hidden), hidden
+    pages = (
+        [
+            "/",
+            "/portals/acme/login",
+            "/portals/acme/challenge",
+            "/static/portal.js",
+            "/common/site.css",
+        ]
+        if frontend == "portal-web"
+        else [
+            "/",
+            "/signin",
+            "/signin/assertion",
+            "/signout",
+            "/orgs/acme/customers",
+            "/common/site.css",
+        ]
+    )
+    for page in pages:
+        assert routed(page), page
+
+
+@pytest.mark.parametrize("frontend", FRONTENDS)
+def test_every_route_of_a_frontend_that_is_a_page_is_reachable(frontend: str) -> None:
+    # A page added to the app later must be routed too (or it 404s behind the ingress).
+    settings = Settings(profile="dev", web_cookie_key="A" * 43 + "=")  # type: ignore[call-arg,arg-type]
+    app = (portal if frontend == "portal-web" else console)(settings)
+    ingress = OBJECTS["Ingress", f"portal-mfa-{frontend}"]
+    paths = ingress["spec"]["rules"][0]["http"]["paths"]
+    internal = {"/metrics", "/healthz", "/readyz"}
+    for route in app.routes:
+        path = getattr(route, "path", "")
+        if path in internal:
+            continue
+        first = "/" + path.strip("/").split("/")[0] if path != "/" else "/"
+        assert any(
+            (p["pathType"] == "Exact" and p["path"] == path)
+            or (p["pathType"] == "Prefix" and first == p["path"])
+            for p in paths
+        ), path
