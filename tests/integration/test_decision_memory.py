@@ -24,8 +24,8 @@ from services.auth.decisions import remembered_login_requirement
 from services.auth.projection import LIVE_SCHEMA, LoginProjection
 from services.auth.runtime import AuthRuntime
 from shared.db import EVENTSTORE_SQL, apply_schema, open_pool, read_sql
-from shared.events import MfaPolicyDisabled, MfaReset, MfaResetPayload
-from tests.integration.test_reset_ordering import Empty, enroll, event, project, setup_contact
+from shared.events import Empty, MfaPolicyDisabled, MfaReset, MfaResetPayload
+from tests.integration.test_reset_ordering import enroll, event, project, setup_contact
 
 pytestmark = pytest.mark.integration
 RESET_BOUND_S = 0.25
