@@ -8,7 +8,7 @@ from typing import Any
 import asyncpg
 from fastapi import APIRouter, Response
 
-from services.auth.decisions import remembered_login_requirement
+from services.auth.decisions import login_requirement
 from services.auth.held_events import Waiting
 from services.auth.runtime import Runtime
 from shared.admin_access import AUDIT_READERS, AdminBearer
@@ -58,5 +58,9 @@ async def get_login_requirement(
     # Who must log in how, and whether a contact exists, is the org's business only.
     admin.for_org(org_id, AUDIT_READERS)
     runtime.require_ready()
-    decision = await remembered_login_requirement(runtime, org_id, contact_id)
+    # Read from the database, not services/auth/decision_cache.py's memory: while
+    # PostgreSQL is down this route must answer 503 like every other (tests/faults), and
+    # memory trusted for up to 150 ms after the outage began would answer 200.
+    async with runtime.pool.acquire() as conn:
+        decision = await login_requirement(conn, runtime.projection, org_id, contact_id)
     return decision.as_dict()
