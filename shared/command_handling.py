@@ -15,7 +15,8 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from datetime import datetime
+from typing import Any, ClassVar, Generic, TypeVar
 
 import asyncpg
 from pydantic import TypeAdapter, ValidationError
@@ -131,6 +132,33 @@ async def _spend(conn: asyncpg.Connection, admin: AdminAssertion, command_id: uu
             "SELECT command_id FROM spent_assertions WHERE jti = $1", admin.jti
         )
     return bool(spent_by == command_id)
+
+
+class CommandOwner:
+    """A command-owning service's handler: admits each command, then runs it once.
+
+    A subclass names the commands it parses (`commands`) and decides them (`_change`).
+    """
+
+    commands: ClassVar[TypeAdapter[Any]]
+
+    def __init__(
+        self, pool: asyncpg.Pool, verifier: AssertionVerifier, clock: Callable[[], datetime]
+    ) -> None:
+        self._pool = pool
+        self._verifier = verifier
+        self._clock = clock
+
+    async def execute(self, body: bytes) -> CommandReply:
+        admitted = admit(self.commands, self._verifier, body)
+        if isinstance(admitted, CommandReply):
+            return admitted
+        return await run_once(self._pool, admitted, self._change)
+
+    async def _change(
+        self, conn: asyncpg.Connection, command: Any, admin: AdminAssertion
+    ) -> CommandReply:
+        raise NotImplementedError
 
 
 def _uuid_or_none(value: object) -> uuid.UUID | None:

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, EmailStr, Field, TypeAdapter
 
 from shared.admin_identity import MAX_TOKEN_CHARS, AssertionIssuer, canonical_digest
 from shared.events import CONTACTS_COMMANDS, PREFERENCES_COMMANDS, Cause, ContactKind
+from shared.read_your_writes import WritePosition
 
 ASSERTION_FIELD = "assertion"
 
@@ -187,7 +188,13 @@ class CommandReply(BaseModel):
     replied_at: datetime | None = None
 
     @classmethod
-    def accepted(cls, command_id: uuid.UUID, result: dict[str, Any]) -> CommandReply:
+    def accepted(
+        cls, command_id: uuid.UUID, result: dict[str, Any], position: WritePosition | None = None
+    ) -> CommandReply:
+        """`position`: where the command left its aggregate, so a reader can wait for it
+        (`min_position`, shared.read_your_writes)."""
+        if position is not None:
+            result = {**result, "position": position.token()}
         return cls(command_id=command_id, ok=True, result=result)
 
     @classmethod

@@ -34,6 +34,7 @@ from shared.events import DEADLETTER, Event, EventRejected
 from shared.observability import tracing
 from shared.projection_metrics import ProjectionMetrics
 from shared.projection_offsets import HasOffsets, store_offsets, stored_offsets
+from shared.read_your_writes import sleep_at_most
 from shared.signing import (
     BAD_SIGNATURE,
     UNKNOWN_SIGNER,
@@ -150,6 +151,9 @@ class ProjectionConsumer:
         self._applied_up_to: dict[TopicPartition, int] = {}
         self.newest_applied_at: float | None = None
         self.started_at = time.time()
+        # Set (and replaced) after each applied batch: readers waiting for a write
+        # position (shared.read_your_writes) look again then, not on a timer alone.
+        self._batch_done = asyncio.Event()
         if registry is not None:
             registry.register(ProjectionMetrics(self))
 
@@ -323,6 +327,14 @@ class ProjectionConsumer:
     def name(self) -> str:
         return self._projection.name
 
+    async def batch_applied(self, timeout_s: float) -> None:
+        """Return after the next batch this consumer applies, or after `timeout_s`."""
+        await sleep_at_most(self._batch_done, timeout_s)
+
+    def _announce_batch(self) -> None:
+        done, self._batch_done = self._batch_done, asyncio.Event()
+        done.set()
+
     def lag_records(self) -> int:
         """Records on the broker not yet applied, by what is known without a round trip."""
         behind = 0
@@ -380,6 +392,7 @@ class ProjectionConsumer:
         self._applied_up_to.update(applied_up_to)
         self.newest_applied_at = max(d.record.timestamp for d in delivered) / 1000
         tracing.applied(self._projection.name, _traced(valid), started_ns)
+        self._announce_batch()
 
     async def _apply_one_by_one(self, conn: asyncpg.Connection, valid: list[Delivered]) -> None:
         for item in valid:

@@ -17,6 +17,7 @@ from portal_mfa.cli.console import (
     read,
     send,
     shown,
+    written,
 )
 from portal_mfa.cli.contacts import contacts
 from portal_mfa.cli.exit_codes import BAD_SETTING, EPILOG
@@ -57,8 +58,21 @@ def _admin(
             show_default=False,
         ),
     ] = None,
+    no_wait: Annotated[
+        bool,
+        typer.Option(
+            "--no-wait",
+            help="Return as soon as the owning service has accepted a change, without"
+            " waiting until auth's login decision reflects it.",
+        ),
+    ] = False,
 ) -> None:
-    ctx.obj = {"org": org, "actor": actor, "idempotency_key": idempotency_key}
+    ctx.obj = {
+        "org": org,
+        "actor": actor,
+        "idempotency_key": idempotency_key,
+        "wait": not no_wait,
+    }
 
 
 DryRun = Annotated[
@@ -73,22 +87,23 @@ DryRun = Annotated[
 
 @mfa.command("enable", help="Require MFA for the org's portal (customers and vendors).")
 def mfa_enable(ctx: typer.Context, as_json: JsonFlag = False, dry_run: DryRun = False) -> None:
-    if dry_run:
-        show_impact(ctx, would_be=True, as_json=as_json)
-        return
-    from shared.commands import EnableMfaPolicy
-
-    emit(_policy_status(send(ctx, EnableMfaPolicy(org_id=org_of(ctx)))), as_json)
+    _set_policy(ctx, True, as_json, dry_run)
 
 
 @mfa.command("disable", help="Stop requiring MFA; enrolled contacts still need their code.")
 def mfa_disable(ctx: typer.Context, as_json: JsonFlag = False, dry_run: DryRun = False) -> None:
-    if dry_run:
-        show_impact(ctx, would_be=False, as_json=as_json)
-        return
-    from shared.commands import DisableMfaPolicy
+    _set_policy(ctx, False, as_json, dry_run)
 
-    emit(_policy_status(send(ctx, DisableMfaPolicy(org_id=org_of(ctx)))), as_json)
+
+def _set_policy(ctx: typer.Context, enabled: bool, as_json: bool, dry_run: bool) -> None:
+    if dry_run:
+        show_impact(ctx, would_be=enabled, as_json=as_json)
+        return
+    from shared.commands import DisableMfaPolicy, EnableMfaPolicy
+
+    command = EnableMfaPolicy if enabled else DisableMfaPolicy
+    result = send(ctx, command(org_id=org_of(ctx)))
+    emit({**_policy_status(result), **written(ctx, result)}, as_json)
 
 
 @mfa.command("status", help="Whether the org's portal requires MFA.")
@@ -111,7 +126,7 @@ def portal_name(ctx: typer.Context, name: str, as_json: JsonFlag = False) -> Non
 
     result = send(ctx, SetPortalName(org_id=org_of(ctx), portal_name=name))
     # The reply carries ids and status only; the name is the one given here.
-    emit({**_policy_status(result), "portal_name": name}, as_json)
+    emit({**_policy_status(result), "portal_name": name, **written(ctx, result)}, as_json)
 
 
 @admin.command(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -118,7 +119,76 @@ def send(ctx: typer.Context, command: Command) -> dict[str, Any]:
             f"rejected ({shown(rejection.code)}): {shown(rejection.message)}", highlight=False
         )
         raise typer.Exit(REJECTED)
+    position = reply.result.get("position")
+    if ctx.obj.get("wait", True) and isinstance(position, str):
+        _wait_until_login_reflects(ctx, command, position)
     return reply.result
+
+
+def written(ctx: typer.Context, result: dict[str, Any]) -> dict[str, Any]:
+    """With --no-wait, where the change was written: a reader passes it as `min_position`
+    to be answered only once the change shows (shared.read_your_writes)."""
+    if ctx.obj.get("wait", True) or "position" not in result:
+        return {}
+    return {"position": result["position"]}
+
+
+# The login-requirement lookup of any contact reflects the org's policy; for a policy
+# change the CLI asks about this one, which no contact id the services make can be.
+_ANY_CONTACT = "-"
+
+
+def _wait_until_login_reflects(ctx: typer.Context, command: Command, position: str) -> None:
+    """Return once auth's login decision reflects the change (its reply's `position`).
+
+    auth holds each lookup up to its own bound and answers 503 while it has not applied
+    the position; this asks again until the command timeout.
+    """
+    from shared.commands import ContactCommand
+    from shared.read_your_writes import READ_WAIT_S
+    from shared.settings import auth_url, load_settings
+
+    settings = load_settings()
+    contact = command.target_id() if isinstance(command, ContactCommand) else _ANY_CONTACT
+    org = urllib.parse.quote(command.org_id, safe="")
+    query = urllib.parse.urlencode({"min_position": position})
+    url = f"{auth_url(settings)}/v1/orgs/{org}/contacts/{urllib.parse.quote(contact, safe='')}"
+    bearer = bearer_of(ctx, "audit")
+    deadline = time.monotonic() + settings.command_timeout_s
+    while True:
+        request = urllib.request.Request(  # noqa: S310 (a URL from the settings)
+            f"{url}/login-requirement?{query}", headers={"Authorization": f"Bearer {bearer}"}
+        )
+        try:
+            # auth holds the request up to READ_WAIT_S: a shorter timeout would cut its answer.
+            with urllib.request.urlopen(request, timeout=READ_WAIT_S + 5):  # noqa: S310
+                return
+        except TimeoutError:
+            pass  # a busy auth: ask again until the deadline
+        except urllib.error.HTTPError as exc:
+            if exc.code != 503:
+                err.print(
+                    f"error: the change applied, but auth answered {exc.code} when asked"
+                    " whether logins reflect it; --no-wait skips this check",
+                    highlight=False,
+                )
+                raise typer.Exit(UNREACHABLE) from None
+        except OSError as exc:
+            err.print(
+                "error: the change applied, but auth is unreachable at"
+                f" {shown(auth_url(settings))}:"
+                f" {shown(exc)} (PORTAL_MFA_AUTH_URL says where it is; --no-wait skips this)",
+                highlight=False,
+            )
+            raise typer.Exit(UNREACHABLE) from None
+        if time.monotonic() >= deadline:
+            err.print(
+                "error: the change applied, but logins did not reflect it within"
+                f" {settings.command_timeout_s:g}s; re-run with --idempotency-key"
+                f" {command.command_id} to wait again",
+            )
+            raise typer.Exit(TIMED_OUT)
+        time.sleep(0.1)
 
 
 def read(

@@ -12,7 +12,17 @@ from typing import Annotated, Any, Literal
 import typer
 from rich.table import Table
 
-from portal_mfa.cli.console import JsonFlag, bearer_of, emit, org_of, out, read, send, shown
+from portal_mfa.cli.console import (
+    JsonFlag,
+    bearer_of,
+    emit,
+    org_of,
+    out,
+    read,
+    send,
+    shown,
+    written,
+)
 from shared.tokens import hash_token, new_token
 
 # The command models and the settings are imported inside each command: pydantic models
@@ -34,7 +44,8 @@ def add(
 
     command = CreateContact(org_id=org_of(ctx), kind=kind, display_name=name, email=email)
     result = send(ctx, command)
-    emit({"contact_id": result["contact_id"], "kind": kind, "email": command.email}, as_json)
+    shown_result = {"contact_id": result["contact_id"], "kind": kind, "email": command.email}
+    emit({**shown_result, **written(ctx, result)}, as_json)
 
 
 @contacts.command("grant-portal-access", help="Invite the contact; prints the invitation token.")
@@ -56,6 +67,7 @@ def grant(ctx: typer.Context, contact_id: ContactId, as_json: JsonFlag = False) 
             "contact_id": contact_id,
             "invitation_token": token,
             "expires_at": result["invitation_expires_at"],
+            **written(ctx, result),
         },
         as_json,
     )
@@ -66,7 +78,7 @@ def revoke(ctx: typer.Context, contact_id: ContactId, as_json: JsonFlag = False)
     from shared.commands import RevokePortalAccess
 
     result = send(ctx, RevokePortalAccess(org_id=org_of(ctx), contact_id=contact_id))
-    emit({k: result[k] for k in ("contact_id", "portal_access")}, as_json)
+    emit({**_fields(result, "contact_id", "portal_access"), **written(ctx, result)}, as_json)
 
 
 @contacts.command("reset-mfa", help="Reset Portal MFA: the contact configures MFA again.")
@@ -79,7 +91,7 @@ def reset_mfa(
     from shared.commands import ResetPortalMfa
 
     result = send(ctx, ResetPortalMfa(org_id=org_of(ctx), contact_id=contact_id, reason=reason))
-    emit({k: result[k] for k in ("contact_id", "mfa_epoch")}, as_json)
+    emit({**_fields(result, "contact_id", "mfa_epoch"), **written(ctx, result)}, as_json)
 
 
 @contacts.command(
@@ -93,16 +105,16 @@ def unlock(
 ) -> None:
     from shared.commands import UnlockContact
 
-    send(ctx, UnlockContact(org_id=org_of(ctx), contact_id=contact_id, reason=reason))
-    emit({"contact_id": contact_id, "unlocked": True}, as_json)
+    result = send(ctx, UnlockContact(org_id=org_of(ctx), contact_id=contact_id, reason=reason))
+    emit({"contact_id": contact_id, "unlocked": True, **written(ctx, result)}, as_json)
 
 
 @contacts.command("delete", help="Delete the contact; its login stops working.")
 def delete(ctx: typer.Context, contact_id: ContactId, as_json: JsonFlag = False) -> None:
     from shared.commands import DeleteContact
 
-    send(ctx, DeleteContact(org_id=org_of(ctx), contact_id=contact_id))
-    emit({"contact_id": contact_id, "deleted": True}, as_json)
+    result = send(ctx, DeleteContact(org_id=org_of(ctx), contact_id=contact_id))
+    emit({"contact_id": contact_id, "deleted": True, **written(ctx, result)}, as_json)
 
 
 @contacts.command("show", help="One contact, with its portal access and mfa_epoch.")
@@ -128,6 +140,10 @@ def list_contacts(ctx: typer.Context, as_json: JsonFlag = False) -> None:
             shown(row["mfa_epoch"]),
         )
     out.print(table)
+
+
+def _fields(result: dict[str, Any], *keys: str) -> dict[str, Any]:
+    return {k: result[k] for k in keys}
 
 
 def _org_path(ctx: typer.Context) -> str:

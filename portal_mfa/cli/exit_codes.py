@@ -11,8 +11,9 @@ REJECTED = 1
 BAD_INPUT = 2
 # Kafka or a service did not answer at the address the settings give.
 UNREACHABLE = 3
-# The command was sent but no answer came in time: it may still apply; re-run it with the
-# printed --idempotency-key and it applies at most once.
+# The command was sent but no answer came in time (or it applied, but logins did not
+# reflect it in time): it may still apply; re-run it with the printed --idempotency-key
+# and it applies at most once.
 TIMED_OUT = 4
 # A PORTAL_MFA_* setting is malformed or missing (nothing was sent).
 BAD_SETTING = 5

@@ -17,6 +17,7 @@ import asyncpg
 from services.audit.chain import GENESIS, link
 from shared.events import Event, parse_event
 from shared.projection_offsets import OFFSETS_SQL
+from shared.read_your_writes import AppliedVersion, WritePosition
 from shared.signing import SignedRecord
 
 SCHEMA = OFFSETS_SQL
@@ -144,3 +145,20 @@ async def history(
         at,
     )
     return [parse_event(r["envelope"]) for r in rows]
+
+
+def applied_in(org_id: str | None) -> AppliedVersion:
+    """The newest version of an aggregate stored here, for a reader of `org_id` (None:
+    an operator reading every org); another org's aggregate is answered as never stored."""
+
+    async def applied_version(conn: asyncpg.Connection, position: WritePosition) -> int | None:
+        version = await conn.fetchval(
+            "SELECT max(aggregate_version) FROM audit_events WHERE aggregate_id = $1"
+            " AND aggregate_type = $2 AND ($3::text IS NULL OR org_id = $3)",
+            position.aggregate_id,
+            position.aggregate_type,
+            org_id,
+        )
+        return int(version) if version is not None else None
+
+    return applied_version

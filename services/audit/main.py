@@ -15,8 +15,9 @@ from typing import Annotated, Any
 from fastapi import FastAPI, Query, Request, Response
 
 from services.audit.answers import EventsPage, Explanation, VerifyReport
-from services.audit.log import SCHEMA, AuditLog, history, tail
+from services.audit.log import SCHEMA, AuditLog, applied_in, history, tail
 from services.audit.verification import verify_log
+from shared import read_your_writes
 from shared.admin_access import AUDIT_READERS, AdminBearer
 from shared.admin_identity import verifier_from
 from shared.db import apply_schema, open_pool, read_sql
@@ -29,6 +30,7 @@ from shared.kafka import new_producer, security_options
 from shared.login_rule.history import requirement_from_history
 from shared.observability.http import FASTAPI_TELEMETRY, observe
 from shared.projection import ProjectionConsumer
+from shared.read_your_writes import MinPosition
 from shared.readiness import database_problem, readiness
 from shared.settings import Settings
 from shared.signing_settings import trust_from
@@ -101,12 +103,14 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
         contact: Filter = None,
         type: Filter = None,
         limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
+        min_position: MinPosition = None,
     ) -> dict[str, Any]:
         # Without an org filter the log spans every org: for operators (org *) only.
         if org is None:
             admin.for_every_org(AUDIT_READERS)
         else:
             admin.for_org(org, AUDIT_READERS)
+        await caught_up_with(request, org, min_position)
         async with request.app.state.pool.acquire() as conn:
             found = await tail(
                 conn, after=after, org_id=org, contact_id=contact, event_type=type, limit=limit
@@ -126,8 +130,10 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
         contact_id: ContactId,
         admin: AdminBearer,
         at: datetime | None = None,
+        min_position: MinPosition = None,
     ) -> dict[str, Any]:
         admin.for_org(org_id, AUDIT_READERS)
+        await caught_up_with(request, org_id, min_position)
         moment = at or now_utc()
         async with request.app.state.pool.acquire() as conn:
             decision = requirement_from_history(
@@ -145,3 +151,9 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
             return await verify_log(conn, trust, org)
 
     return app
+
+
+async def caught_up_with(request: Request, org_id: str | None, min_position: str | None) -> None:
+    """Return once the log holds the write `min_position` names (shared.read_your_writes)."""
+    state = request.app.state
+    await read_your_writes.wait_for(state.pool, applied_in(org_id), min_position, state.consumer)

@@ -7,7 +7,6 @@ CREATE TABLE IF NOT EXISTS accounts (
     -- Version of the portal_account event stream; bumped under this row's lock.
     version       integer NOT NULL DEFAULT 0,
     password_hash text,
-    password_set_at timestamptz,
     -- Second-factor lockout: consecutive failures, and how many lockouts so far (back-off).
     mfa_failures  integer NOT NULL DEFAULT 0,
     mfa_lockouts  integer NOT NULL DEFAULT 0,
@@ -15,6 +14,8 @@ CREATE TABLE IF NOT EXISTS accounts (
 );
 -- Failures since the last success (never reset by a lockout), and the authenticator
 -- disabled once they reach the limit: only an admin's reset clears it.
+-- Never written: when the password was set is the PortalPasswordSet event's time.
+ALTER TABLE accounts DROP COLUMN IF EXISTS password_set_at;
 ALTER TABLE accounts ADD COLUMN IF NOT EXISTS mfa_failures_since_success integer NOT NULL DEFAULT 0;
 ALTER TABLE accounts ADD COLUMN IF NOT EXISTS mfa_disabled boolean NOT NULL DEFAULT false;
 -- Stand-in accounts: a failed login for an unknown email goes through the statements a

@@ -6,19 +6,19 @@ command replies carry ids and status only, since every reader of the reply topic
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import timedelta
+from typing import Any, assert_never
 
 import asyncpg
 
 from services.contacts.domain import Contact, ContactRejected
-from shared.admin_identity import AdminAssertion, AssertionVerifier
-from shared.command_handling import admit, run_once
+from shared.admin_identity import AdminAssertion
+from shared.command_handling import CommandOwner
 from shared.commands import (
     CONTACTS_COMMAND_ADAPTER,
     CommandReply,
     ContactCommand,
+    ContactsCommand,
     CreateContact,
     DeleteContact,
     GrantPortalAccess,
@@ -28,25 +28,15 @@ from shared.commands import (
 )
 from shared.events import Cause
 from shared.eventstore import append_events, load_stream
+from shared.read_your_writes import WritePosition
 
 _DIRECTORY_COLUMNS = (
     "contact_id, org_id, kind, display_name, email, portal_access, mfa_epoch, deleted, version"
 )
 
 
-class ContactsService:
-    def __init__(
-        self, pool: asyncpg.Pool, verifier: AssertionVerifier, clock: Callable[[], datetime]
-    ) -> None:
-        self._pool = pool
-        self._verifier = verifier
-        self._clock = clock
-
-    async def execute(self, body: bytes) -> CommandReply:
-        admitted = admit(CONTACTS_COMMAND_ADAPTER, self._verifier, body)
-        if isinstance(admitted, CommandReply):
-            return admitted
-        return await run_once(self._pool, admitted, self._change)
+class ContactsService(CommandOwner):
+    commands = CONTACTS_COMMAND_ADAPTER
 
     async def contacts(self, org_id: str) -> list[dict[str, Any]]:
         async with self._pool.acquire() as conn:
@@ -66,7 +56,7 @@ class ContactsService:
         return _contact_view(contact)
 
     async def _change(
-        self, conn: asyncpg.Connection, command: ContactCommand, admin: AdminAssertion
+        self, conn: asyncpg.Connection, command: ContactsCommand, admin: AdminAssertion
     ) -> CommandReply:
         contact = await _load(conn, command.contact_id)
         if not isinstance(command, CreateContact) and (
@@ -92,10 +82,14 @@ class ContactsService:
         # A concurrent create with the same email fails on the unique index here; the retry
         # then sees the email taken and rejects.
         await _write_directory(conn, contact)
-        return CommandReply.accepted(command.command_id, _contact_status(contact))
+        return CommandReply.accepted(
+            command.command_id,
+            _contact_status(contact),
+            WritePosition("contact", contact.contact_id, contact.version),
+        )
 
     @staticmethod
-    def _decide(contact: Contact, command: ContactCommand, cause: Cause) -> list[Any]:
+    def _decide(contact: Contact, command: ContactsCommand, cause: Cause) -> list[Any]:
         match command:
             case CreateContact():
                 return contact.create(
@@ -113,7 +107,7 @@ class ContactsService:
                 return contact.unlock(command.reason, cause)
             case DeleteContact():
                 return contact.delete(cause)
-        raise ContactRejected("invalid", f"{type(command).__name__} is not a change")
+        assert_never(command)
 
 
 async def _email_taken(conn: asyncpg.Connection, org_id: str, email: str) -> bool:

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import datetime
-
 import asyncpg
 
 from services.preferences.domain import OrgPreferences
-from shared.admin_identity import AdminAssertion, AssertionVerifier
-from shared.command_handling import admit, run_once
+from shared.admin_identity import AdminAssertion
+from shared.command_handling import CommandOwner
 from shared.commands import (
     PREFERENCES_COMMAND_ADAPTER,
     CommandReply,
@@ -18,23 +15,13 @@ from shared.commands import (
     SetPortalName,
 )
 from shared.eventstore import append_events, load_stream
+from shared.read_your_writes import WritePosition
 
 ChangeCommand = EnableMfaPolicy | DisableMfaPolicy | SetPortalName
 
 
-class PreferencesService:
-    def __init__(
-        self, pool: asyncpg.Pool, verifier: AssertionVerifier, clock: Callable[[], datetime]
-    ) -> None:
-        self._pool = pool
-        self._verifier = verifier
-        self._clock = clock
-
-    async def execute(self, body: bytes) -> CommandReply:
-        admitted = admit(PREFERENCES_COMMAND_ADAPTER, self._verifier, body)
-        if isinstance(admitted, CommandReply):
-            return admitted
-        return await run_once(self._pool, admitted, self._change)
+class PreferencesService(CommandOwner):
+    commands = PREFERENCES_COMMAND_ADAPTER
 
     async def policy(self, org_id: str) -> OrgPreferences:
         async with self._pool.acquire() as conn:
@@ -59,6 +46,7 @@ class PreferencesService:
         return CommandReply.accepted(
             command.command_id,
             {"org_id": prefs.org_id, "mfa_enabled": prefs.mfa_enabled, "version": prefs.version},
+            WritePosition("org_preferences", prefs.org_id, prefs.version),
         )
 
 

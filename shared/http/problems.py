@@ -13,6 +13,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shared.admin_identity import AssertionRejected
+from shared.read_your_writes import NotCaughtUp
 from shared.readiness import RETRY_AFTER_S
 from shared.transient import failure_name, is_transient_database_error
 
@@ -86,6 +87,16 @@ def install_problem_handlers(app: FastAPI) -> None:
             return answer
         return problem_response(
             403, "forbidden", "The admin assertion does not allow this", exc.message
+        )
+
+    @app.exception_handler(NotCaughtUp)
+    async def _not_caught_up(_: Request, exc: NotCaughtUp) -> JSONResponse:
+        # Never the old answer: a reader who names a write sees it, or is told to come back.
+        return problem_response(
+            503,
+            "not-caught-up",
+            "This read has not yet applied the write it was asked to reflect; try again shortly",
+            "the write named by min_position is not applied here yet",
         )
 
     async def _unavailable(_: Request, exc: Exception) -> JSONResponse:

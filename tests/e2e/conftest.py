@@ -11,7 +11,7 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psutil
 import pytest
@@ -19,6 +19,9 @@ import pytest
 from portal_mfa import dev_state
 from portal_mfa.dev_process import DevProcess
 from shared.admin_identity import AssertionIssuer, Scope
+
+if TYPE_CHECKING:
+    from tests.e2e.portal_client import Portal
 
 
 @dataclass
@@ -131,3 +134,23 @@ def stack() -> Iterator[RunningStack]:
         yield running
     finally:
         running.stop()
+
+
+@pytest.fixture
+def portal(stack: RunningStack) -> Iterator[Portal]:
+    """A fresh org of its own."""
+    from tests.e2e.portal_client import Portal  # it imports this module
+
+    running = Portal(stack)
+    yield running
+    running.close()
+
+
+@pytest.fixture
+def other_portal(stack: RunningStack) -> Iterator[Portal]:
+    """A second, unrelated org."""
+    from tests.e2e.portal_client import Portal
+
+    running = Portal(stack)
+    yield running
+    running.close()

@@ -1,5 +1,11 @@
 """Small helpers to drive the running portal as its users do: the admin CLI, the portal's
-HTTP API, and an authenticator app that knows each TOTP time step is accepted only once."""
+HTTP API, and an authenticator app that knows each TOTP time step is accepted only once.
+
+Each portal login test (test_login_decision_table.py and its neighbours, one file per
+section of the product page) is one user journey through the running `portal-mfa dev`
+stack, in an org of its own: the admin acts through the CLI, the contact through HTTP
+with an authenticator app (pyotp). An admin change returns once auth's login decision
+reflects it."""
 
 from __future__ import annotations
 
@@ -19,6 +25,12 @@ PROBLEM_JSON = "application/problem+json"
 PROBLEM_BASE = "https://portal-mfa.dev/problems/"
 STEP_S = 30
 PASSWORD = "correct-horse-battery"
+START = "/v1/mfa/enrollment/start"
+VERIFY = "/v1/mfa/enrollment/verify"
+ENABLE = "/v1/mfa/enrollment/enable"
+CHALLENGE = "/v1/mfa/challenge"
+# A 1 MB body is refused as too large, or (under a larger limit) as an invalid field.
+TOO_BIG = {413, 422}
 
 T = TypeVar("T")
 
@@ -142,8 +154,9 @@ class Portal:
         answer = self.admin("mfa", "enable" if enabled else "disable")
         assert answer["org_id"] == self.org
         assert answer["mfa_enabled"] is enabled
-        # A contact auth has never seen is answered from the org policy alone.
-        self.wait_requirement("no-such-contact", policy_enabled=enabled)
+        # The CLI returned once auth reflected the change: a contact auth has never seen is
+        # answered from the org policy alone, the new one.
+        self.requirement_now("no-such-contact", policy_enabled=enabled)
 
     def add_user(self, kind: str = "customer", email: str | None = None) -> User:
         """A contact with portal access who has accepted the invitation and set a password."""
@@ -157,11 +170,9 @@ class Portal:
         invited = self.admin("contacts", "grant-portal-access", contact_id)
         assert invited["contact_id"] == contact_id
         token = invited["invitation_token"]
-        # The grant reaches auth asynchronously: the invitation is unknown until it has.
-        wait_until(
-            lambda: self.accept_invitation(token, PASSWORD).status_code == 204,
-            what="the invitation to reach auth",
-        )
+        # The CLI returned once auth had applied the grant: the invitation is known there.
+        accepted = self.accept_invitation(token, PASSWORD)
+        assert accepted.status_code == 204, accepted.text
         return User(contact_id, kind, email, PASSWORD, token)
 
     def prepare(
@@ -195,6 +206,13 @@ class Portal:
         assert answer.status_code == 200, answer.text
         body: dict[str, Any] = answer.json()
         return body
+
+    def requirement_now(self, contact_id: str, **expected: Any) -> dict[str, Any]:
+        """The login requirement, which must already have every given value: an admin
+        change returns only once auth's decision reflects it (read-your-writes)."""
+        answer = self.requirement(contact_id)
+        assert all(answer[k] == v for k, v in expected.items()), (expected, answer)
+        return answer
 
     def wait_requirement(self, contact_id: str, **expected: Any) -> dict[str, Any]:
         """Poll the login requirement until every given field has the expected value."""
@@ -251,3 +269,23 @@ class Portal:
         assert enabled.status_code == 200, enabled.text
         assert enabled.json()["status"] == "authenticated"
         return Enrollment(token, app, verified.json()["backup_codes"], enabled.json())
+
+
+def whoami(portal: Portal, session_token: str) -> dict[str, Any]:
+    answer = portal.session(session_token)
+    assert answer.status_code == 200, answer.text
+    body: dict[str, Any] = answer.json()
+    return body
+
+
+def authenticated(answer: httpx.Response) -> dict[str, Any]:
+    assert answer.status_code == 200, answer.text
+    body: dict[str, Any] = answer.json()
+    assert body["status"] == "authenticated", body
+    assert body["session_token"]
+    assert body["expires_at"]
+    return body
+
+
+def assert_no_store(answer: httpx.Response) -> None:
+    assert "no-store" in answer.headers.get("cache-control", ""), answer.headers

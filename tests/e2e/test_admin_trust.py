@@ -13,7 +13,6 @@ import base64
 import json
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -99,13 +98,6 @@ def publish_raw(stack: RunningStack, value: bytes, key: str, **kw: str) -> dict[
     return asyncio.run(_publish_raw(stack.kafka, value, key, **kw))
 
 
-@pytest.fixture
-def portal(stack: RunningStack) -> Iterator[Portal]:
-    running = Portal(stack)
-    yield running
-    running.close()
-
-
 def test_forged_and_replayed_commands_are_rejected_and_change_nothing(
     stack: RunningStack, portal: Portal
 ) -> None:
@@ -120,8 +112,8 @@ def test_forged_and_replayed_commands_are_rejected_and_change_nothing(
     # The admin's own reset, which the attacker then finds on the command topic.
     assert portal.admin("contacts", "reset-mfa", victim, "--reason", "asked")["mfa_epoch"] == 1
     for contact in (victim, bystander):
-        portal.wait_requirement(contact, known=True, policy_enabled=True)
-    portal.wait_requirement(victim, mfa_epoch=1)
+        portal.requirement_now(contact, known=True, policy_enabled=True)
+    portal.requirement_now(victim, mfa_epoch=1)
     captured = next(
         json.loads(r.value)
         for r in reversed(read_topic(stack, CONTACTS_COMMANDS))
@@ -196,7 +188,7 @@ def test_forged_and_replayed_commands_are_rejected_and_change_nothing(
     marker = portal.admin(
         "contacts", "add", "--kind", "vendor", "--name", "Marker", "--email", new_email()
     )["contact_id"]
-    portal.wait_requirement(marker, known=True)
+    portal.requirement_now(marker, known=True)
     after_events = org_events()
     assert len(after_events) == len(before[2]) + 1, "only the marker's ContactCreated is new"
     assert contact_views() == before[0]

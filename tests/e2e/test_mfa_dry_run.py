@@ -7,21 +7,12 @@ policy read back after the dry run, and the audit log checked for anything it em
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import pytest
 
-from tests.e2e.conftest import RunningStack
 from tests.e2e.portal_client import Portal
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def portal(stack: RunningStack) -> Iterator[Portal]:
-    running = Portal(stack)
-    yield running
-    running.close()
 
 
 def dry_run(portal: Portal, change: str, *extra: str) -> str:

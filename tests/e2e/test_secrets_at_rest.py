@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Iterator
 
 import asyncpg
 import pytest
@@ -17,13 +16,6 @@ from tests.e2e.conftest import RunningStack
 from tests.e2e.portal_client import Portal
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def portal(stack: RunningStack) -> Iterator[Portal]:
-    running = Portal(stack)
-    yield running
-    running.close()
 
 
 def auth_database(stack: RunningStack) -> str:

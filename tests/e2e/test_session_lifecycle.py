@@ -14,13 +14,11 @@ once: nothing here polls a session until it happens to end.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import RunningStack
 from tests.e2e.portal_client import (
     Authenticator,
     Portal,
@@ -31,22 +29,6 @@ from tests.e2e.portal_client import (
 )
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def portal(stack: RunningStack) -> Iterator[Portal]:
-    """A fresh org of its own."""
-    running = Portal(stack)
-    yield running
-    running.close()
-
-
-@pytest.fixture
-def other_portal(stack: RunningStack) -> Iterator[Portal]:
-    """A second, unrelated org."""
-    running = Portal(stack)
-    yield running
-    running.close()
 
 
 def whoami(portal: Portal, session_token: str) -> dict[str, Any]:
@@ -77,11 +59,9 @@ def password_session(portal: Portal, user: User) -> str:
 
 
 def accept_new_invitation(portal: Portal, invitation_token: str, password: str) -> None:
-    # The grant reaches auth asynchronously: the invitation is unknown until it has.
-    wait_until(
-        lambda: portal.accept_invitation(invitation_token, password).status_code == 204,
-        what="the new invitation to reach auth",
-    )
+    # The CLI returned once auth had applied the grant: the invitation is known there.
+    accepted = portal.accept_invitation(invitation_token, password)
+    assert accepted.status_code == 204, accepted.text
 
 
 def test_reset_portal_mfa_ends_every_session_of_the_contact(portal: Portal) -> None:
@@ -101,7 +81,7 @@ def test_reset_portal_mfa_ends_every_session_of_the_contact(portal: Portal) -> N
         answer = portal.admin("contacts", "reset-mfa", user.contact_id, "--reason", "lost phone")
         assert answer == {"contact_id": user.contact_id, "mfa_epoch": 1}
     for user in (lost, password_user):
-        portal.wait_requirement(user.contact_id, mfa_epoch=1)
+        portal.requirement_now(user.contact_id, mfa_epoch=1)
 
     # Every session of both ends, those that passed a second factor included: the thief
     # holding the phone is logged out with the owner.
@@ -177,7 +157,7 @@ def test_revoke_then_grant_again_requires_a_new_enrollment_and_explain_agrees(
 
     # Revoking access destroys the enrollment: auth no longer counts the contact enrolled.
     portal.admin("contacts", "revoke-portal-access", user.contact_id)
-    after = portal.wait_requirement(user.contact_id, requirement="enroll", enrolled=False)
+    after = portal.requirement_now(user.contact_id, requirement="enroll", enrolled=False)
     assert_ended(portal, enrolled.session["session_token"])
 
     # The audit log's explain folds the same events by the same rule, and agrees.
@@ -214,7 +194,7 @@ def test_revoke_clears_the_password_so_a_new_grant_is_no_login_until_accepted(
     # epoch), and one contact's events apply in order: once auth shows the reset, it
     # has applied the revoke and the grant before it.
     portal.admin("contacts", "reset-mfa", user.contact_id, "--reason", "barrier")
-    portal.wait_requirement(user.contact_id, mfa_epoch=1)
+    portal.requirement_now(user.contact_id, mfa_epoch=1)
     assert_ended(portal, session)
 
     # Access is back, the invitation not yet accepted: the old password opens nothing,

@@ -116,11 +116,18 @@ async def test_a_verified_admin_is_the_actor_and_replies_name_no_one(services: S
         "invitation_expires_at": None,
         "mfa_epoch": 1,
         "deleted": False,
+        # Where the reset left the contact (created, reset): a reader can wait for it.
+        "position": f"contact:2:{contact_id}",
     }
     named = await services.preferences.execute(
         services.signed(SetPortalName(org_id=ORG, portal_name="Acme Portal"), sub="carol@acme")
     )
-    assert named.result == {"org_id": ORG, "mfa_enabled": False, "version": 1}
+    assert named.result == {
+        "org_id": ORG,
+        "mfa_enabled": False,
+        "version": 1,
+        "position": f"org_preferences:1:{ORG}",
+    }
     assert await services.actors() == ["alice@acme", "bob@acme", "carol@acme"]
 
 

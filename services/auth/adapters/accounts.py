@@ -7,7 +7,6 @@ for one contact serialise here and the account's event versions stay gap-free.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
 
 import asyncpg
 
@@ -105,13 +104,6 @@ _ATTEMPTS_OR_NONE = (
     " a.mfa_locked_until, coalesce(a.mfa_failures_since_success, 0)"
     " AS mfa_failures_since_success, coalesce(a.mfa_disabled, false) AS mfa_disabled"
 )
-
-
-async def mfa_locked_until(conn: asyncpg.Connection, contact_id: str) -> datetime | None:
-    found: datetime | None = await conn.fetchval(
-        "SELECT mfa_locked_until FROM accounts WHERE contact_id = $1", contact_id
-    )
-    return found
 
 
 async def save(conn: asyncpg.Connection, account: Account, *, wake_relay: bool = True) -> None:

@@ -10,12 +10,15 @@ from fastapi import APIRouter, Response
 
 from services.auth.decisions import login_requirement
 from services.auth.held_events import Waiting
+from services.auth.positions import applied_in_org
 from services.auth.runtime import Runtime
+from shared import read_your_writes
 from shared.admin_access import AUDIT_READERS, AdminBearer
 from shared.http import probes
 from shared.http.login_requirement_view import LoginRequirementView
 from shared.http.path_params import ContactId, OrgId
 from shared.http.problems import problems
+from shared.read_your_writes import MinPosition
 from shared.readiness import database_problem, readiness
 
 router = APIRouter()
@@ -53,11 +56,21 @@ async def readyz(runtime: Runtime, response: Response) -> dict[str, Any]:
     responses={200: {"model": LoginRequirementView}, **problems(401, 403, 503)},
 )
 async def get_login_requirement(
-    runtime: Runtime, org_id: OrgId, contact_id: ContactId, admin: AdminBearer
+    runtime: Runtime,
+    org_id: OrgId,
+    contact_id: ContactId,
+    admin: AdminBearer,
+    min_position: MinPosition = None,
 ) -> dict[str, object]:
     # Who must log in how, and whether a contact exists, is the org's business only.
     admin.for_org(org_id, AUDIT_READERS)
     runtime.require_ready()
+    await read_your_writes.wait_for(
+        runtime.pool,
+        applied_in_org(runtime.projection, org_id),
+        min_position,
+        runtime.consumer,
+    )
     # Read from the database, not services/auth/decision_cache.py's memory: while
     # PostgreSQL is down this route must answer 503 like every other (tests/faults), and
     # memory trusted for up to 150 ms after the outage began would answer 200.
