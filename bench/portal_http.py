@@ -49,7 +49,9 @@ from urllib.parse import quote
 import httpx
 import psutil
 
-from bench import machine
+from bench import auth_fixtures, cli_start, machine, mfa_challenge
+from bench.auth_fixtures import AuthProcess
+from bench.rows import Row, ratio
 from portal_mfa import dev_state
 from portal_mfa.command_client import CommandClient
 from portal_mfa.dev_process import DevProcess, free_port
@@ -83,13 +85,36 @@ TARGET_LOGIN_RATIO = 0.80
 @dataclass(frozen=True)
 class Plan:
     warmup_s: float
-    lookup_s: float  # per measured lookup run
+    lookup_s: float  # per measured lookup run (and challenge run)
     contacts: int  # reset-mfa round trips
     logins: int  # also the number of bare verifies
+    challenges: int  # prepared challenge tokens (enrolled contacts), one per request
+    memory_contacts: int  # contacts projected for the RSS row
+    memory_lookups: int  # distinct contacts looked up before RSS is read
+    cli_runs: int = 5
 
 
-QUICK = Plan(warmup_s=1.0, lookup_s=3.0, contacts=15, logins=36)
-FULL = Plan(warmup_s=2.0, lookup_s=10.0, contacts=50, logins=180)
+QUICK = Plan(
+    warmup_s=1.0,
+    lookup_s=3.0,
+    contacts=15,
+    logins=36,
+    challenges=15_000,
+    memory_contacts=1_000_000,
+    memory_lookups=20_000,
+    cli_runs=5,
+)
+FULL = Plan(
+    warmup_s=2.0,
+    lookup_s=10.0,
+    contacts=50,
+    logins=180,
+    challenges=45_000,
+    memory_contacts=1_000_000,
+    memory_lookups=100_000,
+    cli_runs=15,
+)
+TARGET_RSS_MB = 200.0
 
 
 # --- processes --------------------------------------------------------------------------
@@ -560,11 +585,12 @@ def _say(text: str) -> None:
     print(text, flush=True)
 
 
-async def main(args: argparse.Namespace) -> int:
-    plan = QUICK if args.quick else FULL
+async def measure(plan: Plan, *, extended: bool = True) -> list[Row]:
+    """Every row this stack measures, printed as it goes; `extended` adds the MFA
+    challenge and the 1,000,000-contact RSS rows (`python -m bench all`)."""
     _say(
         f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}, revision "
-        f"{machine.revision()}; {machine.load()}; mode {'quick' if args.quick else 'full'}"
+        f"{machine.revision()}; {machine.load()}"
     )
     dev_started = time.time()
     stack = Stack.start({"PORTAL_MFA_DEV_SEED": "0"}, inherit_settings=False)
@@ -574,6 +600,10 @@ async def main(args: argparse.Namespace) -> int:
         _say(f"stack ready in {ready_at - dev_started:.1f} s (auth on :{stack.ports['auth']})")
         auth_port = stack.ports["auth"]
         auth_pid = stack.service_pid("auth")
+        if auth_pid is None:
+            raise RuntimeError("no auth process in the dev stack")
+        auth = await AuthProcess.of(auth_pid)
+        rss_at_start = auth.rss_bytes()
         mfa_org = f"bench-mfa-{uuid.uuid4().hex[:6]}"
         plain_org = f"bench-plain-{uuid.uuid4().hex[:6]}"
         async with CommandClient(stack.settings()) as console:
@@ -602,6 +632,8 @@ async def main(args: argparse.Namespace) -> int:
                 (RAW, "login-requirement", auth_port, auth_pid),
                 (HTTPX, "login-requirement", auth_port, auth_pid),
             ]
+            if extended:  # the httpx runs only show the client's own cost: not in `bench all`
+                runs = [r for r in runs if r[0] is RAW]
             lookups: list[tuple[ClientKind, Load]] = []
             for client, label, port, server_pid in runs:
 
@@ -628,6 +660,10 @@ async def main(args: argparse.Namespace) -> int:
                     raise RuntimeError(f"{label}: {load.errors} answers were not 200")
                 _say(f"  {load.rate:,.0f} req/s, p99 {_pct(load.latencies, 0.99) * 1e3:.1f} ms")
                 lookups.append((client, load))
+
+            challenges: list[mfa_challenge.ChallengeLoad] = []
+            if extended:
+                challenges = await _challenge_runs(plan, auth, auth_port, bare_servers[0])
             for server in bare_servers:
                 server.stop()
 
@@ -635,24 +671,204 @@ async def main(args: argparse.Namespace) -> int:
             _say(f"reset-mfa: {len(mfa_contacts)} contacts … ({machine.load()})")
             resets = await reset_round_trips(admin, auth_port, mfa_org, mfa_contacts)
 
-        # 3. password step.
-        groups = _stack_groups(stack, auth_pid)
-        _say(f"password step: bare verify, {plan.logins} of them … ({machine.load()})")
-        before = _cpu_of(groups)
-        bare = await bare_verify(plan.logins, DEFAULT_POOL)
-        bare.cpu = {g: v - before[g] for g, v in _cpu_of(groups).items()}
-        _say(f"  {bare.rate:.1f} verifies/s")
-        _say(f"password step: {plan.logins} logins … ({machine.load()})")
-        before = _cpu_of(groups)
-        login = await logins(auth_port, plain_org, plain_contacts, plan.logins)
-        login.cpu = {g: v - before[g] for g, v in _cpu_of(groups).items()}
-        _say(f"  {login.rate:.1f} logins/s")
-        met = report(plan, lookups, resets, bare, login)
-        return 1 if args.check and not met else 0
+            # 3. password step.
+            in_stack = _stack_groups(stack, auth_pid)
+            _say(f"password step: bare verify, {plan.logins} of them … ({machine.load()})")
+            before = _cpu_of(in_stack)
+            bare = await bare_verify(plan.logins, DEFAULT_POOL)
+            bare.cpu = {g: v - before[g] for g, v in _cpu_of(in_stack).items()}
+            _say(f"  {bare.rate:.1f} verifies/s")
+            _say(f"password step: {plan.logins} logins … ({machine.load()})")
+            before = _cpu_of(in_stack)
+            login = await logins(auth_port, plain_org, plain_contacts, plan.logins)
+            login.cpu = {g: v - before[g] for g, v in _cpu_of(in_stack).items()}
+            _say(f"  {login.rate:.1f} logins/s")
+            rows = report(plan, lookups, resets, bare, login)
+            if challenges:
+                rows.append(_challenge_row(challenges))
+            if extended:
+                rows.extend(_cli_rows(plan, stack, mfa_org))
+                rows.append(await _memory_row(plan, auth, auth_port, admin.bearer, rss_at_start))
+        return rows
     finally:
         for server in bare_servers:
             server.stop()
         stack.stop()
+
+
+def _cli_rows(plan: Plan, stack: Stack, org: str) -> list[Row]:
+    """`portal-mfa --help` and `admin … mfa enable` (a command over Kafka, answered)."""
+    _say(f"admin CLI: {plan.cli_runs} runs each … ({machine.load()})")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PORTAL_MFA_")}
+    env["PORTAL_MFA_KAFKA_BOOTSTRAP"] = stack.kafka
+    command = ["admin", "--org", org, "mfa", "enable", "--json"]
+    return cli_start.measure(plan.cli_runs, env, command, "admin mfa enable")
+
+
+async def _challenge_runs(
+    plan: Plan, auth: AuthProcess, auth_port: int, bare: BareServer
+) -> list[mfa_challenge.ChallengeLoad]:
+    org = f"bench-otp-{uuid.uuid4().hex[:6]}"
+    started = time.perf_counter()
+    bodies = await mfa_challenge.prepare(auth, org, plan.challenges)
+    _say(
+        f"challenge setup (not measured): {len(bodies):,} enrolled contacts with a challenge "
+        f"token each, in {time.perf_counter() - started:.1f} s"
+    )
+    done: list[mfa_challenge.ChallengeLoad] = []
+    for label, port, pid in (
+        ("bare ASGI", bare.port, bare.process.pid),
+        ("MFA challenge", auth_port, auth.pid),
+    ):
+
+        def groups(pid: int = pid, port: int = port) -> dict[str, list[int]]:
+            found = {"server": [pid]}
+            if port == auth_port:
+                found["postgres"] = _postgres_pids(pid)
+            return found
+
+        _say(f"challenge: {label} … ({machine.load()})")
+        load = await mfa_challenge.challenge_load(
+            label,
+            port,
+            bodies,
+            concurrency=CONCURRENCY,
+            warmup_s=plan.warmup_s,
+            duration_s=plan.lookup_s,
+            cpu_of=groups,
+            cpu_seconds=_cpu_seconds,
+            reuse=port != auth_port,
+        )
+        if load.errors:
+            raise RuntimeError(
+                f"challenge {label}: {load.errors} answers were not 200, e.g. {load.first_error!r}"
+            )
+        _say(
+            f"  {load.rate:,.0f} req/s, p99 {_pct(load.latencies, 0.99) * 1e3:.1f} ms"
+            f"{' (ran out of prepared challenges)' if load.exhausted else ''}"
+        )
+        done.append(load)
+    return done
+
+
+def _challenge_row(runs: list[mfa_challenge.ChallengeLoad]) -> Row:
+    base, subject = runs
+    p99 = _pct(subject.latencies, 0.99) * 1e3
+    share = ratio(subject.rate, base.rate)
+    met = (
+        subject.rate >= mfa_challenge.TARGET_RPS
+        and p99 <= mfa_challenge.TARGET_P99_MS
+        and share is not None
+        and share >= mfa_challenge.TARGET_RATIO
+    )
+    print()
+    print(f"4. MFA challenge, {CONCURRENCY} clients, fresh token and code per request")
+    for m in runs:
+        print(
+            f"{m.name:24} {m.rate:>8,.0f} req/s, p50 {_pct(m.latencies, 0.5) * 1e3:.1f} ms, "
+            f"p99 {_pct(m.latencies, 0.99) * 1e3:.1f} ms, server "
+            f"{m.cpu.get('server', 0) / max(m.requests, 1) * 1e6:.0f} µs/req, PostgreSQL "
+            f"{m.cpu.get('postgres', float('nan')) / max(m.requests, 1) * 1e6:.0f} µs/req"
+        )
+    print(
+        f"target ≥ {mfa_challenge.TARGET_RPS:,} req/s, p99 ≤ {mfa_challenge.TARGET_P99_MS:g} ms, "
+        f"≥ {mfa_challenge.TARGET_RATIO:.0%} of bare: {_verdict(met)}"
+    )
+    return Row(
+        "MFA challenge, 64 clients",
+        subject.rate,
+        "req/s",
+        f"≥ {mfa_challenge.TARGET_RPS:,} req/s, p99 ≤ {mfa_challenge.TARGET_P99_MS:g} ms, "
+        f"≥ {mfa_challenge.TARGET_RATIO:.0%} of bare",
+        met,
+        base.rate,
+        "bare ASGI, same requests",
+        share,
+        {
+            "p50_ms": _pct(subject.latencies, 0.5) * 1e3,
+            "p99_ms": p99,
+            "bare_p99_ms": _pct(base.latencies, 0.99) * 1e3,
+            "requests": subject.requests,
+            "server_us_per_request": subject.cpu.get("server", 0) / max(subject.requests, 1) * 1e6,
+            "postgres_us_per_request": subject.cpu.get("postgres", float("nan"))
+            / max(subject.requests, 1)
+            * 1e6,
+            "ran_out_of_challenges": subject.exhausted,
+        },
+    )
+
+
+async def _memory_row(
+    plan: Plan,
+    auth: AuthProcess,
+    auth_port: int,
+    bearer: Callable[[str], dict[str, str]],
+    rss_at_start: int,
+) -> Row:
+    """Auth's RSS once `memory_contacts` contacts are projected and many were looked up."""
+    import asyncpg  # this process only
+
+    org = f"bench-rss-{uuid.uuid4().hex[:6]}"
+    before = auth.rss_bytes()
+    started = time.perf_counter()
+    ids = auth_fixtures.contact_ids(org, plan.memory_contacts)
+    conn = await asyncpg.connect(auth.database_url)
+    try:
+        async with conn.transaction():
+            await auth_fixtures.project_org(conn, org, mfa=True)
+            await auth_fixtures.project_contacts(conn, org, ids)
+    finally:
+        await conn.close()
+    _say(
+        f"memory: {len(ids):,} contacts projected (COPY, not measured) in "
+        f"{time.perf_counter() - started:.1f} s; looking up {plan.memory_lookups:,} of them "
+        f"… ({machine.load()})"
+    )
+    step = max(1, len(ids) // plan.memory_lookups)
+    paths = [_requirement_path(org, c) for c in ids[::step][: plan.memory_lookups]]
+    gets, close = _raw_clients(auth_port, CONCURRENCY, bearer(org))
+    queue = iter(paths)
+
+    async def worker(get: Get) -> None:
+        for path in queue:
+            status, body = await get(path)
+            if status != 200:
+                raise RuntimeError(f"lookup answered {status}: {body[:200]!r}")
+
+    try:
+        await asyncio.gather(*(worker(g) for g in gets))
+    finally:
+        await close()
+    after = auth.rss_bytes()
+    mb = after / 2**20
+    met = mb <= TARGET_RSS_MB
+    print()
+    print(
+        f"5. auth RSS: {rss_at_start / 2**20:.1f} MB at start, {before / 2**20:.1f} MB after"
+        f" the phases above, {mb:.1f} MB with {len(ids):,} contacts "
+        f"projected and {len(paths):,} looked up; target ≤ {TARGET_RSS_MB:g} MB: {_verdict(met)}"
+    )
+    return Row(
+        f"auth RSS, {len(ids):,} contacts projected",
+        mb,
+        "MB",
+        f"≤ {TARGET_RSS_MB:g} MB",
+        met,
+        before / 2**20,
+        "auth RSS before the contacts were projected",
+        ratio(mb, before / 2**20),
+        {
+            "contacts": len(ids),
+            "looked_up": len(paths),
+            # Before any request: what the logins and challenges since then left behind.
+            "rss_at_start_mb": rss_at_start / 2**20,
+        },
+    )
+
+
+async def main(args: argparse.Namespace) -> int:
+    rows = await measure(QUICK if args.quick else FULL, extended=False)
+    return 1 if args.check and not all(r.met for r in rows) else 0
 
 
 def report(
@@ -661,7 +877,7 @@ def report(
     resets: ResetResult,
     bare: Rate,
     login: Rate,
-) -> bool:
+) -> list[Row]:
     print()
     print(
         f"1. login-requirement lookup, {CONCURRENCY} concurrent keep-alive clients, "
@@ -724,13 +940,68 @@ def report(
         f"{'POST /v1/portals/{org}/login → authenticated':52} "
         f"{login.count:>6} {login.seconds:>8.2f} {login.rate:>7.1f}"
     )
-    for name, m in (("bare verify", bare), ("login", login)):
-        spent = ", ".join(f"{g} {v / m.count * 1e3:.1f}" for g, v in m.cpu.items())
+    for name, rate in (("bare verify", bare), ("login", login)):
+        spent = ", ".join(f"{g} {v / rate.count * 1e3:.1f}" for g, v in rate.cpu.items())
         print(f"  CPU ms per {name}: {spent}")
-    ratio = login.rate / bare.rate if bare.rate else 0.0
-    login_met = ratio >= TARGET_LOGIN_RATIO
-    print(f"target ≥ {TARGET_LOGIN_RATIO:.0%} of bare: {_verdict(login_met)} ({ratio:.1%})")
-    return lookup_met and reset_met and login_met
+    share = login.rate / bare.rate if bare.rate else 0.0
+    login_met = share >= TARGET_LOGIN_RATIO
+    print(f"target ≥ {TARGET_LOGIN_RATIO:.0%} of bare: {_verdict(login_met)} ({share:.1%})")
+    return [
+        Row(
+            "login-requirement lookup, 64 clients",
+            subject.rate,
+            "req/s",
+            f"≥ {TARGET_LOOKUP_RPS:,} req/s, p99 ≤ {TARGET_LOOKUP_P99_MS:g} ms",
+            lookup_met,
+            base.rate,
+            "bare ASGI, same client",
+            ratio(subject.rate, base.rate),
+            {
+                "p50_ms": _pct(subject.latencies, 0.5) * 1e3,
+                "p99_ms": p99,
+                "bare_p99_ms": _pct(base.latencies, 0.99) * 1e3,
+                "bare_fastapi_rps": next(
+                    (m.rate for c, m in lookups if c is RAW and m.name == "bare FastAPI route"),
+                    None,
+                ),
+                "server_us_per_request": subject.cpu_us_per_request("server"),
+                "postgres_us_per_request": subject.cpu_us_per_request("postgres"),
+            },
+        ),
+        Row(
+            "reset-mfa → login requirement changes",
+            r50,
+            "ms",
+            f"p50 ≤ {TARGET_RESET_P50_MS:g} ms, p99 ≤ {TARGET_RESET_P99_MS:g} ms",
+            reset_met,
+            statistics.median(resets.baseline_ms),
+            "rejected command request/reply, p50",
+            None,
+            {
+                "p50_ms": r50,
+                "p99_ms": r99,
+                "contacts": len(resets.observed_ms),
+                "missed": resets.missed,
+            },
+        ),
+        Row(
+            "password step",
+            login.rate,
+            "logins/s",
+            f"≥ {TARGET_LOGIN_RATIO:.0%} of bare argon2id",
+            login_met,
+            bare.rate,
+            f"bare argon2id verify, pool of {DEFAULT_POOL}",
+            share,
+            {
+                "logins": login.count,
+                "auth_cpu_ms_per_login": login.cpu.get("auth", float("nan")) / login.count * 1e3,
+                "bench_cpu_ms_per_bare_verify": bare.cpu.get("this process", float("nan"))
+                / bare.count
+                * 1e3,
+            },
+        ),
+    ]
 
 
 def _parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:

@@ -39,6 +39,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from bench import machine
+from bench.rows import Row, ratio
 from portal_mfa.dev_process import free_port
 from portal_mfa.infra import (
     EmbeddedBroker,
@@ -470,6 +471,12 @@ def report(events: int, bare: Measured, subject: Measured) -> bool:
 
 
 async def main(args: argparse.Namespace) -> int:
+    row = await measure(args)
+    return 1 if args.check and not row.met else 0
+
+
+async def measure(args: argparse.Namespace) -> Row:
+    """One rebuild beside the bare loop (`args` as `_parse_args` makes them)."""
     external_kafka = os.environ.get("PORTAL_MFA_KAFKA_BOOTSTRAP")
     external_pg = os.environ.get("PORTAL_MFA_DATABASE_URL")
     suffix = uuid.uuid4().hex[:8]
@@ -541,13 +548,24 @@ async def main(args: argparse.Namespace) -> int:
         )
         print(f"  {subject.rate:,.0f} events/s ({machine.load()})", flush=True)
         met = report(summary.events, bare, subject)
+        row = Row(
+            f"projection rebuild, {summary.events:,} events",
+            subject.rate,
+            "events/s",
+            f"≥ {TARGET_EVENTS_PER_S:,} events/s and ≥ {TARGET_RATIO:.0%} of bare",
+            met,  # judged on this run; §9 counts it over 1,000,000 events
+            bare.rate,
+            "bare aiokafka → asyncpg COPY loop",
+            ratio(subject.rate, bare.rate),
+            {"events": summary.events, "seconds": subject.seconds, "bare_seconds": bare.seconds},
+        )
         if profile is not None:
             profile.dump_stats(args.profile)
             out = io.StringIO()
             pstats.Stats(profile, stream=out).sort_stats("tottime").print_stats(30)
             print(f"\nprofile of the rebuild (cProfile, saved to {args.profile}):")
             print(out.getvalue())
-        return 1 if args.check and not met else 0
+        return row
     finally:
         if broker is not None:
             broker.stop()

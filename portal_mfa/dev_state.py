@@ -16,9 +16,10 @@ import stat
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from shared.admin_identity import AssertionIssuer
+if TYPE_CHECKING:  # imported when an issuer is made: the JWT library is slow to import
+    from shared.admin_identity import AssertionIssuer
 
 
 def state_file(kafka_bootstrap: str) -> Path:
@@ -100,6 +101,8 @@ def every_state() -> list[dict[str, Any]]:
 
 def issuer(kafka_bootstrap: str) -> AssertionIssuer | None:
     """The running dev stack's admin issuer, if this user runs one on that broker."""
+    from shared.admin_identity import AssertionIssuer
+
     state = read(kafka_bootstrap)
     if not state or "admin_private_key" not in state:
         return None

@@ -43,7 +43,8 @@ _admin_assertion = HTTPBearer(
 )
 
 
-def _credential(
+# async: FastAPI runs a plain `def` dependency on a worker thread; this one does no I/O.
+async def _credential(
     request: Request,
     bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_admin_assertion)],
 ) -> AdminCredential:

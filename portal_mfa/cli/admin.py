@@ -7,7 +7,6 @@ from typing import Annotated, Any, Literal
 
 import typer
 
-from portal_mfa.admin_credentials import NoCredentials
 from portal_mfa.cli.console import (
     JsonFlag,
     bearer_of,
@@ -23,8 +22,6 @@ from portal_mfa.cli.console import (
 from portal_mfa.cli.contacts import contacts
 from portal_mfa.cli.exit_codes import BAD_SETTING, EPILOG
 from portal_mfa.cli.impact import show_impact
-from shared.commands import DisableMfaPolicy, EnableMfaPolicy, SetPortalName
-from shared.settings import load_settings, preferences_url
 
 admin = typer.Typer(
     help="Administer an org's portal: the MFA policy and its contacts.", epilog=EPILOG
@@ -102,6 +99,8 @@ def _set_policy(ctx: typer.Context, enabled: bool, as_json: bool, dry_run: bool)
     if dry_run:
         show_impact(ctx, would_be=enabled, as_json=as_json)
         return
+    from shared.commands import DisableMfaPolicy, EnableMfaPolicy
+
     command = EnableMfaPolicy if enabled else DisableMfaPolicy
     result = send(ctx, command(org_id=org_of(ctx)))
     emit({**_policy_status(result), **written(ctx, result)}, as_json)
@@ -109,6 +108,8 @@ def _set_policy(ctx: typer.Context, enabled: bool, as_json: bool, dry_run: bool)
 
 @mfa.command("status", help="Whether the org's portal requires MFA.")
 def mfa_status(ctx: typer.Context, as_json: JsonFlag = False) -> None:
+    from shared.settings import load_settings, preferences_url
+
     org = urllib.parse.quote(org_of(ctx), safe="")
     policy = read(
         preferences_url(load_settings()),
@@ -121,6 +122,8 @@ def mfa_status(ctx: typer.Context, as_json: JsonFlag = False) -> None:
 
 @portal.command("name", help="Set the portal's name (the issuer authenticator apps show).")
 def portal_name(ctx: typer.Context, name: str, as_json: JsonFlag = False) -> None:
+    from shared.commands import SetPortalName
+
     result = send(ctx, SetPortalName(org_id=org_of(ctx), portal_name=name))
     # The reply carries ids and status only; the name is the one given here.
     emit({**_policy_status(result), "portal_name": name, **written(ctx, result)}, as_json)
@@ -136,6 +139,8 @@ def token(
     ] = "admin",
     as_json: JsonFlag = False,
 ) -> None:
+    from portal_mfa.admin_credentials import NoCredentials
+
     try:
         minted = credentials_of(ctx).mint(org_of(ctx), scope)
     except NoCredentials as exc:

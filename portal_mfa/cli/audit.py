@@ -17,8 +17,6 @@ from rich.table import Table
 from rich.text import Text
 
 from portal_mfa.cli.console import JsonFlag, credentials, emit, label, out, read, shown
-from shared.admin_identity import EVERY_ORG
-from shared.settings import audit_url, load_settings
 
 audit = typer.Typer(help="Read the event log: every event, and why a login needed what it did.")
 
@@ -26,6 +24,9 @@ audit = typer.Typer(help="Read the event log: every event, and why a login neede
 def _get(
     path: str, for_org: str | None, *, timeout_s: float = 10, **query: object
 ) -> dict[str, Any]:
+    from shared.admin_identity import EVERY_ORG
+    from shared.settings import audit_url, load_settings
+
     bearer = credentials().bearer(for_org or EVERY_ORG, "audit")
     return read(audit_url(load_settings()), "audit", path, bearer, timeout_s=timeout_s, **query)
 

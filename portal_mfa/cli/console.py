@@ -11,22 +11,22 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from aiokafka.errors import KafkaError
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from portal_mfa.admin_credentials import AdminCredentials, NoCredentials, admin_credentials
 from portal_mfa.cli.dev_stack import answers, what_to_set
 from portal_mfa.cli.exit_codes import BAD_SETTING, REJECTED, TIMED_OUT, UNREACHABLE
-from portal_mfa.command_client import CommandClient, NoAnswer
-from shared.admin_identity import Scope
-from shared.commands import Command, CommandReply, ContactCommand
-from shared.read_your_writes import READ_WAIT_S
-from shared.settings import auth_url, load_settings
+
+if TYPE_CHECKING:
+    # Imported where they are used: the Kafka client, the JWT and settings machinery cost
+    # ~0.5 s of start-up, which `--help` and the HTTP reads never need.
+    from portal_mfa.admin_credentials import AdminCredentials
+    from shared.admin_identity import Scope
+    from shared.commands import Command, CommandReply
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print the result as one JSON object.")]
 # No markup: names, reasons and payloads come from users and services, and a contact named
@@ -50,6 +50,9 @@ def label(name: str) -> Text:
 
 
 def credentials(actor: str | None = None) -> AdminCredentials:
+    from portal_mfa.admin_credentials import NoCredentials, admin_credentials
+    from shared.settings import load_settings
+
     settings = load_settings()
     try:
         return admin_credentials(settings, actor)
@@ -78,6 +81,11 @@ def idempotency_key(given: str | None) -> uuid.UUID | None:
 
 def send(ctx: typer.Context, command: Command) -> dict[str, Any]:
     """Send one command; on a rejection or no answer, print one line and exit non-zero."""
+    from aiokafka.errors import KafkaError
+
+    from portal_mfa.command_client import CommandClient, NoAnswer
+    from shared.settings import load_settings
+
     settings = load_settings()
     key = idempotency_key(ctx.obj.get("idempotency_key"))
     if key is not None:
@@ -136,6 +144,10 @@ def _wait_until_login_reflects(ctx: typer.Context, command: Command, position: s
     auth holds each lookup up to its own bound and answers 503 while it has not applied
     the position; this asks again until the command timeout.
     """
+    from shared.commands import ContactCommand
+    from shared.read_your_writes import READ_WAIT_S
+    from shared.settings import auth_url, load_settings
+
     settings = load_settings()
     contact = command.target_id() if isinstance(command, ContactCommand) else _ANY_CONTACT
     org = urllib.parse.quote(command.org_id, safe="")

@@ -23,16 +23,10 @@ from portal_mfa.cli.console import (
     shown,
     written,
 )
-from shared.commands import (
-    CreateContact,
-    DeleteContact,
-    GrantPortalAccess,
-    ResetPortalMfa,
-    RevokePortalAccess,
-    UnlockContact,
-)
-from shared.settings import contacts_url, load_settings
 from shared.tokens import hash_token, new_token
+
+# The command models and the settings are imported inside each command: pydantic models
+# are slow to build, and `--help` or a read needs none of the commands.
 
 contacts = typer.Typer(help="The org's customers and vendors, their portal access and MFA.")
 ContactId = Annotated[str, typer.Argument(help="The contact's id (from `contacts add`).")]
@@ -46,6 +40,8 @@ def add(
     email: Annotated[str, typer.Option(help="Login email for the portal.")],
     as_json: JsonFlag = False,
 ) -> None:
+    from shared.commands import CreateContact
+
     command = CreateContact(org_id=org_of(ctx), kind=kind, display_name=name, email=email)
     result = send(ctx, command)
     shown_result = {"contact_id": result["contact_id"], "kind": kind, "email": command.email}
@@ -54,6 +50,8 @@ def add(
 
 @contacts.command("grant-portal-access", help="Invite the contact; prints the invitation token.")
 def grant(ctx: typer.Context, contact_id: ContactId, as_json: JsonFlag = False) -> None:
+    from shared.commands import GrantPortalAccess
+
     # The token is made here and only its hash is sent: it never crosses Kafka.
     token = new_token()
     result = send(
@@ -77,6 +75,8 @@ def grant(ctx: typer.Context, contact_id: ContactId, as_json: JsonFlag = False) 
 
 @contacts.command("revoke-portal-access", help="End the contact's portal access and sessions.")
 def revoke(ctx: typer.Context, contact_id: ContactId, as_json: JsonFlag = False) -> None:
+    from shared.commands import RevokePortalAccess
+
     result = send(ctx, RevokePortalAccess(org_id=org_of(ctx), contact_id=contact_id))
     emit({**_fields(result, "contact_id", "portal_access"), **written(ctx, result)}, as_json)
 
@@ -88,6 +88,8 @@ def reset_mfa(
     reason: Annotated[str, typer.Option(help="Why (kept in the event log).")] = "",
     as_json: JsonFlag = False,
 ) -> None:
+    from shared.commands import ResetPortalMfa
+
     result = send(ctx, ResetPortalMfa(org_id=org_of(ctx), contact_id=contact_id, reason=reason))
     emit({**_fields(result, "contact_id", "mfa_epoch"), **written(ctx, result)}, as_json)
 
@@ -101,12 +103,16 @@ def unlock(
     reason: Annotated[str, typer.Option(help="Why (kept in the event log).")] = "",
     as_json: JsonFlag = False,
 ) -> None:
+    from shared.commands import UnlockContact
+
     result = send(ctx, UnlockContact(org_id=org_of(ctx), contact_id=contact_id, reason=reason))
     emit({"contact_id": contact_id, "unlocked": True, **written(ctx, result)}, as_json)
 
 
 @contacts.command("delete", help="Delete the contact; its login stops working.")
 def delete(ctx: typer.Context, contact_id: ContactId, as_json: JsonFlag = False) -> None:
+    from shared.commands import DeleteContact
+
     result = send(ctx, DeleteContact(org_id=org_of(ctx), contact_id=contact_id))
     emit({"contact_id": contact_id, "deleted": True, **written(ctx, result)}, as_json)
 
@@ -145,4 +151,6 @@ def _org_path(ctx: typer.Context) -> str:
 
 
 def _read(ctx: typer.Context, path: str) -> dict[str, Any]:
+    from shared.settings import contacts_url, load_settings
+
     return read(contacts_url(load_settings()), "contacts", path, bearer_of(ctx))

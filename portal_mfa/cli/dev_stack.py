@@ -14,10 +14,11 @@ from collections.abc import MutableMapping
 from dataclasses import dataclass
 
 from portal_mfa import dev_state
-from shared.settings import Settings
 
 BOOTSTRAP_VAR = "PORTAL_MFA_KAFKA_BOOTSTRAP"
-DEFAULT_BOOTSTRAP: str = Settings.model_fields["kafka_bootstrap"].default
+# Settings' default, written out: importing pydantic-settings to read it would cost every
+# `portal-mfa … --help` ~0.1 s (tests/unit/cli/test_dev_stack.py checks they agree).
+DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
 # Where the CLI reads from each service: a URL set by hand wins over a port from the state.
 _SERVICE_VARS = {
     # auth too: the CLI asks it whether logins reflect a change (read-your-writes).

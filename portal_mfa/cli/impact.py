@@ -13,10 +13,11 @@ import typer
 
 from portal_mfa.cli.console import bearer_of, emit, org_of, out, read
 from portal_mfa.mfa_impact import preview
-from shared.settings import auth_url, contacts_url, load_settings, preferences_url
 
 
 def show_impact(ctx: typer.Context, *, would_be: bool, as_json: bool) -> None:
+    from shared.settings import auth_url, contacts_url, load_settings, preferences_url
+
     settings = load_settings()
     org = org_of(ctx)
     quoted = urllib.parse.quote(org, safe="")

@@ -9,7 +9,6 @@ import sys
 from typing import Annotated
 
 import typer
-from pydantic import ValidationError
 
 from portal_mfa.cli.admin import admin
 from portal_mfa.cli.audit import audit
@@ -18,7 +17,6 @@ from portal_mfa.cli.docs import docs
 from portal_mfa.cli.exit_codes import BAD_INPUT, BAD_SETTING, EPILOG
 from portal_mfa.cli.keys import keys
 from portal_mfa.cli.projection import projection
-from shared.settings import SettingsError, load_settings
 
 app = typer.Typer(
     help="Portal MFA: multi-factor login for customer and vendor portals.",
@@ -63,6 +61,8 @@ def dev() -> None:
             file=sys.stderr,
         )
         raise SystemExit(BAD_SETTING)
+    from shared.settings import load_settings
+
     raise typer.Exit(run_dev(load_settings()))
 
 
@@ -79,6 +79,7 @@ def serve(
 ) -> None:
     from portal_mfa.serve import SERVICES
     from portal_mfa.serve import serve as run
+    from shared.settings import load_settings
 
     if service not in SERVICES:
         raise typer.BadParameter(f"expected one of {', '.join(SERVICES)}", param_hint="SERVICE")
@@ -90,11 +91,20 @@ def main() -> None:
     (portal_mfa/cli/exit_codes.py), not a traceback."""
     try:
         app(prog_name="portal-mfa")
-    except SettingsError as exc:
+    except SystemExit as exc:
+        # The settings module is imported only by the commands that read settings (it is
+        # slow to import): if it is not loaded, no SettingsError can have been raised.
+        settings = sys.modules.get("shared.settings")
+        if settings is None or not isinstance(exc, settings.SettingsError):
+            raise
         # It names the variable, never its value (that may be a key).
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(BAD_SETTING) from None
-    except ValidationError as exc:
+    except Exception as exc:
+        # The same for pydantic: only a command that loaded it can have failed validation.
+        pydantic_core = sys.modules.get("pydantic_core")
+        if pydantic_core is None or not isinstance(exc, pydantic_core.ValidationError):
+            raise
         first = exc.errors(include_input=False)[0]
         where = ".".join(str(p) for p in first["loc"]) or "input"
         print(f"error: invalid {where}: {first['msg']}", file=sys.stderr)

@@ -5,18 +5,23 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from typing import TYPE_CHECKING
 
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from portal_mfa import dev_state
-from shared.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from shared.settings import Settings
 
 projection = typer.Typer(help="Auth's login-requirement projection.")
 
 
 def auth_settings() -> Settings:
     """The settings, with a running dev stack's database and signers if it is the one meant."""
+    from shared.settings import load_settings
+
     settings = load_settings()
     state = dev_state.read(settings.kafka_bootstrap)
     if state and "PORTAL_MFA_DATABASE_URL" not in os.environ:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime
 from typing import Any
 
 import asyncpg
 
+from services.auth import hashing
 from services.auth.adapters import accounts, password_attempts, tokens
 from services.auth.adapters.password_attempts import Subject, login_key
 from services.auth.decisions import login_requirement
@@ -17,7 +17,7 @@ from services.auth.domain.lockout import (
     PER_CONTACT,
     PER_CONTACT_AND_ADDRESS,
 )
-from services.auth.domain.passwords import DUMMY_HASH, hash_password, verify_password
+from services.auth.domain.passwords import DUMMY_HASH
 from services.auth.flows.refusal import Refusal, invalid_credentials, locked_out, seconds_until
 from services.auth.flows.sessions import end_every_token, issue_session
 from services.auth.runtime import AuthRuntime
@@ -54,7 +54,7 @@ async def accept_invitation(
             raise too_many_attempts(until, now)
         # The token first: an unknown, used or expired one costs no password hashing.
         await _live_invitation(rt, conn, org_id, invitation_hash)
-    password_hash = await asyncio.to_thread(hash_password, password)
+    password_hash = await hashing.hashed(password)
     async with rt.pool.acquire() as conn, conn.transaction():
         # Checked again under the claim: another request may have used it meanwhile.
         contact_id = await _live_invitation(rt, conn, org_id, invitation_hash)
@@ -123,7 +123,7 @@ async def login(
             raise too_many_attempts(until, now)
         found = await accounts.for_login(conn, f"{rt.projection.schema}.contacts", org_id, email)
     stored_hash = found.password_hash if found and found.password_hash else DUMMY_HASH
-    right = await asyncio.to_thread(verify_password, stored_hash, password)
+    right = await hashing.verified(stored_hash, password)
     right = right and found is not None and found.password_hash is not None
     # While the second factor is locked the right password gets the answer a wrong one
     # gets, so the lock is no oracle for guessing passwords.

@@ -11,8 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from portal_mfa.cli.dev_stack import BOOTSTRAP_VAR, use_running_dev_stack, what_to_set
+from portal_mfa.cli.dev_stack import (
+    BOOTSTRAP_VAR,
+    DEFAULT_BOOTSTRAP,
+    use_running_dev_stack,
+    what_to_set,
+)
 from portal_mfa.dev_process import free_port
+from shared.settings import Settings
 
 
 @pytest.fixture(autouse=True)
@@ -89,3 +95,8 @@ def test_a_state_file_others_could_write_is_not_trusted(private_tmp: Path) -> No
         env: dict[str, str] = {}
         assert use_running_dev_stack(env) is None
     assert env == {}
+
+
+def test_the_default_broker_written_out_is_the_settings_default() -> None:
+    # dev_stack spells it out so `--help` need not import the settings; they must agree.
+    assert Settings.model_fields["kafka_bootstrap"].default == DEFAULT_BOOTSTRAP

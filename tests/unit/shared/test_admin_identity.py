@@ -260,3 +260,48 @@ def test_services_refuse_to_start_without_issuer_keys(issuer: AssertionIssuer) -
         verifier_from(Settings(admin_issuer=ISSUER, admin_issuer_keys="k1:QUFB"))
     assert "QUFB" not in str(caught.value)
     assert verifier_from(Settings(admin_issuer=ISSUER, admin_issuer_keys=issuer.trusted_key_entry))
+
+
+# --- the verified-assertion cache: the same answers, the signature checked once -----------
+
+
+def test_a_verified_assertion_expires_in_the_cache_too(
+    issuer: AssertionIssuer, verifier: AssertionVerifier, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    minted = issuer.mint(sub="a", org="acme")
+    assert verifier.verify(minted.token).sub == "a"  # verified, and now remembered
+    expires = minted.expires_at.timestamp()
+    # Within the leeway after expiry it still passes, as a fresh verify would…
+    monkeypatch.setattr("shared.admin_identity.time.time", lambda: expires + 29)
+    assert verifier.verify(minted.token).sub == "a"
+    # …and past it the remembered assertion is refused like an unknown expired one.
+    monkeypatch.setattr("shared.admin_identity.time.time", lambda: expires + 31)
+    assert "expired" in refused("unauthenticated", verifier.verify, minted.token)
+
+
+def test_a_remembered_assertion_does_not_vouch_for_an_altered_one(
+    issuer: AssertionIssuer, verifier: AssertionVerifier
+) -> None:
+    token = issuer.mint(sub="a", org="acme", scope="audit").token
+    verifier.verify(token)
+    header, payload, signature = token.split(".")
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    claims["org"] = "*"  # an attacker widens a captured assertion to every org
+    forged_payload = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
+    forged = f"{header}.{forged_payload}.{signature}"
+    refused("unauthenticated", verifier.verify, forged)
+    # and a signature byte changed on the very token that was remembered
+    flipped = token[:-2] + ("A" if token[-2] != "A" else "B") + token[-1]
+    refused("unauthenticated", verifier.verify, flipped)
+
+
+def test_the_cache_stays_bounded(
+    issuer: AssertionIssuer, verifier: AssertionVerifier, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("shared.admin_identity.VERIFIED_CACHE_SIZE", 3)
+    tokens = [issuer.mint(sub=f"s{i}", org="acme").token for i in range(5)]
+    for token in tokens:
+        verifier.verify(token)
+    # Every one still verifies (the evicted ones the long way), and memory stays bounded.
+    assert [verifier.verify(t).sub for t in tokens] == [f"s{i}" for i in range(5)]
+    assert len(verifier._verified) == 3
