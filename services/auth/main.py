@@ -9,12 +9,11 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 
-from services.auth.decision_cache import DecisionCache, enrollment_triggers_sql
 from services.auth.domain.secret_box import SecretBox, parse_keyring
 from services.auth.http import operations, portal
 from services.auth.http.body_limit import BodyLimit
 from services.auth.http.problems import install_problem_handlers
-from services.auth.projection import LIVE_SCHEMA, TOPICS, LoginProjection
+from services.auth.projection import TOPICS, LoginProjection
 from services.auth.reactions import AuthProjection
 from services.auth.rebuild import SWAP_LOCK
 from services.auth.runtime import AuthRuntime
@@ -57,12 +56,7 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         pool = await open_pool(database_url, max_size=20)
         projection = LoginProjection()
-        await apply_schema(
-            pool,
-            EVENTSTORE_SQL,
-            read_sql("services.auth", "schema.sql"),
-            enrollment_triggers_sql(LIVE_SCHEMA),
-        )
+        await apply_schema(pool, EVENTSTORE_SQL, read_sql("services.auth", "schema.sql"))
         async with pool.acquire() as conn:
             await projection.create(conn)
         producer = new_producer(settings)
@@ -92,8 +86,6 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
             stuck_after_s=settings.relay_stuck_after_s,
             registry=app.state.metrics,
         )
-        # The lookup's memory is not listened for yet (docs/performance.md): never trusted.
-        decisions = DecisionCache()
         tasks = [
             asyncio.create_task(consumer.run_until_cancelled(), name="auth-projection"),
             asyncio.create_task(relay.run(), name="auth-outbox-relay"),
@@ -106,7 +98,6 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
             clock=now_utc,
             relay=relay,
             trusted_proxies=parse_proxies(settings.trusted_proxies),
-            decisions=decisions,
         )
         try:
             yield

@@ -17,8 +17,6 @@ from typing import Any
 import asyncpg
 
 from services.auth import held_events
-from services.auth.decision_cache import triggers_sql
-from shared.db import SCHEMA_LOCK
 from shared.events import (
     CONTACTS_EVENTS,
     PREFERENCES_EVENTS,
@@ -132,14 +130,7 @@ class LoginProjection:
         self.offsets_table = f"{self.schema}.projection_offsets"
 
     async def create(self, conn: asyncpg.Connection, *, lookup_indexes: bool = True) -> None:
-        async with conn.transaction():
-            # One replica at a time: CREATE OR REPLACE FUNCTION races with itself.
-            await conn.execute("SELECT pg_advisory_xact_lock($1)", SCHEMA_LOCK)
-            await conn.execute(schema_sql(self.schema))
-            if self.schema == LIVE_SCHEMA:
-                # Not on a rebuild's fresh schema: its million rows need no trigger calls;
-                # the swap adds them (services/auth/rebuild.py).
-                await conn.execute(triggers_sql(self.schema, live_schema=LIVE_SCHEMA))
+        await conn.execute(schema_sql(self.schema))
         if lookup_indexes:
             await self.create_lookup_indexes(conn)
 

@@ -20,9 +20,7 @@ from typing import Any
 import asyncpg
 from aiokafka import AIOKafkaProducer
 
-from services.auth import decision_cache
 from services.auth.projection import LIVE_SCHEMA, TOPICS, LoginProjection
-from shared.db import SCHEMA_LOCK
 from shared.projection import ProjectionConsumer
 from shared.projection_offsets import stored_offsets
 from shared.signing import TrustMap
@@ -113,10 +111,3 @@ async def _swap(
         await conn.execute(f"ALTER SCHEMA {live.schema} RENAME TO {retired}")
         await conn.execute(f"ALTER SCHEMA {fresh.schema} RENAME TO {live.schema}")
         await conn.execute(f"DROP SCHEMA {retired} CASCADE")
-        # The live schema announces its changes (it was built without the triggers), and
-        # every replica's remembered login requirements may be wrong now (decision_cache).
-        await conn.execute("SELECT pg_advisory_xact_lock($1)", SCHEMA_LOCK)
-        await conn.execute(decision_cache.triggers_sql(live.schema, live_schema=LIVE_SCHEMA))
-        await conn.execute(
-            "SELECT pg_notify($1, $2)", decision_cache.CHANNEL, decision_cache.EVERYTHING
-        )

@@ -71,9 +71,6 @@ async def get_login_requirement(
         min_position,
         runtime.consumer,
     )
-    # Read from the database, not services/auth/decision_cache.py's memory: while
-    # PostgreSQL is down this route must answer 503 like every other (tests/faults), and
-    # memory trusted for up to 150 ms after the outage began would answer 200.
     async with runtime.pool.acquire() as conn:
         decision = await login_requirement(conn, runtime.projection, org_id, contact_id)
     return decision.as_dict()
