@@ -9,7 +9,7 @@ records:
 
 1. bare: the thinnest loop doing the same I/O: an aiokafka consumer (no group, every
    partition, from the beginning) COPYing (event_id, raw value) into a table in batches;
-2. rebuild: `services.auth.rebuild.rebuild(..., swap=False)` into a fresh schema.
+2. rebuild: `services.auth.entrypoints.rebuild.rebuild(..., swap=False)` into a fresh schema.
 
 Generating and producing are not measured. Completion is counted in records, not taken
 from end offsets: the dev broker under-reports its high-water mark (DESIGN.md §7).
@@ -48,7 +48,7 @@ from portal_mfa.infra import (
     ensure_database,
     ensure_topics,
 )
-from services.auth.rebuild import Progress, rebuild
+from services.auth.entrypoints.rebuild import Progress, rebuild
 from shared.db import open_pool
 from shared.events import (
     DEADLETTER,
@@ -451,7 +451,7 @@ def report(events: int, bare: Measured, subject: Measured) -> bool:
     ratio_met = ratio >= TARGET_RATIO
     rows = [
         ("bare aiokafka → asyncpg COPY loop", bare),
-        ("projection rebuild (services.auth.rebuild)", subject),
+        ("projection rebuild (services.auth.entrypoints.rebuild)", subject),
     ]
     print()
     print(f"{'':44} {'events':>11} {'seconds':>9} {'events/s':>10}")

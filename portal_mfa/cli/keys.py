@@ -33,7 +33,7 @@ def rotate(
     # Imported here: the rest of the CLI should not pay for the service stack's imports.
     from portal_mfa.infra.postgres import ensure_database
     from portal_mfa.serve import database_name
-    from services.auth.key_rotation import Rotation, count_sealed, reseal_all
+    from services.auth.flows.key_rotation import Rotation, count_sealed, reseal_all
     from services.auth.main import secret_box_from
     from shared.db import open_pool
     from shared.settings import SettingsError

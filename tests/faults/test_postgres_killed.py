@@ -17,7 +17,7 @@ import asyncpg
 import pytest
 
 from portal_mfa.infra import EmbeddedBroker, EmbeddedPostgres, ensure_topics
-from services.auth.projection import TOPICS, LoginProjection
+from services.auth.adapters.projection import TOPICS, LoginProjection
 from shared.backoff import Backoff
 from shared.db import EVENTSTORE_SQL, apply_schema, open_pool
 from shared.events import CONTACTS_EVENTS, DEADLETTER, PREFERENCES_EVENTS, Event

@@ -25,7 +25,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from portal_mfa.infra import EmbeddedBroker, ensure_topics
-from services.auth.projection import LoginProjection
+from services.auth.adapters.projection import LoginProjection
 from shared.db import open_pool
 from shared.events import CONTACTS_EVENTS, DEADLETTER, PREFERENCES_EVENTS, Event
 from shared.projection import MAX_RECORD_BYTES, ProjectionConsumer

@@ -21,7 +21,7 @@ from aiokafka import AIOKafkaProducer
 
 from services.audit.log import SCHEMA as AUDIT_SCHEMA
 from services.audit.log import AuditLog
-from services.auth.projection import LoginProjection
+from services.auth.adapters.projection import LoginProjection
 from shared.db import open_pool, read_sql
 from shared.projection import ProjectionConsumer
 from tests.signing_keys import TEST_TRUST

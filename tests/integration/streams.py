@@ -18,7 +18,7 @@ from typing import Any
 import asyncpg
 from aiokafka import AIOKafkaProducer
 
-from services.auth.projection import LoginProjection
+from services.auth.adapters.projection import LoginProjection
 from shared.events import (
     CONTACTS_EVENTS,
     DEADLETTER,

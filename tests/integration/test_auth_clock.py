@@ -19,10 +19,10 @@ from services.auth.domain import totp
 from services.auth.domain.lockout import FIRST_LOCKOUT, MAX_CONSECUTIVE_FAILURES
 from services.auth.domain.secret_box import SecretBox, generate_key
 from services.auth.flows import challenge, enrollment, login, sessions
-from services.auth.flows.refusal import Refusal
-from services.auth.projection import LoginProjection
-from services.auth.reactions import AuthProjection
-from services.auth.runtime import AuthRuntime
+from services.auth.domain.errors import Refusal
+from services.auth.adapters.projection import LoginProjection
+from services.auth.flows.reactions import AuthProjection
+from services.auth.flows.runtime import AuthRuntime
 from shared.db import EVENTSTORE_SQL, apply_schema, open_pool, read_sql
 from shared.events import (
     Cause,

@@ -19,7 +19,7 @@ from faststream.kafka import KafkaBroker
 
 from portal_mfa import command_client, dev_process
 from portal_mfa.infra import EmbeddedBroker, ensure_topics
-from services.auth.projection import LoginProjection
+from services.auth.adapters.projection import LoginProjection
 from shared.kafka import faststream_security, new_producer, security_options
 from shared.projection import ProjectionConsumer
 from shared.settings import Settings

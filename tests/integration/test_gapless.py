@@ -20,14 +20,14 @@ import asyncpg
 import pytest
 
 from services.auth.adapters import enrollments, tokens
-from services.auth.decisions import login_requirement
+from services.auth.flows.decisions import login_requirement
 from services.auth.domain.secret_box import SecretBox, generate_key
 from services.auth.flows import login, sessions
-from services.auth.held_events import Waiting
-from services.auth.projection import LoginProjection
-from services.auth.reactions import AuthProjection
-from services.auth.rebuild import rebuild
-from services.auth.runtime import AuthRuntime
+from services.auth.adapters.held_events import Waiting
+from services.auth.adapters.projection import LoginProjection
+from services.auth.flows.reactions import AuthProjection
+from services.auth.entrypoints.rebuild import rebuild
+from services.auth.flows.runtime import AuthRuntime
 from shared.db import EVENTSTORE_SQL, apply_schema, read_sql
 from shared.events import (
     CONTACTS_EVENTS,
@@ -202,7 +202,7 @@ def gap_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
 async def test_forged_high_versions_wait_weaken_nothing_and_apply_in_order_later(
     auth: Auth, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="services.auth.projection")
+    caplog.set_level(logging.INFO, logger="services.auth.adapters.projection")
     enabled = policy_event(MfaPolicyEnabled, 1)
     invitations = {CONTACT: "invitation-gap-0123456789", OTHER: "invitation-fine-0123456789"}
     await auth.publish(

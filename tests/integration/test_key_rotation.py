@@ -11,7 +11,7 @@ import pytest
 
 from services.auth.adapters import enrollments
 from services.auth.domain.secret_box import SecretBox, generate_key
-from services.auth.key_rotation import Rotation, reseal_all
+from services.auth.flows.key_rotation import Rotation, reseal_all
 from shared.db import EVENTSTORE_SQL, apply_schema, open_pool, read_sql
 
 pytestmark = pytest.mark.integration

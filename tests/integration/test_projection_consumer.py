@@ -23,7 +23,7 @@ import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer
 
-from services.auth.projection import LoginProjection
+from services.auth.adapters.projection import LoginProjection
 from shared.events import (
     CONTACTS_EVENTS,
     DEADLETTER,

@@ -14,9 +14,9 @@ import asyncpg
 import pytest
 
 from services.auth.adapters import enrollments
-from services.auth.decisions import login_requirement
-from services.auth.projection import LoginProjection
-from services.auth.reactions import AuthProjection
+from services.auth.flows.decisions import login_requirement
+from services.auth.adapters.projection import LoginProjection
+from services.auth.flows.reactions import AuthProjection
 from shared.db import EVENTSTORE_SQL, apply_schema, open_pool, read_sql
 from shared.events import (
     Cause,

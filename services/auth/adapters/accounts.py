@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
-from services.auth import account_metrics
+from services.auth.adapters import account_metrics
 from services.auth.domain.lockout import MfaAttempts
 from shared.events import Cause, EventEnvelope, Payload
 from shared.eventstore import append_events

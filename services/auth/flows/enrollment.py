@@ -17,10 +17,10 @@ from services.auth.domain.backup_codes import (
     hash_backup_code,
     issue_backup_codes,
 )
-from services.auth.flows.refusal import Refusal, invalid_token, locked_out
+from services.auth.domain.errors import Refusal, invalid_token, locked_out
 from services.auth.flows.second_factor import record_failure
 from services.auth.flows.sessions import issue_session
-from services.auth.runtime import AuthRuntime
+from services.auth.flows.runtime import AuthRuntime
 from shared.events import (
     BackupCodesIssued,
     BackupCodesIssuedPayload,

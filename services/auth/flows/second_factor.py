@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from services.auth.adapters.accounts import Account
-from services.auth.runtime import AuthRuntime
+from services.auth.flows.runtime import AuthRuntime
 from shared.events import (
     ContactLockedOut,
     ContactLockedOutPayload,

@@ -3,7 +3,7 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.testclient import TestClient
 
-from services.auth.http.body_limit import BodyLimit
+from services.auth.entrypoints.http.body_limit import BodyLimit
 
 
 def app() -> FastAPI:

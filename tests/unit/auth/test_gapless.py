@@ -11,7 +11,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from services.auth.http.problems import install_problem_handlers
+from services.auth.entrypoints.http.problems import install_problem_handlers
 from shared.events import (
     Cause,
     ContactCreated,

@@ -12,13 +12,13 @@ import sys
 
 import pytest
 
-from services.auth import hashing
+from services.auth.adapters import hashing
 
 _BURST = """
 import asyncio, sys
 from concurrent.futures import ThreadPoolExecutor
 import psutil
-from services.auth import hashing
+from services.auth.adapters import hashing
 from services.auth.domain.passwords import hash_password, verify_password
 stored = hash_password("a password")
 process = psutil.Process()

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from services.auth import hashing
+from services.auth.adapters import hashing
 from services.auth.domain.passwords import hash_password
 
 

@@ -75,7 +75,7 @@ def test_an_enrollment_made_after_the_reset_is_active() -> None:
 
 
 def test_projection_schema_names_are_checked() -> None:
-    from services.auth.projection import LoginProjection
+    from services.auth.adapters.projection import LoginProjection
 
     assert LoginProjection("login_projection_rebuild").schema == "login_projection_rebuild"
     with pytest.raises(ValueError, match="not a schema name"):

@@ -8,8 +8,8 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from services.auth.flows.refusal import not_ready
-from services.auth.http.problems import install_problem_handlers
+from services.auth.domain.errors import not_ready
+from services.auth.entrypoints.http.problems import install_problem_handlers
 
 OUTAGES = {
     "connection-lost": asyncpg.ConnectionDoesNotExistError("connection was closed"),

@@ -16,8 +16,8 @@ from typing import Any
 from fastapi import FastAPI
 from prometheus_client import REGISTRY, CollectorRegistry
 
-import services.auth.account_metrics
-import services.auth.held_events  # noqa: F401  (defines the version-gap gauges)
+import services.auth.adapters.account_metrics
+import services.auth.adapters.held_events  # noqa: F401  (defines the version-gap gauges)
 import shared.command_metrics
 import shared.projection  # noqa: F401  (defines the dead-letter counter)
 from shared.observability.http import observe

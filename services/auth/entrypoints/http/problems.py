@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from services.auth.flows.refusal import Refusal, history_incomplete
+from services.auth.domain.errors import Refusal, history_incomplete
 from shared.http import problems
 from shared.login_rule.gapless import HistoryIncomplete
 

@@ -16,8 +16,8 @@ import asyncpg
 from services.auth.adapters import accounts, enrollments, tokens
 from services.auth.domain.session_end import ContactTokensEnd, PasswordSessionsEnd, ended_by
 from services.auth.flows.sessions import end_every_token
-from services.auth.lockouts import lift_lockouts
-from services.auth.projection import LoginProjection
+from services.auth.flows.lockouts import lift_lockouts
+from services.auth.adapters.projection import LoginProjection
 from shared.events import (
     Cause,
     ContactUnlocked,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncpg
 
-from services.auth.projection import LoginProjection
+from services.auth.adapters.projection import LoginProjection
 from shared.login_rule.login_requirement import LoginRequirement, decide
 
 

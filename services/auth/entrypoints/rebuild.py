@@ -20,7 +20,7 @@ from typing import Any
 import asyncpg
 from aiokafka import AIOKafkaProducer
 
-from services.auth.projection import LIVE_SCHEMA, TOPICS, LoginProjection
+from services.auth.adapters.projection import LIVE_SCHEMA, TOPICS, LoginProjection
 from shared.projection import ProjectionConsumer
 from shared.projection_offsets import stored_offsets
 from shared.signing import TrustMap

@@ -9,8 +9,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from services.auth.flows import challenge, enrollment, login, sessions
-from services.auth.flows.refusal import Refusal
-from services.auth.http.answers import (
+from services.auth.domain.errors import Refusal
+from services.auth.entrypoints.http.answers import (
     Authenticated,
     BackupCodes,
     ChallengePassed,
@@ -18,7 +18,7 @@ from services.auth.http.answers import (
     EnrollmentStarted,
     LoginAnswer,
 )
-from services.auth.runtime import AuthRuntime, Runtime
+from services.auth.flows.runtime import AuthRuntime, Runtime
 from shared.http.client_address import client_address
 from shared.http.path_params import OrgId
 from shared.http.problems import problems

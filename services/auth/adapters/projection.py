@@ -16,7 +16,7 @@ from typing import Any
 
 import asyncpg
 
-from services.auth import held_events
+from services.auth.adapters import held_events
 from shared.events import (
     CONTACTS_EVENTS,
     PREFERENCES_EVENTS,

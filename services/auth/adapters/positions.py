@@ -10,7 +10,7 @@ from functools import partial
 
 import asyncpg
 
-from services.auth.projection import CONTACT, POLICY, LoginProjection
+from services.auth.adapters.projection import CONTACT, POLICY, LoginProjection
 from shared.read_your_writes import AppliedVersion, WritePosition
 
 
