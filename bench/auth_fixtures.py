@@ -21,10 +21,10 @@ import psutil
 
 from portal_mfa.infra import ensure_database
 from portal_mfa.serve import database_name
+from services.auth.adapters.projection import LIVE_SCHEMA
 from services.auth.domain import totp
 from services.auth.domain.passwords import hash_password
 from services.auth.domain.secret_box import SecretBox, parse_keyring
-from services.auth.adapters.projection import LIVE_SCHEMA
 from shared.settings import Settings
 from shared.tokens import hash_token, new_token
 

@@ -38,8 +38,8 @@ def rebuild() -> None:
     # Imported here: the rest of the CLI should not pay for the service stack's imports.
     from portal_mfa.infra.postgres import ensure_database
     from portal_mfa.serve import database_name
-    from services.auth.entrypoints import rebuild as rebuilding
     from services.auth.adapters.projection import LoginProjection
+    from services.auth.entrypoints import rebuild as rebuilding
     from shared.db import open_pool
     from shared.kafka import new_producer, security_options
     from shared.signing_settings import trust_from

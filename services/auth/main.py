@@ -9,13 +9,13 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 
+from services.auth.adapters.projection import TOPICS, LoginProjection
 from services.auth.domain.secret_box import SecretBox, parse_keyring
 from services.auth.entrypoints.http import operations, portal
 from services.auth.entrypoints.http.body_limit import BodyLimit
 from services.auth.entrypoints.http.problems import install_problem_handlers
-from services.auth.adapters.projection import TOPICS, LoginProjection
-from services.auth.flows.reactions import AuthProjection
 from services.auth.entrypoints.rebuild import SWAP_LOCK
+from services.auth.flows.reactions import AuthProjection
 from services.auth.flows.runtime import AuthRuntime
 from shared.admin_identity import verifier_from
 from shared.db import EVENTSTORE_SQL, apply_schema, open_pool, read_sql

@@ -15,12 +15,12 @@ from typing import Any, cast
 
 import pytest
 
+from services.auth.adapters.projection import LoginProjection
 from services.auth.domain import totp
+from services.auth.domain.errors import Refusal
 from services.auth.domain.lockout import FIRST_LOCKOUT, MAX_CONSECUTIVE_FAILURES
 from services.auth.domain.secret_box import SecretBox, generate_key
 from services.auth.flows import challenge, enrollment, login, sessions
-from services.auth.domain.errors import Refusal
-from services.auth.adapters.projection import LoginProjection
 from services.auth.flows.reactions import AuthProjection
 from services.auth.flows.runtime import AuthRuntime
 from shared.db import EVENTSTORE_SQL, apply_schema, open_pool, read_sql

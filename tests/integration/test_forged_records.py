@@ -18,8 +18,8 @@ from aiokafka import AIOKafkaConsumer
 from prometheus_client import REGISTRY
 
 from services.auth.adapters import enrollments
-from services.auth.flows.decisions import login_requirement
 from services.auth.adapters.projection import LoginProjection
+from services.auth.flows.decisions import login_requirement
 from shared.db import EVENTSTORE_SQL, read_sql
 from shared.events import (
     CONTACTS_EVENTS,

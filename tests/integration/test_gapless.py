@@ -20,13 +20,13 @@ import asyncpg
 import pytest
 
 from services.auth.adapters import enrollments, tokens
-from services.auth.flows.decisions import login_requirement
-from services.auth.domain.secret_box import SecretBox, generate_key
-from services.auth.flows import login, sessions
 from services.auth.adapters.held_events import Waiting
 from services.auth.adapters.projection import LoginProjection
-from services.auth.flows.reactions import AuthProjection
+from services.auth.domain.secret_box import SecretBox, generate_key
 from services.auth.entrypoints.rebuild import rebuild
+from services.auth.flows import login, sessions
+from services.auth.flows.decisions import login_requirement
+from services.auth.flows.reactions import AuthProjection
 from services.auth.flows.runtime import AuthRuntime
 from shared.db import EVENTSTORE_SQL, apply_schema, read_sql
 from shared.events import (

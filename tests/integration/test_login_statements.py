@@ -15,10 +15,10 @@ from typing import Any, cast
 import asyncpg
 import pytest
 
+from services.auth.adapters.projection import LoginProjection
+from services.auth.domain.errors import Refusal
 from services.auth.domain.passwords import hash_password
 from services.auth.flows import login
-from services.auth.domain.errors import Refusal
-from services.auth.adapters.projection import LoginProjection
 from services.auth.flows.runtime import AuthRuntime
 from shared.db import EVENTSTORE_SQL, apply_schema, open_pool, read_sql
 from shared.events import now_utc

@@ -9,8 +9,8 @@ import pytest
 from aiokafka import TopicPartition
 
 from services.auth.adapters.projection import LoginProjection
-from services.auth.flows.reactions import AuthProjection
 from services.auth.entrypoints.rebuild import SWAP_LOCK, rebuild
+from services.auth.flows.reactions import AuthProjection
 from shared.db import EVENTSTORE_SQL, apply_schema, read_sql
 from shared.events import CONTACTS_EVENTS, PREFERENCES_EVENTS
 from shared.projection import ProjectionConsumer

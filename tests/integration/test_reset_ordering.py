@@ -14,8 +14,8 @@ import asyncpg
 import pytest
 
 from services.auth.adapters import enrollments
-from services.auth.flows.decisions import login_requirement
 from services.auth.adapters.projection import LoginProjection
+from services.auth.flows.decisions import login_requirement
 from services.auth.flows.reactions import AuthProjection
 from shared.db import EVENTSTORE_SQL, apply_schema, open_pool, read_sql
 from shared.events import (

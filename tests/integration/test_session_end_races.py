@@ -18,11 +18,11 @@ import asyncpg
 import pytest
 
 from services.auth.adapters import accounts, tokens
-from services.auth.domain.errors import Refusal
-from services.auth.flows.sessions import issue_session
 from services.auth.adapters.projection import LoginProjection
+from services.auth.domain.errors import Refusal
 from services.auth.flows.reactions import AuthProjection
 from services.auth.flows.runtime import AuthRuntime
+from services.auth.flows.sessions import issue_session
 from shared.db import EVENTSTORE_SQL, apply_schema, open_pool, read_sql
 from shared.events import (
     Cause,

@@ -11,9 +11,9 @@ from services.auth.adapters import accounts, enrollments, tokens
 from services.auth.domain import totp
 from services.auth.domain.backup_codes import backup_code_key, hash_backup_code
 from services.auth.domain.errors import Refusal, invalid_token, locked_out
+from services.auth.flows.runtime import AuthRuntime
 from services.auth.flows.second_factor import record_failure
 from services.auth.flows.sessions import Factor, issue_session
-from services.auth.flows.runtime import AuthRuntime
 from shared.events import BackupCodeUsed, BackupCodeUsedPayload, Empty, OtpReplayRejected
 from shared.login_rule.login_requirement import is_active
 

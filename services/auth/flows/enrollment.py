@@ -18,9 +18,9 @@ from services.auth.domain.backup_codes import (
     issue_backup_codes,
 )
 from services.auth.domain.errors import Refusal, invalid_token, locked_out
+from services.auth.flows.runtime import AuthRuntime
 from services.auth.flows.second_factor import record_failure
 from services.auth.flows.sessions import issue_session
-from services.auth.flows.runtime import AuthRuntime
 from shared.events import (
     BackupCodesIssued,
     BackupCodesIssuedPayload,

@@ -7,10 +7,9 @@ from typing import Any
 
 import asyncpg
 
-from services.auth.adapters import hashing
-from services.auth.adapters import accounts, password_attempts, tokens
+from services.auth.adapters import accounts, hashing, password_attempts, tokens
 from services.auth.adapters.password_attempts import Subject, login_key
-from services.auth.flows.decisions import login_requirement
+from services.auth.domain.errors import Refusal, invalid_credentials, locked_out, seconds_until
 from services.auth.domain.lockout import (
     INVITATIONS_PER_CLIENT_ADDRESS,
     PER_CLIENT_ADDRESS,
@@ -18,9 +17,9 @@ from services.auth.domain.lockout import (
     PER_CONTACT_AND_ADDRESS,
 )
 from services.auth.domain.passwords import DUMMY_HASH
-from services.auth.domain.errors import Refusal, invalid_credentials, locked_out, seconds_until
-from services.auth.flows.sessions import end_every_token, issue_session
+from services.auth.flows.decisions import login_requirement
 from services.auth.flows.runtime import AuthRuntime
+from services.auth.flows.sessions import end_every_token, issue_session
 from shared.events import Empty, LoginFailed, LoginFailedPayload, PortalPasswordSet
 from shared.login_rule.gapless import HistoryIncomplete
 from shared.tokens import hash_token

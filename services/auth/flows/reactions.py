@@ -14,10 +14,10 @@ from collections.abc import Sequence
 import asyncpg
 
 from services.auth.adapters import accounts, enrollments, tokens
-from services.auth.domain.session_end import ContactTokensEnd, PasswordSessionsEnd, ended_by
-from services.auth.flows.sessions import end_every_token
-from services.auth.flows.lockouts import lift_lockouts
 from services.auth.adapters.projection import LoginProjection
+from services.auth.domain.session_end import ContactTokensEnd, PasswordSessionsEnd, ended_by
+from services.auth.flows.lockouts import lift_lockouts
+from services.auth.flows.sessions import end_every_token
 from shared.events import (
     Cause,
     ContactUnlocked,

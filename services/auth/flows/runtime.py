@@ -11,9 +11,9 @@ from typing import Annotated
 import asyncpg
 from fastapi import Depends, Request
 
-from services.auth.domain.secret_box import SecretBox
-from services.auth.domain.errors import not_ready
 from services.auth.adapters.projection import LoginProjection
+from services.auth.domain.errors import not_ready
+from services.auth.domain.secret_box import SecretBox
 from shared.events import Cause
 from shared.http.client_address import Network
 from shared.observability import context

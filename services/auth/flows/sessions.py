@@ -9,8 +9,8 @@ from typing import Any, Literal
 import asyncpg
 
 from services.auth.adapters import accounts, tokens
-from services.auth.domain.session_end import session_admitted
 from services.auth.domain.errors import Refusal, invalid_credentials
+from services.auth.domain.session_end import session_admitted
 from services.auth.flows.runtime import AuthRuntime
 from shared.events import LoginSucceeded, LoginSucceededPayload
 from shared.login_rule.gapless import HistoryIncomplete

@@ -8,9 +8,9 @@ from typing import Any
 import asyncpg
 from fastapi import APIRouter, Response
 
-from services.auth.flows.decisions import login_requirement
 from services.auth.adapters.held_events import Waiting
 from services.auth.adapters.positions import applied_in_org
+from services.auth.flows.decisions import login_requirement
 from services.auth.flows.runtime import Runtime
 from shared import read_your_writes
 from shared.admin_access import AUDIT_READERS, AdminBearer

@@ -8,7 +8,6 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from services.auth.flows import challenge, enrollment, login, sessions
 from services.auth.domain.errors import Refusal
 from services.auth.entrypoints.http.answers import (
     Authenticated,
@@ -18,6 +17,7 @@ from services.auth.entrypoints.http.answers import (
     EnrollmentStarted,
     LoginAnswer,
 )
+from services.auth.flows import challenge, enrollment, login, sessions
 from services.auth.flows.runtime import AuthRuntime, Runtime
 from shared.http.client_address import client_address
 from shared.http.path_params import OrgId
