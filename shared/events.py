@@ -251,6 +251,13 @@ class MfaEnrollmentStarted(_AuthEvent):
     payload: EnrollmentRef
 
 
+class MfaEnrollmentVerified(_AuthEvent):
+    """A code from the authenticator confirmed the enrollment; its backup codes follow."""
+
+    event_type: Literal["MfaEnrollmentVerified"] = "MfaEnrollmentVerified"
+    payload: EnrollmentRef
+
+
 class MfaEnrolledPayload(Payload):
     enrollment_id: uuid.UUID
     mfa_epoch: int = Field(ge=0)
@@ -337,6 +344,19 @@ class MfaAuthenticatorDisabled(_AuthEvent):
     payload: MfaAuthenticatorDisabledPayload
 
 
+class MfaLockoutLiftedPayload(Payload):
+    # "reset": every second-factor count starts over, a disabled authenticator included;
+    # "unlock": the lock and its back-off go, the failures since the last success stay.
+    by: Literal["reset", "unlock"]
+
+
+class MfaLockoutLifted(_AuthEvent):
+    """An admin's reset or unlock (named by `causation_id`) lifted the account's MFA lock."""
+
+    event_type: Literal["MfaLockoutLifted"] = "MfaLockoutLifted"
+    payload: MfaLockoutLiftedPayload
+
+
 Event = Annotated[
     MfaPolicyEnabled
     | MfaPolicyDisabled
@@ -349,6 +369,7 @@ Event = Annotated[
     | ContactUnlocked
     | PortalPasswordSet
     | MfaEnrollmentStarted
+    | MfaEnrollmentVerified
     | MfaEnrolled
     | MfaEnrollmentInvalidated
     | BackupCodesIssued
@@ -357,7 +378,8 @@ Event = Annotated[
     | LoginFailed
     | OtpReplayRejected
     | ContactLockedOut
-    | MfaAuthenticatorDisabled,
+    | MfaAuthenticatorDisabled
+    | MfaLockoutLifted,
     Field(discriminator="event_type"),
 ]
 

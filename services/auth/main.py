@@ -1,37 +1,18 @@
-"""auth entry point: the projection consumer, the outbox relay and the HTTP API, wired."""
+"""auth's process entry: settings in, `bootstrap()` out (served by `portal_mfa.serve`)."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
-from collections.abc import AsyncIterator
+from functools import partial
 
 from fastapi import FastAPI
 
-from services.auth.adapters.projection import TOPICS, LoginProjection
+from services.auth.bootstrap import Adapters, bootstrap
 from services.auth.domain.secret_box import SecretBox, parse_keyring
-from services.auth.entrypoints.http import operations, portal
-from services.auth.entrypoints.http.body_limit import BodyLimit
-from services.auth.entrypoints.http.problems import install_problem_handlers
-from services.auth.entrypoints.rebuild import SWAP_LOCK
-from services.auth.flows.reactions import AuthProjection
-from services.auth.flows.runtime import AuthRuntime
 from shared.admin_identity import verifier_from
-from shared.db import EVENTSTORE_SQL, apply_schema, open_pool, read_sql
-from shared.events import now_utc
-from shared.http.client_address import parse_proxies
-from shared.http.hardening import harden
-from shared.kafka import new_producer, security_options
-from shared.observability.http import FASTAPI_TELEMETRY, observe
-from shared.outbox import OutboxRelay
-from shared.projection import ProjectionConsumer
+from shared.db import open_pool
+from shared.kafka import new_producer
 from shared.settings import Settings, SettingsError
 from shared.signing_settings import signer_from, trust_from
-
-log = logging.getLogger(__name__)
-
-PROJECTION_GROUP = "portal-mfa-auth-projection"
 
 
 def secret_box_from(settings: Settings) -> SecretBox:
@@ -47,78 +28,13 @@ def secret_box_from(settings: Settings) -> SecretBox:
 
 
 def create_app(settings: Settings, database_url: str) -> FastAPI:
-    secret_box = secret_box_from(settings)
-    signer = signer_from(settings, "auth")
-    trust = trust_from(settings)
-    admin_verifier = verifier_from(settings)
-
-    @contextlib.asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        pool = await open_pool(database_url, max_size=20)
-        projection = LoginProjection()
-        await apply_schema(pool, EVENTSTORE_SQL, read_sql("services.auth", "schema.sql"))
-        async with pool.acquire() as conn:
-            await projection.create(conn)
-        producer = new_producer(settings)
-        await producer.start()
-        consumer = ProjectionConsumer(
-            bootstrap=settings.kafka_bootstrap,
-            topics=TOPICS,
-            pool=pool,
-            projection=AuthProjection(projection),
-            deadletter=producer,
-            trust=trust,
-            group_id=PROJECTION_GROUP,
-            group_instance_id=settings.group_instance_id("auth"),
-            batch_size=settings.projection_batch_size,
-            fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
-            security=security_options(settings),
-            shared_lock=SWAP_LOCK,
-            registry=app.state.metrics,
-        )
-        await consumer.start()
-        relay = OutboxRelay(
-            database_url,
-            producer,
-            signer,
-            poll_interval_s=settings.relay_poll_interval_s,
-            name="auth",
-            stuck_after_s=settings.relay_stuck_after_s,
-            registry=app.state.metrics,
-        )
-        tasks = [
-            asyncio.create_task(consumer.run_until_cancelled(), name="auth-projection"),
-            asyncio.create_task(relay.run(), name="auth-outbox-relay"),
-        ]
-        app.state.runtime = AuthRuntime(
-            pool=pool,
-            projection=projection,
-            consumer=consumer,
-            secret_box=secret_box,
-            clock=now_utc,
-            relay=relay,
-            trusted_proxies=parse_proxies(settings.trusted_proxies),
-        )
-        try:
-            yield
-        finally:
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
-            await consumer.stop()
-            await producer.stop()
-            await pool.close()
-
-    app = FastAPI(
-        title="portal-mfa auth", version="1", lifespan=lifespan, telemetry=FASTAPI_TELEMETRY
+    adapters = Adapters(
+        open_database=partial(open_pool, database_url, max_size=20),
+        new_producer=partial(new_producer, settings),
+        database_url=database_url,
+        secret_box=secret_box_from(settings),
+        signer=signer_from(settings, "auth"),
+        trust=trust_from(settings),
+        admin_verifier=verifier_from(settings),
     )
-    app.state.admin_verifier = admin_verifier
-    install_problem_handlers(app)
-    harden(app)
-    app.add_middleware(BodyLimit)
-    observe(app, "auth")
-    app.include_router(operations.router)
-    app.include_router(portal.router)
-    return app
+    return bootstrap(settings, adapters)

@@ -17,9 +17,11 @@ import pytest
 
 from services.auth.adapters.projection import LoginProjection
 from services.auth.domain import totp
-from services.auth.domain.errors import Refusal
+from services.auth.domain.errors import AuthRefusal, NoSession
 from services.auth.domain.lockout import FIRST_LOCKOUT, MAX_CONSECUTIVE_FAILURES
+from services.auth.domain.results import EnrollmentRequired, MfaRequired, SecondFactorPassed
 from services.auth.domain.secret_box import SecretBox, generate_key
+from services.auth.entrypoints.http.problems import problem_for
 from services.auth.flows import challenge, enrollment, login, sessions
 from services.auth.flows.reactions import AuthProjection
 from services.auth.flows.runtime import AuthRuntime
@@ -77,17 +79,17 @@ class Enrolled:
 
     async def challenge(self) -> str:
         answer = await login.login(self.rt, ORG, EMAIL, PASSWORD, ADDRESS)
-        assert answer["status"] == "mfa_required", answer
-        token: str = answer["challenge_token"]
-        return token
+        assert isinstance(answer, MfaRequired), answer
+        return answer.challenge_token
 
-    async def answer(self, challenge_token: str, otp: str) -> dict[str, Any]:
+    async def answer(self, challenge_token: str, otp: str) -> SecondFactorPassed:
         return await challenge.answer(self.rt, challenge_token, otp, None)
 
     async def refused(self, challenge_token: str, otp: str) -> str:
-        with pytest.raises(Refusal) as refusal:
+        with pytest.raises(AuthRefusal) as refusal:
             await self.answer(challenge_token, otp)
-        return refusal.value.kind
+        # The problem type the portal API answers it with.
+        return problem_for(refusal.value).kind
 
     async def events(self, event_type: str) -> int:
         async with self.rt.pool.acquire() as conn:
@@ -144,8 +146,9 @@ async def enrolled(
     try:
         await login.accept_invitation(rt, ORG, INVITATION, PASSWORD, ADDRESS)
         first = await login.login(rt, ORG, EMAIL, PASSWORD, ADDRESS)
-        token = first["enrollment_token"]
-        secret = (await enrollment.start(rt, token))["secret"]
+        assert isinstance(first, EnrollmentRequired)
+        token = first.enrollment_token
+        secret = (await enrollment.start(rt, token)).secret
         await enrollment.verify(rt, token, totp.code_at(secret, clock()))
         await enrollment.enable(rt, token)
         # Past the step the enrollment used: its code is spent.
@@ -171,7 +174,7 @@ async def test_the_lockout_lasts_its_time_to_the_second_and_doubles_next_time(
     clock.advance(FIRST_LOCKOUT - timedelta(seconds=1))
     assert await user.refused(first, user.code()) == "locked-out"
     clock.advance(timedelta(seconds=1))
-    assert "session_token" in await user.answer(first, user.code())
+    assert (await user.answer(first, user.code())).session.token
     assert await user.events("ContactLockedOut") == 1
 
     # The next lockout doubles: a success in between does not start the back-off over.
@@ -182,7 +185,7 @@ async def test_the_lockout_lasts_its_time_to_the_second_and_doubles_next_time(
     assert await user.refused(second, user.code()) == "locked-out"
     clock.advance(timedelta(seconds=1))
     third = await user.challenge()
-    assert "session_token" in await user.answer(third, user.code())
+    assert (await user.answer(third, user.code())).session.token
     assert await user.events("ContactLockedOut") == 2
 
 
@@ -192,18 +195,18 @@ async def test_a_challenge_lives_ten_minutes_and_a_session_twelve_hours(
     user, clock = enrolled, enrolled.clock
     kept, dropped = await user.challenge(), await user.challenge()
     clock.advance(timedelta(minutes=10) - timedelta(seconds=1))
-    session = (await user.answer(kept, user.code()))["session_token"]
+    session = (await user.answer(kept, user.code())).session.token
     clock.advance(timedelta(seconds=1))
     # Refused for the token, before any code is looked at (a later step's code is fresh).
     assert await user.refused(dropped, user.code(1)) == "invalid-challenge-token"
 
     # The session was issued a second ago: it ends twelve hours after that.
     clock.advance(timedelta(hours=12) - timedelta(seconds=2))
-    assert (await sessions.whoami(user.rt, session))["contact_id"] == CONTACT
+    assert (await sessions.whoami(user.rt, session)).contact_id == CONTACT
     clock.advance(timedelta(seconds=1))
-    with pytest.raises(Refusal) as ended:
+    with pytest.raises(NoSession) as ended:
         await sessions.whoami(user.rt, session)
-    assert ended.value.status == 401
+    assert problem_for(ended.value).status == 401
 
 
 async def test_codes_one_step_either_side_are_accepted_and_two_are_not(
@@ -214,9 +217,9 @@ async def test_codes_one_step_either_side_are_accepted_and_two_are_not(
     token = await user.challenge()
     assert await user.refused(token, user.code(-2)) == "wrong-code"
     assert await user.refused(token, user.code(2)) == "wrong-code"
-    assert "session_token" in await user.answer(token, user.code(-1))
+    assert (await user.answer(token, user.code(-1))).session.token
     # A clock running a step fast: its code works too.
-    assert "session_token" in await user.answer(await user.challenge(), user.code(1))
+    assert (await user.answer(await user.challenge(), user.code(1))).session.token
     assert await user.events("LoginFailed") == 2
 
 
@@ -226,15 +229,15 @@ async def test_no_code_of_a_step_at_or_before_the_last_accepted_one_works_again(
     user, clock = enrolled, enrolled.clock
     clock.advance(10 * STEP)
     used = user.code()
-    assert "session_token" in await user.answer(await user.challenge(), used)
+    assert (await user.answer(await user.challenge(), used)).session.token
     # The same code, still inside its window: a replay.
     assert await user.refused(await user.challenge(), used) == "wrong-code"
     # A step ahead, then the step before it: the older code, never used, is refused too
     # (it may have been read over a shoulder), though it is still inside the window.
-    assert "session_token" in await user.answer(await user.challenge(), user.code(1))
+    assert (await user.answer(await user.challenge(), user.code(1))).session.token
     clock.advance(STEP)
     assert await user.refused(await user.challenge(), user.code(-1)) == "wrong-code"
     assert await user.events("OtpReplayRejected") == 2
     # Time moves on: the next step's code works.
     clock.advance(STEP)
-    assert "session_token" in await user.answer(await user.challenge(), user.code())
+    assert (await user.answer(await user.challenge(), user.code())).session.token

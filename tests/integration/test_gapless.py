@@ -22,6 +22,7 @@ import pytest
 from services.auth.adapters import enrollments, tokens
 from services.auth.adapters.held_events import Waiting
 from services.auth.adapters.projection import LoginProjection
+from services.auth.domain.results import EnrollmentRequired, MfaRequired
 from services.auth.domain.secret_box import SecretBox, generate_key
 from services.auth.entrypoints.rebuild import rebuild
 from services.auth.flows import login, sessions
@@ -221,9 +222,9 @@ async def test_forged_high_versions_wait_weaken_nothing_and_apply_in_order_later
         async with pool.acquire() as conn:
             session, _ = await tokens.issue(conn, "session", CONTACT, ORG, now_utc(), mfa=True)
         assert (await auth.decision(CONTACT)).requirement == "totp"
-        assert (await login.login(rt, ORG, EMAIL[CONTACT], PASSWORD, "10.0.0.1"))[
-            "status"
-        ] == "mfa_required"
+        assert isinstance(
+            await login.login(rt, ORG, EMAIL[CONTACT], PASSWORD, "10.0.0.1"), MfaRequired
+        )
 
         # The attack; then redeliveries of genuine events (a duplicate changes nothing).
         forged_disable = policy_event(MfaPolicyDisabled, 50)
@@ -245,7 +246,7 @@ async def test_forged_high_versions_wait_weaken_nothing_and_apply_in_order_later
         # No reaction to what was not applied: the secret is kept, the session lives.
         assert await secret_kept(pool, enrolled)
         assert await auth.invalidations() == []
-        assert (await sessions.whoami(rt, await _session(pool, OTHER)))["contact_id"] == OTHER
+        assert (await sessions.whoami(rt, await _session(pool, OTHER))).contact_id == OTHER
 
         # The decisions fail closed, and say why.
         gapped = await auth.decision(CONTACT)
@@ -264,7 +265,7 @@ async def test_forged_high_versions_wait_weaken_nothing_and_apply_in_order_later
             await sessions.whoami(rt, session)
         # Another contact of the org still logs in, on the strict side.
         answer = await login.login(rt, ORG, EMAIL[OTHER], PASSWORD, "10.0.0.2")
-        assert answer["status"] == "mfa_enrollment_required"
+        assert isinstance(answer, EnrollmentRequired)
         assert len(gap_warnings(caplog)) == 2
 
     # A restart keeps what waits, and re-reads nothing.

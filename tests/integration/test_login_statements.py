@@ -16,8 +16,9 @@ import asyncpg
 import pytest
 
 from services.auth.adapters.projection import LoginProjection
-from services.auth.domain.errors import Refusal
+from services.auth.domain.errors import AuthRefusal
 from services.auth.domain.passwords import hash_password
+from services.auth.entrypoints.http.problems import problem_for
 from services.auth.flows import login
 from services.auth.flows.runtime import AuthRuntime
 from shared.db import EVENTSTORE_SQL, apply_schema, open_pool, read_sql
@@ -79,9 +80,9 @@ async def recorded(fresh_database: FreshDatabase) -> AsyncIterator[Recorded]:
 
 async def failed_login(recorded: Recorded, email: str, address: str) -> list[str]:
     recorded.statements.clear()
-    with pytest.raises(Refusal) as refused:
+    with pytest.raises(AuthRefusal) as refused:
         await login.login(recorded.runtime, ORG, email, "a-wrong-password", address)
-    assert refused.value.kind == "invalid-credentials"
+    assert problem_for(refused.value).kind == "invalid-credentials"
     # Savepoint names are generated per transaction; the shape is what matters. The one
     # difference allowed: the unknown email's stand-in work is rolled back, not released.
     named = [re.sub(r"__asyncpg_savepoint_\w+__", "sp", s) for s in recorded.statements]

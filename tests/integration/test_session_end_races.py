@@ -19,7 +19,8 @@ import pytest
 
 from services.auth.adapters import accounts, tokens
 from services.auth.adapters.projection import LoginProjection
-from services.auth.domain.errors import Refusal
+from services.auth.domain.errors import AuthRefusal
+from services.auth.entrypoints.http.problems import problem_for
 from services.auth.flows.reactions import AuthProjection
 from services.auth.flows.runtime import AuthRuntime
 from services.auth.flows.sessions import issue_session
@@ -176,8 +177,8 @@ async def test_a_password_login_that_loses_the_race_to_a_revoke_gets_no_session(
     rt = AuthRuntime(auth_db, LoginProjection(), None, None, lambda: datetime.now(UTC))  # type: ignore[arg-type]
     async with auth_db.acquire() as flow, flow.transaction():
         locked = await accounts.lock(flow, CONTACT, ORG)
-        with pytest.raises(Refusal) as refused:
+        with pytest.raises(AuthRefusal) as refused:
             await issue_session(rt, flow, locked, ["password"], mfa=False)
-    assert refused.value.kind == "invalid-credentials"
+    assert problem_for(refused.value).kind == "invalid-credentials"
     async with auth_db.acquire() as conn:
         assert await conn.fetchval("SELECT count(*) FROM tokens WHERE purpose = 'session'") == 0

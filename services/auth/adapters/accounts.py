@@ -1,4 +1,4 @@
-"""Portal accounts: password hash, second-factor attempts, and the account's event stream.
+"""Portal accounts: the `Account` aggregate's events, its snapshot row and its password hash.
 
 Every flow that changes an account first locks its row (`lock`), so concurrent requests
 for one contact serialise here and the account's event versions stay gap-free.
@@ -6,35 +6,15 @@ for one contact serialise here and the account's event versions stay gap-free.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import asyncpg
 
 from services.auth.adapters import account_metrics
+from services.auth.domain.account import Account
 from services.auth.domain.lockout import MfaAttempts
-from shared.events import Cause, EventEnvelope, Payload
-from shared.eventstore import append_events
-
-
-@dataclass
-class Account:
-    contact_id: str
-    org_id: str
-    version: int
-    password_hash: str | None
-    attempts: MfaAttempts
-    pending: list[EventEnvelope] = field(default_factory=list)
-
-    def record(self, cls: type[EventEnvelope], payload: Payload, cause: Cause) -> EventEnvelope:
-        event = cls.new(
-            org_id=self.org_id,
-            aggregate_id=self.contact_id,
-            aggregate_version=self.version + len(self.pending) + 1,
-            payload=payload,
-            cause=cause,
-        )
-        self.pending.append(event)
-        return event
+from shared.events import Event
+from shared.eventstore import append_events, load_stream
 
 
 async def lock(conn: asyncpg.Connection, contact_id: str, org_id: str) -> Account:
@@ -50,6 +30,25 @@ async def lock(conn: asyncpg.Connection, contact_id: str, org_id: str) -> Accoun
         contact_id,
     )
     assert row is not None
+    return _account(row)
+
+
+async def lock_existing(conn: asyncpg.Connection, contact_id: str) -> Account | None:
+    """The account row if there is one, locked until the transaction ends."""
+    row = await conn.fetchrow(
+        f"SELECT contact_id, org_id, version, password_hash, {_ATTEMPTS}"
+        " FROM accounts WHERE contact_id = $1 FOR UPDATE",
+        contact_id,
+    )
+    return _account(row) if row is not None else None
+
+
+async def events(conn: asyncpg.Connection, contact_id: str) -> list[Event]:
+    """The account's stream, in version order (what `Account.folded` rebuilds it from)."""
+    return await load_stream(conn, "portal_account", contact_id)
+
+
+def _account(row: asyncpg.Record) -> Account:
     return Account(
         contact_id=row["contact_id"],
         org_id=row["org_id"],
@@ -107,7 +106,7 @@ _ATTEMPTS_OR_NONE = (
 
 
 async def save(conn: asyncpg.Connection, account: Account, *, wake_relay: bool = True) -> None:
-    """Write the account's attempts and password, and append its recorded events."""
+    """Append the account's recorded events and write its snapshot (and password hash)."""
     await append_events(conn, account.pending, wake_relay=wake_relay)
     account_metrics.count(account.pending)
     account.version += len(account.pending)

@@ -1,36 +1,18 @@
-"""TOTP enrollments, their backup codes, and the replay guard, in auth's database."""
+"""TOTP enrollments (the `Enrollment` snapshots), their backup codes, and the replay guard."""
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
 
 import asyncpg
 
-from shared.login_rule.login_requirement import ActiveEnrollment
+from services.auth.domain.enrollment import Enrollment
 
-Status = Literal["pending", "verified", "enabled", "invalidated"]
-
-
-@dataclass(frozen=True)
-class Enrollment:
-    enrollment_id: uuid.UUID
-    contact_id: str
-    org_id: str
-    status: Status
-    secret_blob: bytes | None
-    mfa_epoch: int
-    enrolled_event_id: uuid.UUID | None
-
-    def as_active(self) -> ActiveEnrollment | None:
-        if self.status != "enabled" or self.enrolled_event_id is None:
-            return None
-        return ActiveEnrollment(self.enrollment_id, self.mfa_epoch, self.enrolled_event_id)
-
-
-_COLUMNS = "enrollment_id, contact_id, org_id, status, secret_blob, mfa_epoch, enrolled_event_id"
+_COLUMNS = (
+    "enrollment_id, contact_id, org_id, status, secret_blob, mfa_epoch, enrolled_event_id,"
+    " enabled_at"
+)
 
 
 async def create(
@@ -165,6 +147,21 @@ async def claim_time_step(conn: asyncpg.Connection, enrollment_id: uuid.UUID, st
         step,
     )
     return bool(claimed)
+
+
+async def for_contact(conn: asyncpg.Connection, contact_id: str) -> list[Enrollment]:
+    rows = await conn.fetch(
+        f"SELECT {_COLUMNS} FROM enrollments WHERE contact_id = $1 ORDER BY created_at",
+        contact_id,
+    )
+    return [Enrollment(**dict(row)) for row in rows]
+
+
+async def count_sealed(conn: asyncpg.Connection) -> int:
+    total: int = await conn.fetchval(
+        "SELECT count(*) FROM enrollments WHERE secret_blob IS NOT NULL"
+    )
+    return total
 
 
 async def lock_sealed_after(

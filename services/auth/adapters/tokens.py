@@ -39,9 +39,10 @@ async def issue(
     now: datetime,
     *,
     mfa: bool = False,
+    token: str | None = None,
 ) -> tuple[str, datetime]:
-    """A new token (shown once to its holder) and when it expires."""
-    token = new_token()
+    """A new token (shown once to its holder; drawn here unless given) and when it expires."""
+    token = token or new_token()
     expires_at = now + LIFETIMES[purpose]
     await conn.execute(
         "INSERT INTO tokens (token_hash, purpose, contact_id, org_id, mfa, expires_at)"

@@ -42,10 +42,7 @@ class Rotation:
 
 async def count_sealed(pool: asyncpg.Pool) -> int:
     async with pool.acquire() as conn:
-        total: int = await conn.fetchval(
-            "SELECT count(*) FROM enrollments WHERE secret_blob IS NOT NULL"
-        )
-    return total
+        return await enrollments.count_sealed(conn)
 
 
 async def reseal_all(

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
-
 import asyncpg
 
-from services.auth.adapters import accounts, hashing, password_attempts, tokens
+from services.auth.adapters import accounts, hashing, invitations, password_attempts, tokens
 from services.auth.adapters.password_attempts import Subject, login_key
-from services.auth.domain.errors import Refusal, invalid_credentials, locked_out, seconds_until
+from services.auth.domain.errors import (
+    InvalidCredentials,
+    InvalidInvitation,
+    LockedOut,
+    TooManyAttempts,
+    WeakPassword,
+)
 from services.auth.domain.lockout import (
     INVITATIONS_PER_CLIENT_ADDRESS,
     PER_CLIENT_ADDRESS,
@@ -17,6 +20,7 @@ from services.auth.domain.lockout import (
     PER_CONTACT_AND_ADDRESS,
 )
 from services.auth.domain.passwords import DUMMY_HASH
+from services.auth.domain.results import EnrollmentRequired, LoginOutcome, MfaRequired
 from services.auth.flows.decisions import login_requirement
 from services.auth.flows.runtime import AuthRuntime
 from services.auth.flows.sessions import end_every_token, issue_session
@@ -27,44 +31,27 @@ from shared.tokens import hash_token
 MIN_PASSWORD_LENGTH = 10
 
 
-def too_many_attempts(until: datetime | None, now: datetime) -> Refusal:
-    return Refusal(
-        429,
-        "too-many-attempts",
-        "Too many failed attempts; try again later",
-        seconds_until(until, now),
-    )
-
-
 async def accept_invitation(
     rt: AuthRuntime, org_id: str, token: str, password: str, client_address: str
 ) -> None:
     rt.require_ready()
     if len(password) < MIN_PASSWORD_LENGTH:
-        raise Refusal(
-            400, "weak-password", f"The password needs at least {MIN_PASSWORD_LENGTH} characters"
-        )
+        raise WeakPassword(MIN_PASSWORD_LENGTH)
     limits = [Subject(f"invitation:{client_address}", INVITATIONS_PER_CLIENT_ADDRESS)]
     invitation_hash = hash_token(token)
     async with rt.pool.acquire() as conn:
         now = rt.clock()
         if not await password_attempts.reserve(conn, limits, now):
             until = await password_attempts.blocked_until(conn, limits, now)
-            raise too_many_attempts(until, now)
+            raise TooManyAttempts(until, now)
         # The token first: an unknown, used or expired one costs no password hashing.
         await _live_invitation(rt, conn, org_id, invitation_hash)
     password_hash = await hashing.hashed(password)
     async with rt.pool.acquire() as conn, conn.transaction():
         # Checked again under the claim: another request may have used it meanwhile.
         contact_id = await _live_invitation(rt, conn, org_id, invitation_hash)
-        used = await conn.fetchval(
-            "INSERT INTO used_invitations (invitation_hash, contact_id) VALUES ($1, $2)"
-            " ON CONFLICT DO NOTHING RETURNING true",
-            invitation_hash,
-            contact_id,
-        )
-        if not used:
-            raise _invalid_invitation()
+        if not await invitations.claim(conn, invitation_hash, contact_id):
+            raise InvalidInvitation()
         # A new password ends every session of the old one (a stolen session included).
         account = await end_every_token(conn, contact_id, org_id, rt.clock())
         account.password_hash = password_hash
@@ -84,17 +71,10 @@ async def _live_invitation(
         or contact.invitation_expires_at is None
         or contact.invitation_expires_at <= rt.clock()
     ):
-        raise _invalid_invitation()
-    used = await conn.fetchval(
-        "SELECT true FROM used_invitations WHERE invitation_hash = $1", invitation_hash
-    )
-    if used:
-        raise _invalid_invitation()
+        raise InvalidInvitation()
+    if await invitations.is_used(conn, invitation_hash):
+        raise InvalidInvitation()
     return contact.contact_id
-
-
-def _invalid_invitation() -> Refusal:
-    return Refusal(400, "invalid-invitation", "The invitation is unknown, used or expired")
 
 
 def password_limits(org_id: str, email: str, client_address: str) -> list[Subject]:
@@ -108,7 +88,7 @@ def password_limits(org_id: str, email: str, client_address: str) -> list[Subjec
 
 async def login(
     rt: AuthRuntime, org_id: str, email: str, password: str, client_address: str
-) -> dict[str, Any]:
+) -> LoginOutcome:
     """Unknown and known emails take the same path, statement for statement, and one
     argon2 verify each, so neither the answer nor its timing tells which emails exist."""
     rt.require_ready()
@@ -119,7 +99,7 @@ async def login(
         if not await password_attempts.reserve(conn, limits, now):
             # When the full window that refused this attempt starts over.
             until = await password_attempts.blocked_until(conn, limits, now)
-            raise too_many_attempts(until, now)
+            raise TooManyAttempts(until, now)
         found = await accounts.for_login(conn, f"{rt.projection.schema}.contacts", org_id, email)
     stored_hash = found.password_hash if found and found.password_hash else DUMMY_HASH
     right = await hashing.verified(stored_hash, password)
@@ -132,8 +112,8 @@ async def login(
         await _record_failure(rt, org_id, found.contact_id if found else None, email, reason)
         if locked:
             assert found is not None
-            raise locked_out(found.attempts, now)
-        raise invalid_credentials()
+            raise LockedOut(found.attempts, now)
+        raise InvalidCredentials()
     assert found is not None
 
     async with rt.pool.acquire() as conn:
@@ -143,7 +123,7 @@ async def login(
         if account.password_hash != found.password_hash:
             # A new password (or a revoke) landed between the verify and this lock: the
             # password just checked is no longer the contact's.
-            raise invalid_credentials()
+            raise InvalidCredentials()
         decision = await login_requirement(conn, rt.projection, org_id, found.contact_id)
         if decision.held.contact:
             # Fail closed, after the password (so it reveals nothing to a stranger): what
@@ -151,15 +131,19 @@ async def login(
             raise HistoryIncomplete(f"contact {found.contact_id} waits beyond a version gap")
         if decision.requirement == "totp":
             if account.attempts.is_locked(now):
-                raise locked_out(account.attempts, now)
-            token, _ = await tokens.issue(conn, "challenge", found.contact_id, org_id, now)
-            return {"status": "mfa_required", "challenge_token": token}
+                raise LockedOut(account.attempts, now)
+            token, _ = await tokens.issue(
+                conn, "challenge", found.contact_id, org_id, now, token=rt.random.token()
+            )
+            return MfaRequired(token)
         if decision.requirement == "enroll":
-            token, _ = await tokens.issue(conn, "enrollment", found.contact_id, org_id, now)
-            return {"status": "mfa_enrollment_required", "enrollment_token": token}
+            token, _ = await tokens.issue(
+                conn, "enrollment", found.contact_id, org_id, now, token=rt.random.token()
+            )
+            return EnrollmentRequired(token)
         session = await issue_session(rt, conn, account, ["password"], mfa=False)
         await accounts.save(conn, account)
-        return session.as_dict()
+        return session
 
 
 class _StandIn(Exception):

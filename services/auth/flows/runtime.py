@@ -1,4 +1,4 @@
-"""What auth's flows need, built once by the entry point."""
+"""What auth's flows need, built once by `bootstrap()`: storage, the clock, randomness."""
 
 from __future__ import annotations
 
@@ -6,13 +6,12 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated
 
 import asyncpg
-from fastapi import Depends, Request
 
 from services.auth.adapters.projection import LoginProjection
-from services.auth.domain.errors import not_ready
+from services.auth.domain.errors import NotReady
+from services.auth.domain.randomness import SYSTEM_RANDOM, RandomSource
 from services.auth.domain.secret_box import SecretBox
 from shared.events import Cause
 from shared.http.client_address import Network
@@ -31,23 +30,14 @@ class AuthRuntime:
     relay: OutboxRelay | None = None
     # Proxies whose X-Forwarded-For is believed (PORTAL_MFA_TRUSTED_PROXIES); none by default.
     trusted_proxies: tuple[Network, ...] = ()
+    random: RandomSource = SYSTEM_RANDOM
 
     def require_ready(self) -> None:
         # Fail closed: with a stale projection a login might skip a second factor it needs.
         if not self.consumer.ready:
-            raise not_ready()
+            raise NotReady()
 
-    def cause(self, actor: str) -> Cause:
+    def cause(self, actor: str, at: datetime | None = None) -> Cause:
         # The request's id correlates its events with its log lines (docs/observability.md).
         correlation = context.correlation_id() or str(uuid.uuid4())
-        return Cause(actor=actor, at=self.clock(), correlation_id=correlation)
-
-
-# async: FastAPI runs a plain `def` dependency on a worker thread, a hop per request on
-# every route for what is an attribute read.
-async def _runtime(request: Request) -> AuthRuntime:
-    runtime: AuthRuntime = request.app.state.runtime
-    return runtime
-
-
-Runtime = Annotated[AuthRuntime, Depends(_runtime)]
+        return Cause(actor=actor, at=at or self.clock(), correlation_id=correlation)

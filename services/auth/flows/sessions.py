@@ -2,63 +2,46 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
 
 import asyncpg
 
 from services.auth.adapters import accounts, tokens
-from services.auth.domain.errors import Refusal, invalid_credentials
+from services.auth.domain.account import Account
+from services.auth.domain.errors import InvalidCredentials, NoSession
+from services.auth.domain.results import CurrentSession, Factor, Session
 from services.auth.domain.session_end import session_admitted
 from services.auth.flows.runtime import AuthRuntime
 from shared.events import LoginSucceeded, LoginSucceededPayload
 from shared.login_rule.gapless import HistoryIncomplete
 
-Factor = Literal["password", "totp", "backup_code"]
-
-
-@dataclass(frozen=True)
-class Session:
-    token: str
-    expires_at: datetime
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "status": "authenticated",
-            "session_token": self.token,
-            "expires_at": self.expires_at.isoformat(),
-        }
-
 
 async def issue_session(
     rt: AuthRuntime,
     conn: asyncpg.Connection,
-    account: accounts.Account,
+    account: Account,
     factors: list[Factor],
     *,
     mfa: bool,
+    now: datetime | None = None,
 ) -> Session:
     if account.password_hash is None:
         # Every login starts with the password, checked before the account was locked; a
         # revoke that cleared it since wins (else a later grant would revive this session).
-        raise invalid_credentials()
+        raise InvalidCredentials()
+    now = now or rt.clock()
     token, expires_at = await tokens.issue(
-        conn, "session", account.contact_id, account.org_id, rt.clock(), mfa=mfa
+        conn, "session", account.contact_id, account.org_id, now, mfa=mfa, token=rt.random.token()
     )
     account.record(
-        LoginSucceeded, LoginSucceededPayload(factors=factors), rt.cause(account.contact_id)
+        LoginSucceeded, LoginSucceededPayload(factors=factors), rt.cause(account.contact_id, now)
     )
     return Session(token, expires_at)
 
 
-def _no_session() -> Refusal:
-    return Refusal(401, "invalid-session", "No valid session")
-
-
 async def end_every_token(
     conn: asyncpg.Connection, contact_id: str, org_id: str, now: datetime
-) -> accounts.Account:
+) -> Account:
     """End every token the contact holds, and lock its account for the caller's change.
 
     Flows lock in one order: a token (challenge, enrollment) first, then the account. So
@@ -73,13 +56,13 @@ async def end_every_token(
     return account
 
 
-async def whoami(rt: AuthRuntime, session_token: str) -> dict[str, Any]:
+async def whoami(rt: AuthRuntime, session_token: str) -> CurrentSession:
     # A stale projection may not yet know that access was revoked or the contact deleted.
     rt.require_ready()
     async with rt.pool.acquire() as conn:
         session = await tokens.find(conn, session_token, "session", rt.clock())
         if session is None:
-            raise _no_session()
+            raise NoSession()
         standing = await rt.projection.standing(conn, session.org_id, session.contact_id)
     if standing.held.contact:
         # What waits beyond the gap might be a revoke or a reset: decide nothing.
@@ -91,13 +74,8 @@ async def whoami(rt: AuthRuntime, session_token: str) -> dict[str, Any]:
     if contact is None or not session_admitted(
         mfa=session.mfa, contact=contact, policy_enabled=policy_enabled
     ):
-        raise _no_session()
-    return {
-        "org_id": session.org_id,
-        "contact_id": session.contact_id,
-        "kind": contact.kind,
-        "mfa": session.mfa,
-    }
+        raise NoSession()
+    return CurrentSession(session.org_id, session.contact_id, contact.kind, session.mfa)
 
 
 async def logout(rt: AuthRuntime, session_token: str) -> None:
@@ -106,4 +84,4 @@ async def logout(rt: AuthRuntime, session_token: str) -> None:
     async with rt.pool.acquire() as conn:
         session = await tokens.find(conn, session_token, "session", rt.clock())
         if session is None or not await tokens.consume(conn, session, rt.clock()):
-            raise _no_session()
+            raise NoSession()

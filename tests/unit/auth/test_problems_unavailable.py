@@ -8,7 +8,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from services.auth.domain.errors import not_ready
+from services.auth.domain.errors import NotReady
 from services.auth.entrypoints.http.problems import install_problem_handlers
 
 OUTAGES = {
@@ -45,7 +45,7 @@ def test_a_database_outage_answers_503_with_retry_after(name: str) -> None:
 
 
 def test_not_ready_answers_503_with_retry_after() -> None:
-    answer = client_raising(not_ready()).get("/boom")
+    answer = client_raising(NotReady()).get("/boom")
     assert answer.status_code == 503
     assert int(answer.headers["retry-after"]) > 0
 

@@ -18,7 +18,7 @@ import pytest
 
 from services.audit.main import AUDIT_GROUP
 from services.auth.adapters.projection import TOPICS as AUTH_PROJECTION_TOPICS
-from services.auth.main import PROJECTION_GROUP
+from services.auth.entrypoints.projection import PROJECTION_GROUP
 from shared.events import (
     ADMIN_REPLIES,
     ALL_TOPICS,

@@ -10,8 +10,8 @@ from fastapi import APIRouter, Response
 
 from services.auth.adapters.held_events import Waiting
 from services.auth.adapters.positions import applied_in_org
+from services.auth.entrypoints.http.dependencies import Runtime
 from services.auth.flows.decisions import login_requirement
-from services.auth.flows.runtime import Runtime
 from shared import read_your_writes
 from shared.admin_access import AUDIT_READERS, AdminBearer
 from shared.http import probes

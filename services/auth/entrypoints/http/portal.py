@@ -8,7 +8,8 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from services.auth.domain.errors import Refusal
+from services.auth.domain.errors import NoSession
+from services.auth.entrypoints.http import answers
 from services.auth.entrypoints.http.answers import (
     Authenticated,
     BackupCodes,
@@ -17,8 +18,9 @@ from services.auth.entrypoints.http.answers import (
     EnrollmentStarted,
     LoginAnswer,
 )
+from services.auth.entrypoints.http.dependencies import Runtime
 from services.auth.flows import challenge, enrollment, login, sessions
-from services.auth.flows.runtime import AuthRuntime, Runtime
+from services.auth.flows.runtime import AuthRuntime
 from shared.http.client_address import client_address
 from shared.http.path_params import OrgId
 from shared.http.problems import problems
@@ -86,7 +88,7 @@ _WITH_BODY = (400, 413, 422, 503)
 def _bearer(credentials: HTTPAuthorizationCredentials | None) -> str:
     token = credentials.credentials.strip() if credentials else ""
     if not token:
-        raise Refusal(401, "invalid-session", "No valid session")
+        raise NoSession()
     return token
 
 
@@ -119,7 +121,9 @@ async def log_in(
 ) -> Any:
     response.headers.update(NO_STORE)  # it may carry a session or a one-time token
     address = _client_address(runtime, request)
-    return await login.login(runtime, org_id, body.email, body.password, address)
+    return answers.login_answer(
+        await login.login(runtime, org_id, body.email, body.password, address)
+    )
 
 
 @router.post(
@@ -128,7 +132,7 @@ async def log_in(
 )
 async def start_enrollment(runtime: Runtime, body: EnrollmentToken, response: Response) -> Any:
     response.headers.update(NO_STORE)
-    return await enrollment.start(runtime, body.enrollment_token)
+    return answers.enrollment_answer(await enrollment.start(runtime, body.enrollment_token))
 
 
 @router.post(
@@ -137,7 +141,7 @@ async def start_enrollment(runtime: Runtime, body: EnrollmentToken, response: Re
 )
 async def verify_enrollment(runtime: Runtime, body: VerifyEnrollment, response: Response) -> Any:
     response.headers.update(NO_STORE)
-    return await enrollment.verify(runtime, body.enrollment_token, body.otp)
+    return {"backup_codes": await enrollment.verify(runtime, body.enrollment_token, body.otp)}
 
 
 @router.post(
@@ -146,7 +150,7 @@ async def verify_enrollment(runtime: Runtime, body: VerifyEnrollment, response: 
 )
 async def enable_enrollment(runtime: Runtime, body: EnrollmentToken, response: Response) -> Any:
     response.headers.update(NO_STORE)
-    return await enrollment.enable(runtime, body.enrollment_token)
+    return answers.session_answer(await enrollment.enable(runtime, body.enrollment_token))
 
 
 @router.post(
@@ -155,12 +159,13 @@ async def enable_enrollment(runtime: Runtime, body: EnrollmentToken, response: R
 )
 async def answer_challenge(runtime: Runtime, body: Challenge, response: Response) -> Any:
     response.headers.update(NO_STORE)
-    return await challenge.answer(runtime, body.challenge_token, body.otp, body.backup_code)
+    passed = await challenge.answer(runtime, body.challenge_token, body.otp, body.backup_code)
+    return answers.second_factor_answer(passed)
 
 
 @router.get("/session", responses={200: {"model": CurrentSession}, **problems(401, 503)})
 async def current_session(runtime: Runtime, session: SessionBearer) -> dict[str, Any]:
-    return await sessions.whoami(runtime, _bearer(session))
+    return answers.session_view(await sessions.whoami(runtime, _bearer(session)))
 
 
 @router.post("/logout", status_code=204, responses=problems(401, 503))

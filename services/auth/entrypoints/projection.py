@@ -1,0 +1,44 @@
+"""The login projection's Kafka subscriber: the consumer that folds the preferences and
+contacts topics into auth's projection, with auth's reactions, batch by batch."""
+
+from __future__ import annotations
+
+import asyncpg
+from aiokafka import AIOKafkaProducer
+from prometheus_client import CollectorRegistry
+
+from services.auth.adapters.projection import TOPICS, LoginProjection
+from services.auth.entrypoints.rebuild import SWAP_LOCK
+from services.auth.flows.reactions import AuthProjection
+from shared.kafka import security_options
+from shared.projection import ProjectionConsumer
+from shared.settings import Settings
+from shared.signing import TrustMap
+
+PROJECTION_GROUP = "portal-mfa-auth-projection"
+
+
+def projection_consumer(
+    settings: Settings,
+    pool: asyncpg.Pool,
+    projection: LoginProjection,
+    deadletter: AIOKafkaProducer,
+    trust: TrustMap,
+    registry: CollectorRegistry,
+) -> ProjectionConsumer:
+    return ProjectionConsumer(
+        bootstrap=settings.kafka_bootstrap,
+        topics=TOPICS,
+        pool=pool,
+        projection=AuthProjection(projection),
+        deadletter=deadletter,
+        trust=trust,
+        group_id=PROJECTION_GROUP,
+        group_instance_id=settings.group_instance_id("auth"),
+        batch_size=settings.projection_batch_size,
+        fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+        security=security_options(settings),
+        # A rebuild's swap takes it exclusively: no live batch applies while schemas rename.
+        shared_lock=SWAP_LOCK,
+        registry=registry,
+    )
