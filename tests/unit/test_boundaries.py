@@ -75,6 +75,38 @@ def test_domain_modules_do_no_io() -> None:
     assert found == []
 
 
+# auth's layers, each importing only the layers below it (issue 7's one shape).
+AUTH_LAYERS = {
+    "domain": ("services.auth.flows", "services.auth.adapters", "services.auth.entrypoints"),
+    "adapters": ("services.auth.flows", "services.auth.entrypoints"),
+    "flows": ("services.auth.entrypoints",),
+}
+WEB_LIBRARIES = ("fastapi", "starlette", "uvicorn", "segno")
+
+
+@pytest.mark.parametrize("layer", AUTH_LAYERS)
+def test_auth_layers_import_only_downwards(layer: str) -> None:
+    found = [
+        (str(path.relative_to(ROOT)), name)
+        for path in modules(f"services/auth/{layer}")
+        for name in imported(path)
+        if name.startswith(AUTH_LAYERS[layer])
+    ]
+    assert len(modules(f"services/auth/{layer}")) > 3
+    assert found == []
+
+
+def test_auth_flows_know_no_http() -> None:
+    """Use cases raise domain errors and return domain results; the entrypoints answer."""
+    found = [
+        (str(path.relative_to(ROOT)), name)
+        for path in modules("services/auth/flows")
+        for name in imported(path)
+        if name.split(".")[0] in WEB_LIBRARIES or name.startswith("shared.http.problems")
+    ]
+    assert found == []
+
+
 def test_the_console_imports_only_shared_contracts() -> None:
     found = [
         (module, name)
