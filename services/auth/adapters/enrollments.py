@@ -81,6 +81,18 @@ async def enable(
     return replaced
 
 
+async def shred_every(conn: asyncpg.Connection, contact_id: str) -> list[uuid.UUID]:
+    """Revoked or deleted: every enrollment of the contact that is not over yet."""
+    return await shred(conn, "contact_id = $1 AND status <> 'invalidated'", contact_id)
+
+
+async def shred_reset(conn: asyncpg.Connection, contact_id: str, epoch: int) -> list[uuid.UUID]:
+    """A reset to `epoch`: the enrollments `Enrollment.ends_with_reset` names, in SQL."""
+    return await shred(
+        conn, "contact_id = $1 AND mfa_epoch < $2 AND status <> 'invalidated'", contact_id, epoch
+    )
+
+
 async def shred(conn: asyncpg.Connection, where: str, *args: object) -> list[uuid.UUID]:
     """Invalidate matching enrollments, destroying their secrets and backup codes."""
     rows = await conn.fetch(

@@ -60,13 +60,11 @@ class AuthProjection:
             account.password_hash = None
             [contact] = await self.login.contacts(conn, [end.contact_id])
             epoch = contact.mfa_epoch
-            where = "contact_id = $1 AND status <> 'invalidated'"
-            shredded = await enrollments.shred(conn, where, end.contact_id)
+            shredded = await enrollments.shred_every(conn, end.contact_id)
         else:
             assert end.shred_below_epoch is not None
             epoch = end.shred_below_epoch
-            where = "contact_id = $1 AND mfa_epoch < $2 AND status <> 'invalidated'"
-            shredded = await enrollments.shred(conn, where, end.contact_id, epoch)
+            shredded = await enrollments.shred_reset(conn, end.contact_id, epoch)
         # Deleting the secret and codes is the reset: the events stay, the keys are gone.
         cause = Cause(
             actor="system",
