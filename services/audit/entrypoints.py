@@ -1,100 +1,69 @@
-"""audit entry point: stores every event from offset 0 and answers the log's readers.
+"""audit's HTTP API: the log's readers (tail, explain, verify) and its probes.
 
-It applies only records a trusted owner signed, and keeps the signatures: `/v1/verify`
-checks the stored log against them and against each org's hash chain.
+Every read is an admin's, for one org (or for every org: operators only), and can be asked
+to wait until the log holds a given write (`min_position`, shared.read_your_writes).
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import FastAPI, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
+from pydantic import BaseModel, ConfigDict
 
-from services.audit.answers import EventsPage, Explanation, VerifyReport
-from services.audit.log import SCHEMA, AuditLog, applied_in, history, tail
-from services.audit.verification import verify_log
+from services.audit import flows
+from services.audit.adapters import applied_in
 from shared import read_your_writes
 from shared.admin_access import AUDIT_READERS, AdminBearer
-from shared.admin_identity import verifier_from
-from shared.db import apply_schema, open_pool, read_sql
-from shared.events import EVENT_TOPICS, now_utc
 from shared.http import probes
-from shared.http.hardening import harden
+from shared.http.login_requirement_view import LoginRequirementView
 from shared.http.path_params import ContactId, OrgId
-from shared.http.problems import install_problem_handlers, problems
-from shared.kafka import new_producer, security_options
-from shared.login_rule.history import requirement_from_history
-from shared.observability.http import FASTAPI_TELEMETRY, observe
+from shared.http.problems import problems
 from shared.projection import ProjectionConsumer
 from shared.read_your_writes import MinPosition
 from shared.readiness import database_problem, readiness
-from shared.settings import Settings
-from shared.signing_settings import trust_from
+from shared.signing import TrustMap
 
-AUDIT_GROUP = "portal-mfa-audit"
 Filter = Annotated[str | None, Query(max_length=100)]
 
 
-def create_app(settings: Settings, database_url: str) -> FastAPI:
-    trust = trust_from(settings)
-    admin_verifier = verifier_from(settings)
+class EventsPage(BaseModel):
+    # Envelopes as stored: their schema is the event contract (`portal-mfa docs`).
+    events: list[dict[str, Any]]
+    next: int
 
-    @contextlib.asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        pool = await open_pool(database_url)
-        await apply_schema(pool, read_sql("services.audit", "schema.sql"), SCHEMA)
-        producer = new_producer(settings)
-        await producer.start()
-        consumer = ProjectionConsumer(
-            bootstrap=settings.kafka_bootstrap,
-            topics=EVENT_TOPICS,
-            pool=pool,
-            projection=AuditLog(),
-            deadletter=producer,
-            trust=trust,
-            group_id=AUDIT_GROUP,
-            group_instance_id=settings.group_instance_id("audit"),
-            batch_size=settings.projection_batch_size,
-            fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
-            security=security_options(settings),
-            registry=app.state.metrics,
-        )
-        await consumer.start()
-        task = asyncio.create_task(consumer.run_until_cancelled(), name="audit-log")
-        app.state.pool, app.state.consumer = pool, consumer
-        try:
-            yield
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-            await consumer.stop()
-            await producer.stop()
-            await pool.close()
 
-    app = FastAPI(
-        title="portal-mfa audit", version="1", lifespan=lifespan, telemetry=FASTAPI_TELEMETRY
-    )
-    app.state.admin_verifier = admin_verifier
-    install_problem_handlers(app)
-    harden(app)
-    observe(app, "audit")
+class Explanation(LoginRequirementView):
+    at: datetime
 
-    @app.get("/healthz", responses=probes.HEALTH)
+
+class VerifyReport(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    events_checked: int
+    forged: int
+    gaps: int
+    chain_ok: bool
+    findings: dict[str, list[dict[str, Any]]]
+
+
+def audit_api(trust: TrustMap, clock: Callable[[], datetime]) -> APIRouter:
+    """The routes; the pool and the consumer are on `app.state` once the app has started."""
+    router = APIRouter()
+
+    @router.get("/healthz", responses=probes.HEALTH)
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz", responses=probes.READINESS)
+    @router.get("/readyz", responses=probes.READINESS)
     async def readyz(request: Request, response: Response) -> dict[str, Any]:
         consumer: ProjectionConsumer = request.app.state.consumer
         problems = [await database_problem(request.app.state.pool), consumer.reason]
         return readiness(response, problems, lag=await consumer.lag())
 
-    @app.get("/v1/events", responses={200: {"model": EventsPage}, **problems(401, 403, 503)})
+    @router.get("/v1/events", responses={200: {"model": EventsPage}, **problems(401, 403, 503)})
     async def events(
         request: Request,
         admin: AdminBearer,
@@ -112,15 +81,11 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
             admin.for_org(org, AUDIT_READERS)
         await caught_up_with(request, org, min_position)
         async with request.app.state.pool.acquire() as conn:
-            found = await tail(
+            return await flows.events_page(
                 conn, after=after, org_id=org, contact_id=contact, event_type=type, limit=limit
             )
-        return {
-            "events": [envelope for _, envelope in found],
-            "next": found[-1][0] if found else after,
-        }
 
-    @app.get(
+    @router.get(
         "/v1/orgs/{org_id}/contacts/{contact_id}/explain",
         responses={200: {"model": Explanation}, **problems(401, 403, 503)},
     )
@@ -134,23 +99,21 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
     ) -> dict[str, Any]:
         admin.for_org(org_id, AUDIT_READERS)
         await caught_up_with(request, org_id, min_position)
-        moment = at or now_utc()
+        moment = at or clock()
         async with request.app.state.pool.acquire() as conn:
-            decision = requirement_from_history(
-                org_id, contact_id, await history(conn, org_id, contact_id, moment)
-            )
+            decision = await flows.explain(conn, org_id, contact_id, moment)
         return {**decision.as_dict(), "at": moment.isoformat()}
 
-    @app.get("/v1/verify", responses={200: {"model": VerifyReport}, **problems(401, 403, 503)})
+    @router.get("/v1/verify", responses={200: {"model": VerifyReport}, **problems(401, 403, 503)})
     async def verify(request: Request, admin: AdminBearer, org: Filter = None) -> dict[str, Any]:
         if org is None:
             admin.for_every_org(AUDIT_READERS)
         else:
             admin.for_org(org, AUDIT_READERS)
         async with request.app.state.pool.acquire() as conn:
-            return await verify_log(conn, trust, org)
+            return await flows.verify_log(conn, trust, org)
 
-    return app
+    return router
 
 
 async def caught_up_with(request: Request, org_id: str | None, min_position: str | None) -> None:
