@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict
 from services.audit import flows
 from services.audit.adapters import applied_in
 from shared import read_your_writes
-from shared.admin_access import AUDIT_READERS, AdminBearer
+from shared.admin_access import AUDIT_READERS, AdminBearer, AdminCredential
 from shared.http import probes
 from shared.http.login_requirement_view import LoginRequirementView
 from shared.http.path_params import ContactId, OrgId
@@ -74,11 +74,7 @@ def audit_api(trust: TrustMap, clock: Callable[[], datetime]) -> APIRouter:
         limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
         min_position: MinPosition = None,
     ) -> dict[str, Any]:
-        # Without an org filter the log spans every org: for operators (org *) only.
-        if org is None:
-            admin.for_every_org(AUDIT_READERS)
-        else:
-            admin.for_org(org, AUDIT_READERS)
+        may_read(admin, org)
         await caught_up_with(request, org, min_position)
         async with request.app.state.pool.acquire() as conn:
             return await flows.events_page(
@@ -106,14 +102,20 @@ def audit_api(trust: TrustMap, clock: Callable[[], datetime]) -> APIRouter:
 
     @router.get("/v1/verify", responses={200: {"model": VerifyReport}, **problems(401, 403, 503)})
     async def verify(request: Request, admin: AdminBearer, org: Filter = None) -> dict[str, Any]:
-        if org is None:
-            admin.for_every_org(AUDIT_READERS)
-        else:
-            admin.for_org(org, AUDIT_READERS)
+        may_read(admin, org)
         async with request.app.state.pool.acquire() as conn:
             return await flows.verify_log(conn, trust, org)
 
     return router
+
+
+def may_read(admin: AdminCredential, org: str | None) -> None:
+    """Refuses unless `admin` may read the org's log; without an org the log spans every
+    org: for operators (org *) only."""
+    if org is None:
+        admin.for_every_org(AUDIT_READERS)
+    else:
+        admin.for_org(org, AUDIT_READERS)
 
 
 async def caught_up_with(request: Request, org_id: str | None, min_position: str | None) -> None:
