@@ -32,6 +32,7 @@ from shared.http.client_address import parse_proxies
 from shared.http.hardening import harden
 from shared.observability.http import FASTAPI_TELEMETRY, observe
 from shared.outbox import OutboxRelay
+from shared.service_projection import projection_running
 from shared.settings import Settings
 from shared.signing import RecordSigner, TrustMap
 
@@ -72,7 +73,6 @@ def bootstrap(
         consumer = projection_consumer(
             settings, pool, projection, producer, adapters.trust, app.state.metrics
         )
-        await consumer.start()
         relay = OutboxRelay(
             adapters.database_url,
             producer,
@@ -82,29 +82,26 @@ def bootstrap(
             stuck_after_s=settings.relay_stuck_after_s,
             registry=app.state.metrics,
         )
-        tasks = [
-            asyncio.create_task(consumer.run_until_cancelled(), name="auth-projection"),
-            asyncio.create_task(relay.run(), name="auth-outbox-relay"),
-        ]
-        app.state.runtime = AuthRuntime(
-            pool=pool,
-            projection=projection,
-            consumer=consumer,
-            secret_box=adapters.secret_box,
-            clock=clock,
-            relay=relay,
-            trusted_proxies=parse_proxies(settings.trusted_proxies),
-            random=random,
-        )
         try:
-            yield
+            async with projection_running(consumer, "auth-projection"):
+                relaying = asyncio.create_task(relay.run(), name="auth-outbox-relay")
+                app.state.runtime = AuthRuntime(
+                    pool=pool,
+                    projection=projection,
+                    consumer=consumer,
+                    secret_box=adapters.secret_box,
+                    clock=clock,
+                    relay=relay,
+                    trusted_proxies=parse_proxies(settings.trusted_proxies),
+                    random=random,
+                )
+                try:
+                    yield
+                finally:
+                    relaying.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await relaying
         finally:
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
-            await consumer.stop()
             await producer.stop()
             await pool.close()
 

@@ -10,8 +10,8 @@ from prometheus_client import CollectorRegistry
 from services.auth.adapters.projection import TOPICS, LoginProjection
 from services.auth.entrypoints.rebuild import SWAP_LOCK
 from services.auth.flows.reactions import AuthProjection
-from shared.kafka import security_options
 from shared.projection import ProjectionConsumer
+from shared.service_projection import projection_consumer_from
 from shared.settings import Settings
 from shared.signing import TrustMap
 
@@ -26,18 +26,15 @@ def projection_consumer(
     trust: TrustMap,
     registry: CollectorRegistry,
 ) -> ProjectionConsumer:
-    return ProjectionConsumer(
-        bootstrap=settings.kafka_bootstrap,
+    return projection_consumer_from(
+        settings,
+        "auth",
+        group_id=PROJECTION_GROUP,
         topics=TOPICS,
         pool=pool,
         projection=AuthProjection(projection),
         deadletter=deadletter,
         trust=trust,
-        group_id=PROJECTION_GROUP,
-        group_instance_id=settings.group_instance_id("auth"),
-        batch_size=settings.projection_batch_size,
-        fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
-        security=security_options(settings),
         # A rebuild's swap takes it exclusively: no live batch applies while schemas rename.
         shared_lock=SWAP_LOCK,
         registry=registry,

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from services.audit.main import AUDIT_GROUP
+from services.audit.bootstrap import AUDIT_GROUP
 from services.auth.adapters.projection import TOPICS as AUTH_PROJECTION_TOPICS
 from services.auth.entrypoints.projection import PROJECTION_GROUP
 from shared.events import (
