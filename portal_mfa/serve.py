@@ -11,7 +11,7 @@ from fastapi import FastAPI
 
 from portal_mfa.infra.postgres import ensure_database
 from portal_mfa.infra.topics import check_event_retention, ensure_topics
-from shared.events import ADMIN_REPLIES, ALL_TOPICS, DEADLETTER, EVENT_TOPICS
+from shared.contracts import ADMIN_REPLIES, ALL_TOPICS, DEADLETTER, EVENT_TOPICS
 from shared.kafka import security_options
 from shared.observability.logs import configure_logging, default_format
 from shared.observability.tracing import configure_tracing

@@ -20,8 +20,8 @@ from services.audit.verification import verify_log
 from shared import read_your_writes
 from shared.admin_access import AUDIT_READERS, AdminBearer
 from shared.admin_identity import verifier_from
+from shared.contracts import EVENT_TOPICS, now_utc
 from shared.db import apply_schema, open_pool, read_sql
-from shared.events import EVENT_TOPICS, now_utc
 from shared.http import probes
 from shared.http.hardening import harden
 from shared.http.path_params import ContactId, OrgId

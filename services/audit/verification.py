@@ -18,7 +18,7 @@ from typing import Any
 import asyncpg
 
 from services.audit.chain import GENESIS, link
-from shared.events import EventRejected, parse_event
+from shared.contracts import EventRejected, parse_event
 from shared.signing import RecordRefused, SignedRecord, TrustMap
 
 PAGE = 5000

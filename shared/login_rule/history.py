@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from shared.events import (
+from shared.contracts import (
     ContactCreated,
     ContactDeleted,
     ContactUnlocked,
