@@ -167,7 +167,7 @@ class _CommandScope(BaseMiddleware):
     async def on_receive(self) -> None:
         if self.msg is None:  # a publish, not a message: nothing to scope
             return
-        self._said = said = command_metrics.described(self.msg.value)
+        self._said = said = command_metrics.described(self.msg.value or b"")
         # The console's span is this one's parent: the events it writes carry the trace on.
         self._within.enter_context(
             context.unit_of_work(correlation=said.correlation_id, org=said.org_id)

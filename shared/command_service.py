@@ -11,16 +11,18 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import asyncpg
 from fastapi import APIRouter, FastAPI, Response
 from prometheus_client import CollectorRegistry
 
+from shared.admin_identity import AssertionVerifier
 from shared.command_intake import CommandIntake
 from shared.db import EVENTSTORE_SQL, apply_schema, open_pool
 from shared.http import probes
 from shared.http.hardening import harden
+from shared.http.problems import install_problem_handlers
 from shared.kafka import new_producer
 from shared.observability.http import FASTAPI_TELEMETRY, observe
 from shared.outbox import OutboxRelay
@@ -29,20 +31,40 @@ from shared.settings import Settings
 from shared.signing import RecordSigner
 
 log = logging.getLogger(__name__)
+Service = TypeVar("Service")
+
+
+class Started(Generic[Service]):
+    """The service, once the process has opened its pool and built it: what the subscriber
+    and the HTTP reads reach (the broker is built before the pool exists)."""
+
+    def __init__(self, build: Callable[[asyncpg.Pool], Service]) -> None:
+        self._build = build
+        self._service: Service | None = None
+
+    def start(self, pool: asyncpg.Pool) -> Service:
+        self._service = self._build(pool)
+        return self._service
+
+    def __call__(self) -> Service:
+        if self._service is None:
+            raise RuntimeError("the service has not started")
+        return self._service
 
 
 def command_service_app(
     *,
     intake: CommandIntake,
+    service: Started[Any],
     settings: Settings,
     database_url: str,
     schema: str,
     signer: RecordSigner,
-    start: Callable[[asyncpg.Pool], object],
-    reads: APIRouter | None = None,
+    verifier: AssertionVerifier,
+    reads: APIRouter,
 ) -> FastAPI:
-    """`start` builds the service once its pool is open; its reads reach it as
-    `app.state.service`, and its subscriber (on `intake`) through the owner it was given."""
+    """The service starts once its pool is open; its reads reach it as `app.state.service`,
+    its subscriber (on `intake`) through `service`."""
     name = intake.name
     broker = intake.broker
     registry = CollectorRegistry()
@@ -52,7 +74,7 @@ def command_service_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         pool = await open_pool(database_url)
         await apply_schema(pool, EVENTSTORE_SQL, schema)
-        service = start(pool)
+        started = service.start(pool)
         producer = new_producer(settings)
         await producer.start()
         relay = OutboxRelay(
@@ -67,7 +89,7 @@ def command_service_app(
         relay_task = asyncio.create_task(relay.run(), name=f"{name}-outbox-relay")
         await broker.start()
         state.update(pool=pool, relay=relay, relay_task=relay_task)
-        app.state.service = service
+        app.state.service = started
         log.info("%s ready", name)
         try:
             yield
@@ -104,6 +126,8 @@ def command_service_app(
             ],
         )
 
-    if reads is not None:
-        app.include_router(reads)
+    app.include_router(reads)
+    # The admin reads check their bearer assertion with it (shared.admin_access).
+    app.state.admin_verifier = verifier
+    install_problem_handlers(app)
     return app

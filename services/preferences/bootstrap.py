@@ -5,14 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
-import asyncpg
 from fastapi import FastAPI
 
 from services.preferences import entrypoints
 from services.preferences.flows import PreferencesService
 from shared.admin_identity import AssertionVerifier
-from shared.command_service import command_service_app
-from shared.http.problems import install_problem_handlers
+from shared.command_service import Started, command_service_app
 from shared.settings import Settings
 from shared.signing import RecordSigner
 
@@ -25,21 +23,14 @@ def bootstrap(
     signer: RecordSigner,
     clock: Callable[[], datetime],
 ) -> FastAPI:
-    running: list[PreferencesService] = []
-
-    def start(pool: asyncpg.Pool) -> PreferencesService:
-        running[:] = [PreferencesService(pool, verifier, clock)]
-        return running[0]
-
-    app = command_service_app(
-        intake=entrypoints.command_intake(settings, lambda: running[0]),
+    service = Started(lambda pool: PreferencesService(pool, verifier, clock))
+    return command_service_app(
+        intake=entrypoints.command_intake(settings, service),
+        service=service,
         settings=settings,
         database_url=database_url,
         schema="",
         signer=signer,
-        start=start,
+        verifier=verifier,
         reads=entrypoints.router,
     )
-    app.state.admin_verifier = verifier
-    install_problem_handlers(app)
-    return app

@@ -38,7 +38,7 @@ def signed_but_invalid() -> bytes:
 
 async def test_a_command_is_answered_and_a_poison_command_rejected() -> None:
     service = RecordingService()
-    intake = command_intake(SETTINGS, lambda: service)  # type: ignore[arg-type,return-value]
+    intake = command_intake(SETTINGS, lambda: service)
     replies = listen_for_replies(intake.broker)
     reset = ResetPortalMfa(org_id="acme", contact_id="c-1", reason="lost phone")
 

@@ -19,7 +19,7 @@ from tests.unit.subscribers import (
 
 async def test_a_command_is_answered_and_a_poison_command_rejected() -> None:
     service = RecordingService()
-    intake = command_intake(SETTINGS, lambda: service)  # type: ignore[arg-type,return-value]
+    intake = command_intake(SETTINGS, lambda: service)
     replies = listen_for_replies(intake.broker)
     rename = SetPortalName(org_id="acme", portal_name="Acme Portal")
 
