@@ -26,8 +26,8 @@ from services.auth.entrypoints.http.problems import install_problem_handlers
 from services.auth.entrypoints.projection import projection_consumer
 from services.auth.flows.runtime import AuthRuntime
 from shared.admin_identity import AssertionVerifier
+from shared.contracts import now_utc
 from shared.db import EVENTSTORE_SQL, apply_schema, read_sql
-from shared.events import now_utc
 from shared.http.client_address import parse_proxies
 from shared.http.hardening import harden
 from shared.observability.http import FASTAPI_TELEMETRY, observe

@@ -32,8 +32,7 @@ from services.auth.flows import challenge, enrollment, login
 from services.auth.flows.decisions import login_requirement
 from services.auth.flows.reactions import AuthProjection
 from services.auth.flows.runtime import AuthRuntime
-from shared.db import EVENTSTORE_SQL, apply_schema, open_pool, read_sql
-from shared.events import (
+from shared.contracts import (
     Cause,
     ContactCreated,
     ContactCreatedPayload,
@@ -51,6 +50,7 @@ from shared.events import (
     PortalAccessGrantedPayload,
     PortalAccessRevoked,
 )
+from shared.db import EVENTSTORE_SQL, apply_schema, open_pool, read_sql
 from shared.tokens import hash_token
 
 pytestmark = pytest.mark.integration

@@ -25,8 +25,7 @@ from services.auth.entrypoints.http.problems import problem_for
 from services.auth.flows import challenge, enrollment, login, sessions
 from services.auth.flows.reactions import AuthProjection
 from services.auth.flows.runtime import AuthRuntime
-from shared.db import EVENTSTORE_SQL, apply_schema, open_pool, read_sql
-from shared.events import (
+from shared.contracts import (
     Cause,
     ContactCreated,
     ContactCreatedPayload,
@@ -35,6 +34,7 @@ from shared.events import (
     PortalAccessGranted,
     PortalAccessGrantedPayload,
 )
+from shared.db import EVENTSTORE_SQL, apply_schema, open_pool, read_sql
 from shared.tokens import hash_token
 
 pytestmark = pytest.mark.integration

@@ -29,8 +29,7 @@ from services.auth.flows import login, sessions
 from services.auth.flows.decisions import login_requirement
 from services.auth.flows.reactions import AuthProjection
 from services.auth.flows.runtime import AuthRuntime
-from shared.db import EVENTSTORE_SQL, apply_schema, read_sql
-from shared.events import (
+from shared.contracts import (
     CONTACTS_EVENTS,
     PREFERENCES_EVENTS,
     Cause,
@@ -47,6 +46,7 @@ from shared.events import (
     PortalNameSet,
     now_utc,
 )
+from shared.db import EVENTSTORE_SQL, apply_schema, read_sql
 from shared.login_rule.gapless import HistoryIncomplete
 from shared.login_rule.login_requirement import Held, LoginRequirement
 from shared.projection import ProjectionConsumer

@@ -21,8 +21,8 @@ from services.auth.domain.passwords import hash_password
 from services.auth.entrypoints.http.problems import problem_for
 from services.auth.flows import login
 from services.auth.flows.runtime import AuthRuntime
+from shared.contracts import now_utc
 from shared.db import EVENTSTORE_SQL, apply_schema, open_pool, read_sql
-from shared.events import now_utc
 from tests.conftest import FreshDatabase
 
 pytestmark = pytest.mark.integration

@@ -11,8 +11,8 @@ from aiokafka import TopicPartition
 from services.auth.adapters.projection import LoginProjection
 from services.auth.entrypoints.rebuild import SWAP_LOCK, rebuild
 from services.auth.flows.reactions import AuthProjection
+from shared.contracts import CONTACTS_EVENTS, PREFERENCES_EVENTS
 from shared.db import EVENTSTORE_SQL, apply_schema, read_sql
-from shared.events import CONTACTS_EVENTS, PREFERENCES_EVENTS
 from shared.projection import ProjectionConsumer
 from shared.projection_offsets import stored_offsets
 from tests.integration.streams import (

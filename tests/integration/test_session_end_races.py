@@ -24,8 +24,7 @@ from services.auth.entrypoints.http.problems import problem_for
 from services.auth.flows.reactions import AuthProjection
 from services.auth.flows.runtime import AuthRuntime
 from services.auth.flows.sessions import issue_session
-from shared.db import EVENTSTORE_SQL, apply_schema, open_pool, read_sql
-from shared.events import (
+from shared.contracts import (
     Cause,
     ContactCreated,
     ContactCreatedPayload,
@@ -39,6 +38,7 @@ from shared.events import (
     PortalAccessGrantedPayload,
     PortalAccessRevoked,
 )
+from shared.db import EVENTSTORE_SQL, apply_schema, open_pool, read_sql
 
 pytestmark = pytest.mark.integration
 # Events are dated at import; tokens are issued at the time of the test (a challenge lives

@@ -13,7 +13,7 @@ import asyncpg
 from services.auth.adapters import account_metrics
 from services.auth.domain.account import Account
 from services.auth.domain.lockout import MfaAttempts
-from shared.events import Event
+from shared.contracts import Event
 from shared.eventstore import append_events, load_stream
 
 

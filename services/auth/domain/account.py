@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from services.auth.domain.lockout import UNLOCKED, MfaAttempts
-from shared.events import (
+from shared.contracts import (
     BackupCodesIssued,
     Cause,
     ContactLockedOut,

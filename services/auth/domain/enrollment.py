@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Literal
 
-from shared.events import (
+from shared.contracts import (
     EventEnvelope,
     MfaEnrolled,
     MfaEnrollmentInvalidated,

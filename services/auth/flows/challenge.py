@@ -13,7 +13,7 @@ from services.auth.domain.errors import InvalidToken, LockedOut, WrongCode
 from services.auth.domain.results import Factor, SecondFactorPassed
 from services.auth.flows.runtime import AuthRuntime
 from services.auth.flows.sessions import issue_session
-from shared.events import BackupCodeUsed, BackupCodeUsedPayload, Empty, OtpReplayRejected
+from shared.contracts import BackupCodeUsed, BackupCodeUsedPayload, Empty, OtpReplayRejected
 
 
 async def answer(

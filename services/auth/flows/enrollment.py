@@ -23,7 +23,7 @@ from services.auth.domain.errors import (
 from services.auth.domain.results import EnrollmentStarted, Session
 from services.auth.flows.runtime import AuthRuntime
 from services.auth.flows.sessions import issue_session
-from shared.events import (
+from shared.contracts import (
     BackupCodesIssued,
     BackupCodesIssuedPayload,
     Empty,

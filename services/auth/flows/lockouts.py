@@ -15,7 +15,7 @@ import asyncpg
 from services.auth.adapters import accounts, password_attempts
 from services.auth.adapters.password_attempts import login_key
 from services.auth.adapters.projection import LoginProjection
-from shared.events import Cause, ContactUnlocked, MfaReset
+from shared.contracts import Cause, ContactUnlocked, MfaReset
 
 
 async def lift_lockouts(

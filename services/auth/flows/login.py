@@ -24,7 +24,7 @@ from services.auth.domain.results import EnrollmentRequired, LoginOutcome, MfaRe
 from services.auth.flows.decisions import login_requirement
 from services.auth.flows.runtime import AuthRuntime
 from services.auth.flows.sessions import end_every_token, issue_session
-from shared.events import Empty, LoginFailed, LoginFailedPayload, PortalPasswordSet
+from shared.contracts import Empty, LoginFailed, LoginFailedPayload, PortalPasswordSet
 from shared.login_rule.gapless import HistoryIncomplete
 from shared.tokens import hash_token
 

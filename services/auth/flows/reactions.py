@@ -18,7 +18,7 @@ from services.auth.adapters.projection import LoginProjection
 from services.auth.domain.session_end import ContactTokensEnd, PasswordSessionsEnd, ended_by
 from services.auth.flows.lockouts import lift_lockouts
 from services.auth.flows.sessions import end_every_token
-from shared.events import (
+from shared.contracts import (
     Cause,
     ContactUnlocked,
     Event,

@@ -13,7 +13,7 @@ from services.auth.adapters.projection import LoginProjection
 from services.auth.domain.errors import NotReady
 from services.auth.domain.randomness import SYSTEM_RANDOM, RandomSource
 from services.auth.domain.secret_box import SecretBox
-from shared.events import Cause
+from shared.contracts import Cause
 from shared.http.client_address import Network
 from shared.observability import context
 from shared.outbox import OutboxRelay

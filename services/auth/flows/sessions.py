@@ -12,7 +12,7 @@ from services.auth.domain.errors import InvalidCredentials, NoSession
 from services.auth.domain.results import CurrentSession, Factor, Session
 from services.auth.domain.session_end import session_admitted
 from services.auth.flows.runtime import AuthRuntime
-from shared.events import LoginSucceeded, LoginSucceededPayload
+from shared.contracts import LoginSucceeded, LoginSucceededPayload
 from shared.login_rule.gapless import HistoryIncomplete
 
 

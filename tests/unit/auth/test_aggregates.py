@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from services.auth.domain.account import Account
 from services.auth.domain.enrollment import Enrollment, current, fold
 from services.auth.domain.lockout import FIRST_LOCKOUT, MAX_CONSECUTIVE_FAILURES, UNLOCKED
-from shared.events import (
+from shared.contracts import (
     Cause,
     ContactLockedOut,
     EnrollmentRef,
