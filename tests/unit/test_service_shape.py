@@ -1,4 +1,4 @@
-"""preferences and contacts read the one shape of every service (docs/architecture.md):
+"""preferences, contacts and auth read the one shape of every service (docs/architecture.md):
 domain, flows, adapters, entrypoints, bootstrap, main, and SQL only in adapters."""
 
 from __future__ import annotations
