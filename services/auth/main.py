@@ -9,11 +9,12 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 
+from services.auth.adapters.decision_memory import DecisionMemory, enrollment_triggers_sql, listen
 from services.auth.domain.secret_box import SecretBox, parse_keyring
-from services.auth.http import operations, portal
+from services.auth.http import lookup, operations, portal
 from services.auth.http.body_limit import BodyLimit
-from services.auth.http.problems import install_problem_handlers
-from services.auth.projection import TOPICS, LoginProjection
+from services.auth.http.problems import install_problem_handlers, note_database_failures
+from services.auth.projection import LIVE_SCHEMA, TOPICS, LoginProjection
 from services.auth.reactions import AuthProjection
 from services.auth.rebuild import SWAP_LOCK
 from services.auth.runtime import AuthRuntime
@@ -56,7 +57,12 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         pool = await open_pool(database_url, max_size=20)
         projection = LoginProjection()
-        await apply_schema(pool, EVENTSTORE_SQL, read_sql("services.auth", "schema.sql"))
+        await apply_schema(
+            pool,
+            EVENTSTORE_SQL,
+            read_sql("services.auth", "schema.sql"),
+            enrollment_triggers_sql(LIVE_SCHEMA),
+        )
         async with pool.acquire() as conn:
             await projection.create(conn)
         producer = new_producer(settings)
@@ -87,6 +93,7 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
             registry=app.state.metrics,
         )
         tasks = [
+            asyncio.create_task(listen(memory, database_url), name="auth-lookup-listener"),
             asyncio.create_task(consumer.run_until_cancelled(), name="auth-projection"),
             asyncio.create_task(relay.run(), name="auth-outbox-relay"),
         ]
@@ -98,6 +105,7 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
             clock=now_utc,
             relay=relay,
             trusted_proxies=parse_proxies(settings.trusted_proxies),
+            memory=memory,
         )
         try:
             yield
@@ -119,6 +127,11 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
     harden(app)
     app.add_middleware(BodyLimit)
     observe(app, "auth")
+    # The lookup's answers in memory (services/auth/adapters/decision_memory.py): off at
+    # once when any request meets a database failure.
+    memory = DecisionMemory(registry=app.state.metrics)
+    note_database_failures(app, memory)
+    lookup.serve_lean(app)
     app.include_router(operations.router)
     app.include_router(portal.router)
     return app

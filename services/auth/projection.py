@@ -17,6 +17,8 @@ from typing import Any
 import asyncpg
 
 from services.auth import held_events
+from services.auth.adapters.decision_memory import triggers_sql
+from shared.db import SCHEMA_LOCK
 from shared.events import (
     CONTACTS_EVENTS,
     PREFERENCES_EVENTS,
@@ -130,7 +132,14 @@ class LoginProjection:
         self.offsets_table = f"{self.schema}.projection_offsets"
 
     async def create(self, conn: asyncpg.Connection, *, lookup_indexes: bool = True) -> None:
-        await conn.execute(schema_sql(self.schema))
+        async with conn.transaction():
+            # One replica at a time: CREATE OR REPLACE FUNCTION races with itself.
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", SCHEMA_LOCK)
+            await conn.execute(schema_sql(self.schema))
+            if self.schema == LIVE_SCHEMA:
+                # Not on a rebuild's fresh schema: its million rows need no trigger calls;
+                # the swap adds them (services/auth/rebuild.py).
+                await conn.execute(triggers_sql(self.schema, live_schema=LIVE_SCHEMA))
         if lookup_indexes:
             await self.create_lookup_indexes(conn)
 

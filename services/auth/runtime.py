@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated
 
 import asyncpg
 from fastapi import Depends, Request
 
+from services.auth.adapters.decision_memory import DecisionMemory
 from services.auth.domain.secret_box import SecretBox
 from services.auth.flows.refusal import not_ready
 from services.auth.projection import LoginProjection
@@ -31,6 +32,8 @@ class AuthRuntime:
     relay: OutboxRelay | None = None
     # Proxies whose X-Forwarded-For is believed (PORTAL_MFA_TRUSTED_PROXIES); none by default.
     trusted_proxies: tuple[Network, ...] = ()
+    # The lookup's answers in memory; never trusted unless its listener runs (main.py).
+    memory: DecisionMemory = field(default_factory=DecisionMemory)
 
     def require_ready(self) -> None:
         # Fail closed: with a stale projection a login might skip a second factor it needs.
