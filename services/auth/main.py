@@ -131,7 +131,7 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
     # once when any request meets a database failure.
     memory = DecisionMemory(registry=app.state.metrics)
     note_database_failures(app, memory)
-    lookup.serve_lean(app)
+    lookup.serve_lean(app, "auth")
     app.include_router(operations.router)
     app.include_router(portal.router)
     return app

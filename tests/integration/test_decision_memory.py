@@ -161,7 +161,7 @@ async def test_a_replica_that_loses_its_listener_reads_the_database(
     # its last check runs out: a lost listener may mean PostgreSQL is gone.
     cut_at = time.monotonic()
     while deaf.cache.trusted:
-        assert time.monotonic() - cut_at < decision_memory.TRUST_WINDOW_S / 3
+        assert time.monotonic() - cut_at < 0.05
         await asyncio.sleep(0.001)
     assert deaf.cache.get("acme", "c3") is None
     assert deaf.cache.state().startswith("off: database failure (the listener saw")

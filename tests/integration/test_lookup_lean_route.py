@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
@@ -25,6 +26,8 @@ from services.auth.http.problems import install_problem_handlers
 from services.auth.projection import LoginProjection
 from services.auth.runtime import AuthRuntime
 from shared.admin_identity import AssertionVerifier
+from shared.http.hardening import harden
+from shared.observability.http import HTTP_DURATION, observe
 from tests.integration.test_reset_ordering import auth_db, enroll, setup_contact
 from tests.signing_keys import TEST_ADMIN_ISSUER
 
@@ -147,3 +150,34 @@ async def test_the_lean_route_answers_as_the_declared_one(
     memory.heard_up_to(time.monotonic())
     assert memory.get("acme", "c1") is not None
     assert await answers(lean) == expected
+
+
+async def test_the_lean_route_carries_what_the_app_gives_every_answer(
+    auth_db: asyncpg.Pool,
+) -> None:
+    await setup_contact(auth_db, "c1")
+    app = app_of(auth_db, lean=False)
+    harden(app)
+    observe(app, "auth")
+    lookup.serve_lean(app, "auth")
+    auditor = TEST_ADMIN_ISSUER.mint(sub="auditor", org="acme", scope="audit").token
+    request_id = str(uuid.uuid4())
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app), base_url="http://auth"
+    ) as client:
+        ok = await client.get(
+            PATH.format("c1"), headers={**bearer(auditor), "X-Request-ID": request_id}
+        )
+        refused = await client.get(PATH.format("c1"))
+    assert (ok.status_code, refused.status_code) == (200, 401)
+    for answer in (ok, refused):
+        assert answer.headers["x-content-type-options"] == "nosniff"
+        assert answer.headers["cache-control"] == "no-store"
+        assert answer.headers["content-security-policy"].startswith("default-src 'none'")
+        assert uuid.UUID(answer.headers["x-request-id"])
+    assert ok.headers["x-request-id"] == request_id
+    assert ok.headers["content-length"] == str(len(ok.content))
+    for status in ("200", "401"):
+        labels = {"handler": lookup.PATH, "method": "GET", "status": status}
+        count = app.state.metrics.get_sample_value(f"{HTTP_DURATION}_count", labels)
+        assert count == 1, (status, count)

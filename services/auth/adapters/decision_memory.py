@@ -15,15 +15,18 @@ its database is there:
 - it trusts its memory only while its listening connection answered a `SELECT 1` sent
   less than TRUST_WINDOW_S ago. PostgreSQL delivers a session's pending notifications
   before the answer to its next query, so a check that came back proves every change
-  committed before it was sent has been heard;
+  committed before it was sent has been heard (this catches a connection that hangs
+  without closing);
 - the moment a database failure is seen — the listening connection closes or errs, a
   request meets one, readiness finds the database away — the memory is cleared and off
   until a check *sent after that failure* comes back. Meanwhile every lookup reads the
   database, which answers or fails: a lookup answers 503 while PostgreSQL is down, as
   every other route does (fail closed; tests/faults/test_auth_fails_closed.py).
 
-So an answer from memory reflects every change committed more than TRUST_WINDOW_S plus
-one check interval ago, well inside the 250 ms in which a reset must reach every replica.
+So while the listening connection is sound, a change reaches every replica's answers as
+soon as its event loop reads the notification (milliseconds: well inside the 250 ms in
+which a reset must reach every replica, tests/integration/test_decision_memory.py); a
+connection that fails is off at once, one that hangs silently within TRUST_WINDOW_S.
 Going off for a failure is said once (a log line), counted (a metric) and shown by
 /readyz (`lookup_memory`); it is not a readiness failure, since the database answers.
 """
@@ -39,7 +42,8 @@ from dataclasses import dataclass
 from typing import Final, Literal
 
 import asyncpg
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from shared.login_rule.login_requirement import LoginRequirement
 from shared.transient import failure_name
@@ -53,8 +57,15 @@ CONTACT_PREFIX: Final = "contact:"
 # Answers kept, least recently used dropped: ~830 bytes each (measured), so ≤ ~40 MB —
 # the contacts logging in now, not all 1,000,000 (the §9 memory row is 200 MB in all).
 CAPACITY: Final = 50_000
+# A check every 50 ms; the memory answers while one sent in the last second came back.
+# The window only bounds a listener cut *silently* (no reset, no error: the check hangs);
+# a closed or failing connection turns the memory off at once, and while the connection
+# is sound a change is heard as soon as the event loop reads its socket. Tighter windows
+# (150 ms was tried) turn the memory off whenever a busy process answers its own check
+# late — half the lookups read the database at a load average of 9 on 2 cores.
 CHECK_INTERVAL_S: Final = 0.05
-TRUST_WINDOW_S: Final = 0.15
+TRUST_WINDOW_S: Final = 1.0
+CHECK_TIMEOUT_S: Final = TRUST_WINDOW_S
 RECONNECT_S: Final = 0.5
 # Where a failure was seen (a closed set: metric labels).
 Witness = Literal["listener", "request", "readiness"]
@@ -78,15 +89,12 @@ class DecisionMemory:
         self._heard_up_to = float("-inf")  # monotonic time the last answered check was sent
         self._failed_at = float("-inf")  # monotonic time a database failure was last seen
         self.off_because: str | None = _NOT_YET
+        # Lookups answered from memory and read from the database (metrics, the bench).
+        self.hits = 0
+        self.reads = 0
         self._failures: Counter | None = None
         if registry is not None:
-            on = Gauge(
-                "portal_mfa_lookup_memory_on",
-                "1 while the login-requirement lookup may answer from memory, 0 while it"
-                " reads the database (listener not heard from lately, or a failure seen)",
-                registry=registry,
-            )
-            on.set_function(lambda: 1.0 if self.trusted else 0.0)
+            registry.register(_MemoryMetrics(self))
             self._failures = Counter(
                 "portal_mfa_lookup_memory_failures",
                 "Database failures that switched the lookup's memory off, by where seen",
@@ -116,10 +124,14 @@ class DecisionMemory:
         if found is None:
             return None
         self._answers.move_to_end(contact_id)
-        return found.get(org_id)
+        answer = found.get(org_id)
+        if answer is not None:
+            self.hits += 1
+        return answer
 
     def put(self, org_id: str, contact_id: str, answer: Answer, read_at_generation: int) -> None:
         """Keep an answer read from the database, unless anything changed meanwhile."""
+        self.reads += 1
         if read_at_generation != self._generation or not self.trusted:
             return
         self._answers.setdefault(contact_id, {})[org_id] = answer
@@ -165,6 +177,29 @@ class DecisionMemory:
             log.warning("login-requirement memory off, lookups read the database: %s", why)
 
 
+class _MemoryMetrics:
+    """Read when scraped: whether the memory answers now, and where answers came from."""
+
+    def __init__(self, memory: DecisionMemory) -> None:
+        self._memory = memory
+
+    def collect(self) -> list[Metric]:
+        on = GaugeMetricFamily(
+            "portal_mfa_lookup_memory_on",
+            "1 while the login-requirement lookup may answer from memory, 0 while it reads"
+            " the database (its listener not heard from lately, or a database failure seen)",
+            value=1.0 if self._memory.trusted else 0.0,
+        )
+        answers = CounterMetricFamily(
+            "portal_mfa_lookup_answers",
+            "Login-requirement lookups answered, by where the answer came from",
+            labels=["source"],
+        )
+        answers.add_metric(["memory"], self._memory.hits)
+        answers.add_metric(["database"], self._memory.reads)
+        return [on, answers]
+
+
 # What the listener meets while the database is away, restarting or cut.
 _FAILURES = (
     OSError,
@@ -202,7 +237,7 @@ async def _listen_once(memory: DecisionMemory, database_url: str) -> None:
         memory.forget_all()
         while True:
             sent_at = time.monotonic()
-            await conn.fetchval("SELECT 1", timeout=1)
+            await conn.fetchval("SELECT 1", timeout=CHECK_TIMEOUT_S)
             memory.heard_up_to(sent_at)
             await asyncio.sleep(CHECK_INTERVAL_S)
     finally:
