@@ -18,8 +18,7 @@ import asyncpg
 
 from services.auth import held_events
 from services.auth.adapters.decision_memory import triggers_sql
-from shared.db import SCHEMA_LOCK
-from shared.events import (
+from shared.contracts import (
     CONTACTS_EVENTS,
     PREFERENCES_EVENTS,
     ContactCreated,
@@ -33,6 +32,7 @@ from shared.events import (
     PortalAccessRevoked,
     PortalNameSet,
 )
+from shared.db import SCHEMA_LOCK
 from shared.login_rule.gapless import HistoryIncomplete, in_order
 from shared.login_rule.login_requirement import ActiveEnrollment, Held
 from shared.login_rule.projected import ContactEvent, OrgPolicy, PolicyEvent, ProjectedContact

@@ -23,8 +23,8 @@ from services.auth.adapters.decision_memory import DecisionMemory, enrollment_tr
 from services.auth.http.lookup import remembered_login_requirement
 from services.auth.projection import LIVE_SCHEMA, LoginProjection
 from services.auth.runtime import AuthRuntime
+from shared.contracts import Empty, MfaPolicyDisabled, MfaReset, MfaResetPayload
 from shared.db import EVENTSTORE_SQL, apply_schema, open_pool, read_sql
-from shared.events import Empty, MfaPolicyDisabled, MfaReset, MfaResetPayload
 from tests.integration.test_reset_ordering import enroll, event, project, setup_contact
 
 pytestmark = pytest.mark.integration

@@ -7,7 +7,7 @@ per-request machinery (dependency solving, parameter models, response serializat
 and the Prometheus instrumentator's (a Request, a route scan and a Response per
 request), which together cost more CPU than the answer itself (docs/performance.md).
 What the rest of the app gives every answer it gives too, with the same code: the
-security headers (`SecurityHeaders`), the request id, access log line and span
+security headers (the app's own `AnswerHeaders` rule), the request id, access log line and span
 (`RequestObservation`), the request-duration metric (same histogram, same labels) and
 the app's own exception handlers (401/403 problems, 422, 503 while the database is away,
 500). It checks what FastAPI would, the same way: the path ids and `min_position`
@@ -30,7 +30,7 @@ from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.security.utils import get_authorization_scheme_param
 from prometheus_client import Histogram
-from starlette.datastructures import QueryParams
+from starlette.datastructures import MutableHeaders, QueryParams
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -42,7 +42,7 @@ from services.auth.runtime import AuthRuntime
 from shared import read_your_writes
 from shared.admin_access import AUDIT_READERS
 from shared.admin_identity import AssertionVerifier
-from shared.http.hardening import SecurityHeaders
+from shared.http.hardening import AnswerHeaders, HeaderRule
 from shared.login_rule.login_requirement import LoginRequirement
 from shared.observability.http import HTTP_DURATION, RequestObservation
 from shared.read_your_writes import POSITION_PATTERN
@@ -142,7 +142,9 @@ class LeanLookup:
         self.fastapi = fastapi
         self.duration = _histogram(fastapi)
         self.observed = RequestObservation(self._answer, service)
-        self._headers: list[tuple[bytes, bytes]] | None = None  # of a 200, hardened
+        # The headers every answer of the app gets (shared.http.hardening), if it has any.
+        self.rule: HeaderRule | None = app.rule if isinstance(app, AnswerHeaders) else None
+        self._headers: list[tuple[bytes, bytes]] | None = None  # of a 200, with the rule's
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "GET" and not scope.get("root_path"):
@@ -164,11 +166,14 @@ class LeanLookup:
             if handler is None:
                 raise  # RequestObservation answers 500 problem+json and logs it
             refusal: Response = await handler(Request(scope, receive), exc)
-            await SecurityHeaders(refusal)(scope, receive, send)
+            await (AnswerHeaders(refusal, self.rule) if self.rule else refusal)(
+                scope, receive, send
+            )
             status = refusal.status_code
         else:
             if self._headers is None:
-                self._headers = await _hardened([(b"content-type", b"application/json")])
+                # Once: the API's rule does not depend on the request.
+                self._headers = _with_rule(self.rule, scope, b"application/json")
             length = (b"content-length", str(len(answer.body)).encode())
             await send(
                 {"type": "http.response.start", "status": 200, "headers": [length, *self._headers]}
@@ -188,22 +193,14 @@ class LeanLookup:
         return None
 
 
-async def _hardened(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
-    """`headers` with what SecurityHeaders adds to every answer: asked of it once, so
-    the lookup's 200s carry exactly the headers every other answer does."""
-    started: dict[str, Any] = {}
-
-    async def answer(_scope: Scope, _receive: Receive, send: Send) -> None:
-        await send({"type": "http.response.start", "status": 200, "headers": list(headers)})
-
-    async def keep(message: Message) -> None:
-        started.update(message)
-
-    async def nothing() -> Message:
-        return {"type": "http.disconnect"}
-
-    await SecurityHeaders(answer)({"type": "http"}, nothing, keep)
-    return list(started["headers"])
+def _with_rule(
+    rule: HeaderRule | None, scope: Scope, media_type: bytes
+) -> list[tuple[bytes, bytes]]:
+    """A 200's headers as the app's header rule leaves them."""
+    message: Message = {"type": "http.response.start", "headers": [(b"content-type", media_type)]}
+    if rule is not None:
+        rule(scope, MutableHeaders(scope=message))
+    return list(message["headers"])
 
 
 def _histogram(app: FastAPI) -> Histogram | None:
