@@ -371,7 +371,13 @@ class ProjectionConsumer:
             # Locking the stored offsets and skipping what they already cover makes a batch
             # fetched before a seek (or by a replica during a rebalance) a no-op.
             stored = await stored_offsets(conn, self._projection, for_update=True)
-            delivered = [d for d in decoded if d.record.offset >= stored.get(_tp(d.record), 0)]
+            # Keyed by plain tuples: a TopicPartition per record costs more than the check.
+            floor = {(tp.topic, tp.partition): offset for tp, offset in stored.items()}
+            delivered = [
+                d
+                for d in decoded
+                if d.record.offset >= floor.get((d.record.topic, d.record.partition), 0)
+            ]
             if not delivered:
                 return
             rejected = [d for d in delivered if d.event is None]
@@ -539,13 +545,10 @@ def _reason_label(error: str | None) -> str:
     return reason if reason == "empty message" else "invalid event"
 
 
-def _tp(record: ConsumerRecord[bytes, bytes]) -> TopicPartition:
-    return TopicPartition(record.topic, record.partition)
-
-
 def _next_offsets(records: Sequence[ConsumerRecord[bytes, bytes]]) -> dict[TopicPartition, int]:
-    offsets: dict[TopicPartition, int] = {}
+    offsets: dict[tuple[str, int], int] = {}
     for r in records:
-        tp = TopicPartition(r.topic, r.partition)
-        offsets[tp] = max(offsets.get(tp, 0), r.offset + 1)
-    return offsets
+        partition, end = (r.topic, r.partition), r.offset + 1
+        if end > offsets.get(partition, 0):
+            offsets[partition] = end
+    return {TopicPartition(topic, p): end for (topic, p), end in offsets.items()}
