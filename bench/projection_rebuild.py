@@ -69,7 +69,7 @@ from shared.events import (
     PortalNameSetPayload,
     parse_event,
 )
-from shared.signing import RecordSigner, TrustMap
+from shared.signing import RecordSigner, SignedRecord, TrustMap
 
 TARGET_EVENTS_PER_S = 25_000
 TARGET_RATIO = 0.50
@@ -350,8 +350,16 @@ async def bare_loop(
     expected: int,
     batch_size: int,
     meter: CpuMeter,
+    *,
+    table: str = "bare_events",
+    checking: TrustMap | None = None,
 ) -> Measured:
-    """aiokafka → asyncpg COPY, nothing else: read every record once, copy it raw."""
+    """aiokafka → asyncpg COPY, nothing else: read every record once, copy it raw.
+
+    With `checking`, each record's signature is checked first (the same call the
+    projection makes, on this one thread): what the rebuild would cost if checking were
+    all it added.
+    """
     conn = await asyncpg.connect(url)
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
@@ -365,9 +373,7 @@ async def bare_loop(
     try:
         cpu_before = meter.read()
         started = time.perf_counter()
-        await conn.execute(
-            "CREATE TABLE bare_events (event_id uuid NOT NULL, value bytea NOT NULL)"
-        )
+        await conn.execute(f"CREATE TABLE {table} (event_id uuid NOT NULL, value bytea NOT NULL)")
         await consumer.start()
         partitions = await _all_partitions(consumer, topics)
         consumer.assign(partitions)
@@ -376,18 +382,20 @@ async def bare_loop(
         idle_since = time.perf_counter()
         while read < expected:
             batch = await consumer.getmany(timeout_ms=200, max_records=batch_size)
-            rows = [(_event_id(r.value), r.value) for part in batch.values() for r in part]
+            records = [r for part in batch.values() for r in part]
+            if checking is not None:
+                for r in records:
+                    checking.signer_of(SignedRecord.from_headers(r.key, r.value, r.headers))
+            rows = [(_event_id(r.value), r.value) for r in records]
             if rows:
-                await conn.copy_records_to_table(
-                    "bare_events", records=rows, columns=("event_id", "value")
-                )
+                await conn.copy_records_to_table(table, records=rows, columns=("event_id", "value"))
                 read += len(rows)
                 idle_since = time.perf_counter()
             elif time.perf_counter() - idle_since > 60:
                 raise RuntimeError(f"bare loop: no records for 60 s after {read:,}/{expected:,}")
         seconds = time.perf_counter() - started
         cpu = meter.since(cpu_before)
-        copied = await conn.fetchval("SELECT count(*) FROM bare_events")
+        copied = await conn.fetchval(f"SELECT count(*) FROM {table}")
         if copied != expected:
             raise RuntimeError(f"bare loop copied {copied:,} rows, expected {expected:,}")
         return Measured(read, seconds, cpu)
@@ -495,12 +503,15 @@ class WorkloadSummary:
 # --- the run ----------------------------------------------------------------------------
 
 
-def report(events: int, bare: Measured, subject: Measured) -> bool:
+def report(
+    events: int, bare: Measured, subject: Measured, checking: Measured | None = None
+) -> bool:
     ratio = subject.rate / bare.rate if bare.rate else 0.0
     rate_met = subject.rate >= TARGET_EVENTS_PER_S
     ratio_met = ratio >= TARGET_RATIO
     rows = [
         ("bare aiokafka → asyncpg COPY loop", bare),
+        *([("bare loop, signatures checked", checking)] if checking else []),
         ("projection rebuild (services.auth.rebuild)", subject),
     ]
     print()
@@ -508,6 +519,9 @@ def report(events: int, bare: Measured, subject: Measured) -> bool:
     for name, m in rows:
         print(f"{name:44} {m.events:>11,} {m.seconds:>9.2f} {m.rate:>10,.0f}")
     print(f"{'ratio rebuild / bare':44} {'':>11} {'':>9} {ratio:>10.1%}")
+    if checking is not None and checking.rate:
+        of_checking = subject.rate / checking.rate
+        print(f"{'ratio rebuild / checking loop':44} {'':>11} {'':>9} {of_checking:>10.1%}")
     print()
     print("CPU µs per event (the figure a busy machine inflates least):")
     for name, m in rows:
@@ -595,6 +609,20 @@ async def measure(args: argparse.Namespace) -> Row:
         print(f"bare loop ... ({machine.load()})", flush=True)
         bare = await bare_loop(bootstrap, topics, bare_url, summary.events, args.batch_size, meter)
         print(f"  {bare.rate:,.0f} events/s", flush=True)
+        checking: Measured | None = None
+        if args.checking_baseline:
+            print(f"bare loop checking signatures ... ({machine.load()})", flush=True)
+            checking = await bare_loop(
+                bootstrap,
+                topics,
+                bare_url,
+                summary.events,
+                args.batch_size,
+                meter,
+                table="checked_events",
+                checking=TrustMap.of(SIGNERS),
+            )
+            print(f"  {checking.rate:,.0f} events/s", flush=True)
         gc.collect()
         print(f"rebuild ... ({machine.load()})", flush=True)
         subject = await rebuild_run(
@@ -608,7 +636,7 @@ async def measure(args: argparse.Namespace) -> Row:
             meter=meter,
         )
         print(f"  {subject.rate:,.0f} events/s ({machine.load()})", flush=True)
-        met = report(summary.events, bare, subject)
+        met = report(summary.events, bare, subject, checking)
         row = Row(
             f"projection rebuild, {summary.events:,} events",
             subject.rate,
@@ -624,6 +652,14 @@ async def measure(args: argparse.Namespace) -> Row:
                 "bare_seconds": bare.seconds,
                 "cpu_us_per_event": subject.cpu_us_per_event(),
                 "bare_cpu_us_per_event": bare.cpu_us_per_event(),
+                **(
+                    {
+                        "checking_loop_events_per_s": checking.rate,
+                        "checking_loop_cpu_us_per_event": checking.cpu_us_per_event(),
+                    }
+                    if checking is not None
+                    else {}
+                ),
             },
         )
         if profile is not None:
@@ -671,6 +707,11 @@ def _parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--check", action="store_true", help="exit with status 1 if a target is missed"
+    )
+    parser.add_argument(
+        "--checking-baseline",
+        action="store_true",
+        help="also run the bare loop checking each record's signature (not a §9 baseline)",
     )
     args = parser.parse_args(argv)
     if args.events < 1:
