@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from nacl.bindings import crypto_sign_open
 from nacl.exceptions import BadSignatureError
 
-from shared.events import Event, parse_event
+from shared.contracts import Event, parse_event
 
 KID_HEADER = "signature-kid"
 SIGNATURE_HEADER = "signature"

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     # ~0.5 s of start-up, which `--help` and the HTTP reads never need.
     from portal_mfa.admin_credentials import AdminCredentials
     from shared.admin_identity import Scope
-    from shared.commands import Command, CommandReply
+    from shared.contracts import Command, CommandReply
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print the result as one JSON object.")]
 # No markup: names, reasons and payloads come from users and services, and a contact named
@@ -144,7 +144,7 @@ def _wait_until_login_reflects(ctx: typer.Context, command: Command, position: s
     auth holds each lookup up to its own bound and answers 503 while it has not applied
     the position; this asks again until the command timeout.
     """
-    from shared.commands import ContactCommand
+    from shared.contracts import ContactCommand
     from shared.read_your_writes import READ_WAIT_S
     from shared.settings import auth_url, load_settings
 

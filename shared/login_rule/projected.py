@@ -13,7 +13,7 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import TypeVar
 
-from shared.events import (
+from shared.contracts import (
     ContactCreated,
     ContactDeleted,
     ContactUnlocked,

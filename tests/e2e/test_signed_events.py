@@ -19,7 +19,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from portal_mfa.seed import DEMO_ORG
-from shared.events import (
+from shared.contracts import (
     DEADLETTER,
     Cause,
     Empty,
@@ -29,7 +29,7 @@ from shared.events import (
     MfaResetPayload,
 )
 from shared.signing import RecordSigner
-from tests.e2e.conftest import RunningStack
+from tests.dev_stack import RunningStack
 
 pytestmark = pytest.mark.e2e
 

@@ -14,17 +14,17 @@ from typing import Any
 import asyncpg
 import pytest
 
-from services.audit.log import SCHEMA as AUDIT_SCHEMA
-from services.audit.log import AuditLog
-from services.audit.verification import verify_log
-from shared.db import read_sql
-from shared.events import (
+from services.audit.adapters import SCHEMA as AUDIT_SCHEMA
+from services.audit.adapters import AuditLog
+from services.audit.flows import verify_log
+from shared.contracts import (
     CONTACTS_EVENTS,
     DEADLETTER,
     PREFERENCES_EVENTS,
     Empty,
     MfaPolicyDisabled,
 )
+from shared.db import read_sql
 from shared.projection import ProjectionConsumer
 from shared.signing import RecordSigner
 from tests.integration.streams import CAUSE, Setup, history, produce, running, until
