@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 from aiokafka import ConsumerRecord
 
-from shared.events import Cause, Empty, MfaPolicyDisabled
+from shared.contracts import Cause, Empty, MfaPolicyDisabled
 from shared.projection import _decoded
 from shared.signing import BAD_SIGNATURE, UNSIGNED, RecordSigner, TrustMap
 
