@@ -27,6 +27,9 @@ def read_sql(package: str, name: str) -> str:
     return resources.files(package).joinpath(name).read_text()
 
 
+SCHEMA_LOCK = _SCHEMA_LOCK  # for DDL run outside apply_schema
+
+
 async def apply_schema(pool: asyncpg.Pool, *scripts: str) -> None:
     """Run idempotent DDL scripts, one replica at a time."""
     async with pool.acquire() as conn, conn.transaction():

@@ -17,12 +17,16 @@ import asyncpg
 from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI
 
-from services.auth.adapters.projection import LoginProjection
+from services.auth.adapters.decision_memory import DecisionMemory, enrollment_triggers_sql, listen
+from services.auth.adapters.projection import LIVE_SCHEMA, LoginProjection
 from services.auth.domain.randomness import SYSTEM_RANDOM, RandomSource
 from services.auth.domain.secret_box import SecretBox
-from services.auth.entrypoints.http import operations, portal
+from services.auth.entrypoints.http import lookup, operations, portal
 from services.auth.entrypoints.http.body_limit import BodyLimit
-from services.auth.entrypoints.http.problems import install_problem_handlers
+from services.auth.entrypoints.http.problems import (
+    install_problem_handlers,
+    note_database_failures,
+)
 from services.auth.entrypoints.projection import projection_consumer
 from services.auth.flows.runtime import AuthRuntime
 from shared.admin_identity import AssertionVerifier
@@ -65,7 +69,12 @@ def bootstrap(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         pool = await adapters.open_database()
         projection = LoginProjection()
-        await apply_schema(pool, EVENTSTORE_SQL, read_sql("services.auth", "schema.sql"))
+        await apply_schema(
+            pool,
+            EVENTSTORE_SQL,
+            read_sql("services.auth", "schema.sql"),
+            enrollment_triggers_sql(LIVE_SCHEMA),
+        )
         async with pool.acquire() as conn:
             await projection.create(conn)
         producer = adapters.new_producer()
@@ -82,6 +91,10 @@ def bootstrap(
             stuck_after_s=settings.relay_stuck_after_s,
             registry=app.state.metrics,
         )
+        # Listening before the projection runs: the memory hears of every change it applies.
+        listening = asyncio.create_task(
+            listen(memory, adapters.database_url), name="auth-lookup-listener"
+        )
         try:
             async with projection_running(consumer, "auth-projection"):
                 relaying = asyncio.create_task(relay.run(), name="auth-outbox-relay")
@@ -94,6 +107,7 @@ def bootstrap(
                     relay=relay,
                     trusted_proxies=parse_proxies(settings.trusted_proxies),
                     random=random,
+                    memory=memory,
                 )
                 try:
                     yield
@@ -102,6 +116,9 @@ def bootstrap(
                     with contextlib.suppress(asyncio.CancelledError, Exception):
                         await relaying
         finally:
+            listening.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await listening
             await producer.stop()
             await pool.close()
 
@@ -113,6 +130,11 @@ def bootstrap(
     harden(app)
     app.add_middleware(BodyLimit)
     observe(app, "auth")
+    # The lookup's answers in memory (adapters/decision_memory.py): off at once when any
+    # request meets a database failure.
+    memory = DecisionMemory(registry=app.state.metrics)
+    note_database_failures(app, memory)
+    lookup.serve_lean(app, "auth")
     app.include_router(operations.router)
     app.include_router(portal.router)
     return app

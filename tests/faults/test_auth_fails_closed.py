@@ -1,5 +1,6 @@
 """auth while its PostgreSQL is down: every portal endpoint answers 503 problem+json with
-Retry-After (never 500, never a weaker requirement), /readyz says why, and all of it
+Retry-After (never 500, never a weaker requirement) — the login-requirement lookup too,
+though it answered from memory a moment before — /readyz says why, and all of it
 recovers by itself once PostgreSQL is back."""
 
 from __future__ import annotations
@@ -75,7 +76,17 @@ async def test_auth_answers_503_with_retry_after_while_postgres_is_down_then_rec
     await eventually(ready, within=60, what="auth ready")
     assert (await auth.post(LOGIN, json=CREDENTIALS)).status_code == 401
     assert (await auth.get(REQUIREMENT)).status_code == 200
+
+    # The lookup answers from memory now (services/auth/adapters/decision_memory.py): it
+    # must still answer 503 the moment PostgreSQL is seen gone, not 200 from memory.
+    async def memory_on() -> bool:
+        return (await auth.get("/readyz")).json()["lookup_memory"] == "on"
+
+    await eventually(memory_on, within=10, what="lookup memory on")
+    for _ in range(2):  # the second answer comes from memory
+        assert (await auth.get(REQUIREMENT)).status_code == 200
     metrics = (await auth.get("/metrics")).text
+    assert "portal_mfa_lookup_memory_on 1.0" in metrics
     assert 'portal_mfa_outbox_backlog_rows{service="auth"}' in metrics
     assert 'portal_mfa_outbox_oldest_unsent_age_seconds{service="auth"}' in metrics
 
@@ -99,6 +110,8 @@ async def test_auth_answers_503_with_retry_after_while_postgres_is_down_then_rec
     assert int(readyz.headers["retry-after"]) > 0
     reasons = readyz.json()["reasons"]
     assert any(r.startswith("database unreachable") for r in reasons), reasons
+    assert readyz.json()["lookup_memory"].startswith("off: database failure"), readyz.json()
+    assert "portal_mfa_lookup_memory_on 0.0" in (await auth.get("/metrics")).text
 
     await own_postgres.restart()
     restarted_at = time.monotonic()
@@ -110,6 +123,7 @@ async def test_auth_answers_503_with_retry_after_while_postgres_is_down_then_rec
     answering = await eventually(login_answered, within=30, what="logins answered again")
     ready_again = await eventually(ready, within=30, what="auth ready again")
     assert (await auth.get(REQUIREMENT)).status_code == 200
+    await eventually(memory_on, within=10, what="lookup memory on again")
 
     figure("auth outage: answers while PostgreSQL was down", sorted(set(answers)))
     figure("auth outage: /readyz reasons", reasons)

@@ -113,6 +113,18 @@ async def test_rebuild_during_live_traffic_swaps_in_an_equal_projection(
     async with setup.pool.acquire() as conn:
         schemas = {r["nspname"] for r in await conn.fetch("SELECT nspname FROM pg_namespace")}
         assert "login_projection_rebuild" not in schemas  # swapped in, not left beside
+        # The swapped-in tables announce changes to the replicas' lookup memory again
+        # (built without the triggers, which the swap adds).
+        announcing = {
+            r["relname"]
+            for r in await conn.fetch(
+                "SELECT c.relname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid"
+                " JOIN pg_namespace n ON n.oid = c.relnamespace"
+                " WHERE t.tgname = 'login_requirement_changed' AND n.nspname = $1",
+                live.schema,
+            )
+        }
+        assert announcing == {"contacts", "org_policies", "pending_events"}
         live_rows = await raw_rows(conn, live.schema)
         assert live_rows == await raw_rows(conn, steady.schema)
         assert await projected(conn, live.schema) == fold(events)

@@ -17,6 +17,7 @@ from typing import Any
 import asyncpg
 
 from services.auth.adapters import held_events
+from services.auth.adapters.decision_memory import triggers_sql
 from shared.contracts import (
     CONTACTS_EVENTS,
     PREFERENCES_EVENTS,
@@ -31,6 +32,7 @@ from shared.contracts import (
     PortalAccessRevoked,
     PortalNameSet,
 )
+from shared.db import SCHEMA_LOCK
 from shared.login_rule.gapless import HistoryIncomplete, in_order
 from shared.login_rule.login_requirement import ActiveEnrollment, Held
 from shared.login_rule.projected import ContactEvent, OrgPolicy, PolicyEvent, ProjectedContact
@@ -130,7 +132,14 @@ class LoginProjection:
         self.offsets_table = f"{self.schema}.projection_offsets"
 
     async def create(self, conn: asyncpg.Connection, *, lookup_indexes: bool = True) -> None:
-        await conn.execute(schema_sql(self.schema))
+        async with conn.transaction():
+            # One replica at a time: CREATE OR REPLACE FUNCTION races with itself.
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", SCHEMA_LOCK)
+            await conn.execute(schema_sql(self.schema))
+            if self.schema == LIVE_SCHEMA:
+                # Not on a rebuild's fresh schema: its million rows need no trigger calls;
+                # the swap adds them (services/auth/entrypoints/rebuild.py).
+                await conn.execute(triggers_sql(self.schema, live_schema=LIVE_SCHEMA))
         if lookup_indexes:
             await self.create_lookup_indexes(conn)
 
@@ -221,7 +230,7 @@ class LoginProjection:
             " WHERE org_id = ANY($1::text[])",
             org_ids,
         )
-        return [OrgPolicy(*r) for r in rows]
+        return [OrgPolicy.from_row(r) for r in rows]
 
     async def policy(self, conn: asyncpg.Connection, org_id: str) -> OrgPolicy:
         found = await self.policies(conn, [org_id])
@@ -235,7 +244,7 @@ class LoginProjection:
             " WHERE contact_id = ANY($1::text[])",
             contact_ids,
         )
-        return [ProjectedContact(*r) for r in rows]
+        return [ProjectedContact.from_row(r) for r in rows]
 
     async def contact_by_email(
         self, conn: asyncpg.Connection, org_id: str, email: str

@@ -20,7 +20,9 @@ from typing import Any
 import asyncpg
 from aiokafka import AIOKafkaProducer
 
+from services.auth.adapters import decision_memory
 from services.auth.adapters.projection import LIVE_SCHEMA, TOPICS, LoginProjection
+from shared.db import SCHEMA_LOCK
 from shared.projection import ProjectionConsumer
 from shared.projection_offsets import stored_offsets
 from shared.signing import TrustMap
@@ -111,3 +113,10 @@ async def _swap(
         await conn.execute(f"ALTER SCHEMA {live.schema} RENAME TO {retired}")
         await conn.execute(f"ALTER SCHEMA {fresh.schema} RENAME TO {live.schema}")
         await conn.execute(f"DROP SCHEMA {retired} CASCADE")
+        # The live schema announces its changes (it was built without the triggers), and
+        # every replica's remembered login requirements may be wrong now (decision_memory).
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", SCHEMA_LOCK)
+        await conn.execute(decision_memory.triggers_sql(live.schema, live_schema=LIVE_SCHEMA))
+        await conn.execute(
+            "SELECT pg_notify($1, $2)", decision_memory.CHANNEL, decision_memory.EVERYTHING
+        )

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import asyncpg
 
+from services.auth.adapters.decision_memory import DecisionMemory
 from services.auth.adapters.projection import LoginProjection
 from services.auth.domain.errors import NotReady
 from services.auth.domain.randomness import SYSTEM_RANDOM, RandomSource
@@ -31,6 +32,8 @@ class AuthRuntime:
     # Proxies whose X-Forwarded-For is believed (PORTAL_MFA_TRUSTED_PROXIES); none by default.
     trusted_proxies: tuple[Network, ...] = ()
     random: RandomSource = SYSTEM_RANDOM
+    # The lookup's answers in memory; never trusted unless its listener runs (bootstrap.py).
+    memory: DecisionMemory = field(default_factory=DecisionMemory)
 
     def require_ready(self) -> None:
         # Fail closed: with a stale projection a login might skip a second factor it needs.

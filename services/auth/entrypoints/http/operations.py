@@ -9,10 +9,8 @@ import asyncpg
 from fastapi import APIRouter, Response
 
 from services.auth.adapters.held_events import Waiting
-from services.auth.adapters.positions import applied_in_org
 from services.auth.entrypoints.http.dependencies import Runtime
-from services.auth.flows.decisions import login_requirement
-from shared import read_your_writes
+from services.auth.entrypoints.http.lookup import remembered_login_requirement
 from shared.admin_access import AUDIT_READERS, AdminBearer
 from shared.http import probes
 from shared.http.login_requirement_view import LoginRequirementView
@@ -31,8 +29,11 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz", responses=probes.READINESS)
 async def readyz(runtime: Runtime, response: Response) -> dict[str, Any]:
+    database = await database_problem(runtime.pool)
+    if database is not None:
+        runtime.memory.failed("readiness")
     problems = [
-        await database_problem(runtime.pool),
+        database,
         runtime.consumer.reason,
         runtime.relay.reason if runtime.relay is not None else None,
     ]
@@ -48,6 +49,7 @@ async def readyz(runtime: Runtime, response: Response) -> dict[str, Any]:
         projection_lag=await runtime.consumer.lag(),
         aggregates_waiting=waiting.aggregates if waiting else None,
         held_events=waiting.events if waiting else None,
+        lookup_memory=runtime.memory.state(),
     )
 
 
@@ -65,12 +67,9 @@ async def get_login_requirement(
     # Who must log in how, and whether a contact exists, is the org's business only.
     admin.for_org(org_id, AUDIT_READERS)
     runtime.require_ready()
-    await read_your_writes.wait_for(
-        runtime.pool,
-        applied_in_org(runtime.projection, org_id),
-        min_position,
-        runtime.consumer,
+    # Declared here for the OpenAPI document; services/auth/entrypoints/http/lookup.py's lean route,
+    # placed ahead of this one, answers the same way.
+    answer = await remembered_login_requirement(
+        runtime, runtime.memory, org_id, contact_id, min_position
     )
-    async with runtime.pool.acquire() as conn:
-        decision = await login_requirement(conn, runtime.projection, org_id, contact_id)
-    return decision.as_dict()
+    return answer.decision.as_dict()

@@ -6,10 +6,13 @@ The one place that knows which status and stable problem `type` each refusal bec
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from starlette.responses import Response
 
+from services.auth.adapters.decision_memory import DecisionMemory
 from services.auth.domain import errors
 from shared.http import problems
 from shared.login_rule.gapless import HistoryIncomplete
@@ -81,3 +84,17 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     app.add_exception_handler(errors.AuthRefusal, _refused)
     app.add_exception_handler(HistoryIncomplete, _refused)
+
+
+def note_database_failures(app: FastAPI, memory: DecisionMemory) -> None:
+    """Every database failure a request meets switches the lookup's memory off before
+    it is answered (503): no lookup answers from memory once PostgreSQL is seen away."""
+    for failure in problems.DATABASE_FAILURES:
+        answer = app.exception_handlers[failure]
+
+        async def noted(request: Request, exc: Exception, answer: Any = answer) -> Response:
+            memory.failed("request", exc)
+            response: Response = await answer(request, exc)
+            return response
+
+        app.exception_handlers[failure] = noted
