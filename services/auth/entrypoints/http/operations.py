@@ -67,7 +67,7 @@ async def get_login_requirement(
     # Who must log in how, and whether a contact exists, is the org's business only.
     admin.for_org(org_id, AUDIT_READERS)
     runtime.require_ready()
-    # Declared here for the OpenAPI document; services/auth/entrypoints/http/lookup.py's lean route,
+    # Declared here for the OpenAPI document; lookup.py's lean route,
     # placed ahead of this one, answers the same way.
     answer = await remembered_login_requirement(
         runtime, runtime.memory, org_id, contact_id, min_position
