@@ -3,13 +3,10 @@ making one read, and printing the result."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 import uuid
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -23,7 +20,10 @@ from portal_mfa.cli.exit_codes import BAD_SETTING, REJECTED, TIMED_OUT, UNREACHA
 
 if TYPE_CHECKING:
     # Imported where they are used: the Kafka client, the JWT and settings machinery cost
-    # ~0.5 s of start-up, which `--help` and the HTTP reads never need.
+    # ~0.5 s of start-up, which `--help` and the HTTP reads never need (nor asyncio and
+    # urllib.request, ~25 ms more, which `--help` does not need).
+    import urllib.error
+
     from portal_mfa.admin_credentials import AdminCredentials
     from shared.admin_identity import Scope
     from shared.commands import Command, CommandReply
@@ -81,6 +81,8 @@ def idempotency_key(given: str | None) -> uuid.UUID | None:
 
 def send(ctx: typer.Context, command: Command) -> dict[str, Any]:
     """Send one command; on a rejection or no answer, print one line and exit non-zero."""
+    import asyncio
+
     from aiokafka.errors import KafkaError
 
     from portal_mfa.command_client import CommandClient, NoAnswer
@@ -144,6 +146,9 @@ def _wait_until_login_reflects(ctx: typer.Context, command: Command, position: s
     auth holds each lookup up to its own bound and answers 503 while it has not applied
     the position; this asks again until the command timeout.
     """
+    import urllib.error
+    import urllib.request
+
     from shared.commands import ContactCommand
     from shared.read_your_writes import READ_WAIT_S
     from shared.settings import auth_url, load_settings
@@ -198,6 +203,9 @@ def read(
 
     A refusal (401, 403, 404) prints one line and exits 1; an unreachable service exits 3.
     """
+    import urllib.error
+    import urllib.request
+
     if not base.startswith(("http://", "https://")):
         err.print(
             f"error: invalid setting PORTAL_MFA_{what.upper()}_URL: must be http(s): {shown(base)}",

@@ -24,13 +24,12 @@ from shared.db import apply_schema, open_pool, read_sql
 from shared.events import EVENT_TOPICS, now_utc
 from shared.http import probes
 from shared.http.hardening import harden
-from shared.http.path_params import ContactId, OrgId
+from shared.http.path_params import ContactId, MinPosition, OrgId
 from shared.http.problems import install_problem_handlers, problems
 from shared.kafka import new_producer, security_options
 from shared.login_rule.history import requirement_from_history
 from shared.observability.http import FASTAPI_TELEMETRY, observe
 from shared.projection import ProjectionConsumer
-from shared.read_your_writes import MinPosition
 from shared.readiness import database_problem, readiness
 from shared.settings import Settings
 from shared.signing_settings import trust_from
