@@ -23,7 +23,8 @@ ASSERTION_FIELD = "assertion"
 
 
 class Command(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # Built when first used (as the events are, shared.events): the CLI uses one command.
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     command_id: uuid.UUID = Field(default_factory=uuid.uuid4)
     org_id: str = Field(min_length=1, max_length=100)
@@ -100,7 +101,9 @@ PreferencesCommand = Annotated[
     EnableMfaPolicy | DisableMfaPolicy | SetPortalName,
     Field(discriminator="command_type"),
 ]
-PREFERENCES_COMMAND_ADAPTER: TypeAdapter[PreferencesCommand] = TypeAdapter(PreferencesCommand)
+PREFERENCES_COMMAND_ADAPTER: TypeAdapter[PreferencesCommand] = TypeAdapter(
+    PreferencesCommand, config=ConfigDict(defer_build=True)
+)
 
 
 # --- portal.contacts.commands (key: contact_id) --------------------------------------------
@@ -161,7 +164,9 @@ ContactsCommand = Annotated[
     | DeleteContact,
     Field(discriminator="command_type"),
 ]
-CONTACTS_COMMAND_ADAPTER: TypeAdapter[ContactsCommand] = TypeAdapter(ContactsCommand)
+CONTACTS_COMMAND_ADAPTER: TypeAdapter[ContactsCommand] = TypeAdapter(
+    ContactsCommand, config=ConfigDict(defer_build=True)
+)
 
 
 # --- replies --------------------------------------------------------------------------------
@@ -172,14 +177,14 @@ RejectionCode = Literal[
 
 
 class Rejection(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     code: RejectionCode
     message: str
 
 
 class CommandReply(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     command_id: uuid.UUID | None
     ok: bool

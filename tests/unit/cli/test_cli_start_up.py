@@ -32,7 +32,7 @@ HEAVY = (
 NOT_FOR_HELP = ("asyncio", "urllib.request", "rich.progress")
 # What an admin command over Kafka must still not load: the services' stack, PyJWT (the
 # CLI only mints, which shared.admin_identity does itself), the tracing SDK while nothing
-# exports spans.
+# exports spans, and the email validator (only `contacts add`'s model needs it).
 NOT_FOR_A_COMMAND = (
     "faststream",
     "asyncpg",
@@ -40,6 +40,7 @@ NOT_FOR_A_COMMAND = (
     "starlette",
     "opentelemetry.sdk",
     "jwt",
+    "email_validator",
 )
 
 _PROBE = """
