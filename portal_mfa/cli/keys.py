@@ -58,7 +58,7 @@ def rotate(
                 BarColumn(),
                 MofNCompleteColumn(),
                 TextColumn("{task.fields[failed]} failed"),
-                console=err,
+                console=err.console,
             ) as bar:
                 task = bar.add_task("rotate", total=total, failed=0)
 

@@ -32,7 +32,8 @@ HEAVY = (
 NOT_FOR_HELP = ("asyncio", "urllib.request", "rich.progress")
 # What an admin command over Kafka must still not load: the services' stack, PyJWT (the
 # CLI only mints, which shared.admin_identity does itself), the tracing SDK while nothing
-# exports spans, and the email validator (only `contacts add`'s model needs it).
+# exports spans, the email validator (only `contacts add`'s model needs it), and rich's
+# console (`--json` prints with `print`; portal_mfa.cli.console makes one when needed).
 NOT_FOR_A_COMMAND = (
     "faststream",
     "asyncpg",
@@ -41,6 +42,7 @@ NOT_FOR_A_COMMAND = (
     "opentelemetry.sdk",
     "jwt",
     "email_validator",
+    "rich.console",
 )
 
 _PROBE = """
@@ -128,6 +130,7 @@ def test_help_answers_without_the_heavy_modules(argv: list[str], tmp_path: Path)
 
 _COMMAND_PROBE = """
 import asyncio, json, sys
+import portal_mfa.cli.main
 from portal_mfa.admin_credentials import DevIssuer
 from portal_mfa.command_client import CommandClient
 from shared.admin_identity import AssertionIssuer
