@@ -15,7 +15,7 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, ClassVar, Generic, TypeVar
 
 import asyncpg
@@ -114,11 +114,20 @@ async def run_once(
     return CommandReply.rejected(command.command_id, "conflict", "too much contention; retry")
 
 
+# An hour past expiry: far beyond the verifier's 30 s leeway and any sane clock skew.
+SPENT_KEPT_FOR = timedelta(hours=1)
+
+
 async def _spend(conn: asyncpg.Connection, admin: AdminAssertion, command_id: uuid.UUID) -> bool:
     """Record the assertion's jti for this command; False if another command has it.
 
     A concurrent spend of the same jti waits on the primary key and then finds it taken.
+    Jtis whose assertions expired well past any verifier's leeway are forgotten here:
+    the verifier refuses those tokens on their expiry alone.
     """
+    await conn.execute(
+        "DELETE FROM spent_assertions WHERE expires_at < now() - $1::interval", SPENT_KEPT_FOR
+    )
     spent_by = await conn.fetchval(
         "INSERT INTO spent_assertions (jti, command_id, admin, expires_at)"
         " VALUES ($1, $2, $3, $4) ON CONFLICT (jti) DO NOTHING RETURNING command_id",

@@ -45,3 +45,5 @@ CREATE TABLE IF NOT EXISTS spent_assertions (
     expires_at timestamptz NOT NULL,
     spent_at   timestamptz NOT NULL DEFAULT now()
 );
+-- Each spend prunes the long-expired rows (shared/command_handling.py).
+CREATE INDEX IF NOT EXISTS spent_assertions_expiry ON spent_assertions (expires_at);

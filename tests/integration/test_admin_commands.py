@@ -237,3 +237,30 @@ async def test_an_operator_may_act_on_any_org(services: Services) -> None:
     reply = await services.preferences.execute(enable.signed(token).model_dump_json().encode())
     assert reply.ok
     assert await services.actors() == ["operator"]
+
+
+async def test_long_expired_assertions_are_forgotten_and_live_ones_kept(
+    services: Services,
+) -> None:
+    """The spent-assertion table does not grow for ever: a spend prunes what expired an
+    hour ago or more, and keeps what a verifier could still accept."""
+    now = datetime.now(UTC)
+    async with services.pool.acquire() as conn:
+        for jti, expires_at in (
+            ("long-gone", now - timedelta(hours=2)),
+            ("just-expired", now - timedelta(minutes=5)),
+            ("live", now + timedelta(minutes=5)),
+        ):
+            await conn.execute(
+                "INSERT INTO spent_assertions (jti, command_id, admin, expires_at)"
+                " VALUES ($1, $2, 'alice@acme', $3)",
+                jti,
+                uuid.uuid4(),
+                expires_at,
+            )
+    await add_contact(services)
+    async with services.pool.acquire() as conn:
+        kept = {r["jti"] for r in await conn.fetch("SELECT jti FROM spent_assertions")}
+    assert {"just-expired", "live"} <= kept
+    assert "long-gone" not in kept
+    assert len(kept) == 3  # the two kept and the command's own

@@ -7,6 +7,7 @@ No Docker engine runs the tests: the file is checked against the Compose specifi
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import subprocess
 import sys
@@ -357,3 +358,20 @@ def test_the_console_sends_as_its_principal_and_signs_as_the_admin(
 def test_the_two_frontends_seal_with_different_keys(compose: dict[str, Any]) -> None:
     keys = {compose[name]["environment"]["PORTAL_MFA_WEB_COOKIE_KEY"] for name in FRONTENDS}
     assert len(keys) == 2
+
+
+def test_auth_believes_the_portal_frontend_and_no_one_else_by_default(
+    document: dict[str, Any],
+) -> None:
+    """Without it every browser would share the frontend's one per-address login budget;
+    with the whole subnet trusted, any container could name any address."""
+    compose = document["services"]
+    default = compose["auth"]["environment"]["PORTAL_MFA_TRUSTED_PROXIES"]
+    match = re.fullmatch(r"\$\{PORTAL_MFA_TRUSTED_PROXIES:-(?P<cidrs>[^}]*)\}", default)
+    assert match, default
+    trusted = [ipaddress.ip_network(c) for c in match["cidrs"].split(",")]
+    portal = ipaddress.ip_address(compose["portal-web"]["networks"]["default"]["ipv4_address"])
+    subnet = ipaddress.ip_network(document["networks"]["default"]["ipam"]["config"][0]["subnet"])
+    assert portal in subnet
+    assert trusted == [ipaddress.ip_network(f"{portal}/32")]
+    assert not [name for name, svc in compose.items() if name != "portal-web" and "networks" in svc]
