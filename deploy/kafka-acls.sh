@@ -24,7 +24,7 @@ PARTITIONS=${PORTAL_MFA_KAFKA_PARTITIONS:-3}
 REPLICATION=${PORTAL_MFA_KAFKA_REPLICATION_FACTOR:-1}
 
 # The principals: User:portal-mfa-<name>; the consumer groups are the ones the code joins
-# (shared/command_service.py, services/auth/main.py, services/audit/main.py).
+# (shared/command_service.py, services/auth/main.py, services/audit/bootstrap.py).
 SERVICES=(preferences contacts auth audit console)
 
 fail() {

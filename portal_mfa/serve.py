@@ -6,15 +6,13 @@ import asyncio
 from collections.abc import Callable
 from importlib import import_module
 
-import uvicorn
 from fastapi import FastAPI
 
 from portal_mfa.infra.postgres import ensure_database
 from portal_mfa.infra.topics import check_event_retention, ensure_topics
 from shared.events import ADMIN_REPLIES, ALL_TOPICS, DEADLETTER, EVENT_TOPICS
+from shared.http.serving import configure, run
 from shared.kafka import security_options
-from shared.observability.logs import configure_logging, default_format
-from shared.observability.tracing import configure_tracing
 from shared.settings import Settings
 
 SERVICES = ("auth", "preferences", "contacts", "audit")
@@ -52,30 +50,9 @@ async def prepare(settings: Settings, service: str) -> str:
 
 
 def serve(settings: Settings, service: str) -> None:
-    configure_logging(
-        service, default_format(settings.profile, settings.log_format), settings.log_level
-    )
-    configure_tracing(service, settings.trace_dir)
+    configure(settings, service)
     database_url = asyncio.run(prepare(settings, service))
     create_app: Callable[[Settings, str], FastAPI] = import_module(
         f"services.{service}.main"
     ).create_app
-    uvicorn.run(
-        create_app(settings, database_url),
-        host=settings.host,
-        port=port_of(settings, service),
-        log_level="warning",
-        loop="uvloop",
-        # h11, not httptools: httptools answers a malformed header with a bare-text 400
-        # before the app can, and every error here is application/problem+json.
-        http="h11",
-        # One access-log line per request comes from shared.observability.http, and
-        # uvicorn's own lines go through the process's log format (no config of its own).
-        access_log=False,
-        # No `server: uvicorn` banner: it tells a scanner which exploits to try.
-        server_header=False,
-        log_config=None,
-        # Never uvicorn's own X-Forwarded-For handling (it believes loopback by default):
-        # auth reads the header itself, from PORTAL_MFA_TRUSTED_PROXIES only.
-        proxy_headers=False,
-    )
+    run(create_app(settings, database_url), settings, port_of(settings, service))

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -21,8 +20,9 @@ from fastapi.responses import RedirectResponse
 
 from frontends.admin_web.reads import AdminReads, ReadRefused, Unreachable
 from frontends.admin_web.session import AdminSession, forget, load, store
+from frontends.common.pages import Pages
 from frontends.common.sealed import sealer_from
-from frontends.common.web import csrf_ok, install_frame, templates_for
+from frontends.common.web import Answered, csrf_ok, frontend_app, templates_for
 from portal_mfa import dev_state
 from portal_mfa.admin_credentials import AdminCredentials
 from portal_mfa.command_client import CommandClient, NoAnswer
@@ -64,15 +64,7 @@ def create_app(settings: Settings) -> FastAPI:
         verifier_from(settings) if settings.admin_issuer_keys else None
     )
 
-    @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        yield
-        await reads.close()
-
-    app = FastAPI(
-        title="Admin console", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan
-    )
-    install_frame(app, HERE)
+    app = frontend_app("Admin console", HERE, on_stop=reads.close)
     # Request ids, the access log, the HTTP histogram, spans and /metrics, as the services;
     # not shared.http.hardening: these pages keep their own headers (frontends.common.web).
     observe(app, "console-web")
@@ -80,53 +72,42 @@ def create_app(settings: Settings) -> FastAPI:
     def dev_issuer() -> Any:
         return dev_state.issuer(settings.kafka_bootstrap) if settings.profile == "dev" else None
 
-    def page(
-        request: Request,
-        session: AdminSession | None,
-        template: str,
-        *,
-        status: int = 200,
-        **context: Any,
-    ) -> Response:
-        response = templates.TemplateResponse(
-            request,
-            template,
-            {
-                "product": PRODUCT,
-                "admin": session,
-                "csrf": session.csrf if session else "",
-                "notice": session.take_notice() if session else context.pop("notice", ""),
-                **context,
-            },
-            status_code=status,
-        )
+    def frame(session: AdminSession | None, context: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "product": PRODUCT,
+            "admin": session,
+            "csrf": session.csrf if session else "",
+            "notice": session.take_notice() if session else context.pop("notice", ""),
+        }
+
+    def keep(response: Response, session: AdminSession | None) -> None:
         if session is not None:
             store(response, sealer, session, secure=secure, now=int(time.time()))
-        return response
 
-    def go(session: AdminSession | None, where: str) -> Response:
-        response = RedirectResponse(where, status_code=303)
-        if session is not None:
-            store(response, sealer, session, secure=secure, now=int(time.time()))
-        return response
+    pages = Pages[AdminSession | None](templates, frame, keep)
+    page, go = pages.page, pages.go
 
-    def signed_in(request: Request, org: str) -> tuple[AdminSession, AdminCredentials] | Response:
+    def signed_in(request: Request, org: str) -> tuple[AdminSession, AdminCredentials]:
+        """The admin and their credentials, allowed to act on `org`; else Answered: sign in
+        (again), or not your org."""
         session = load(request, sealer)
         if session is None:
-            return RedirectResponse("/signin", status_code=303)
+            raise Answered(RedirectResponse("/signin", status_code=303))
         credentials = session.credentials(dev_issuer())
         if credentials is None:
             response = RedirectResponse("/signin", status_code=303)
             forget(response, secure=secure)
-            return response
+            raise Answered(response)
         if not session.may_act_on(org):
-            return page(
-                request,
-                session,
-                "message.html",
-                status=403,
-                title="Not your org",
-                error=f"You are signed in for org {session.org}, not {org}.",
+            raise Answered(
+                page(
+                    request,
+                    session,
+                    "message.html",
+                    status=403,
+                    title="Not your org",
+                    error=f"You are signed in for org {session.org}, not {org}.",
+                )
             )
         return session, credentials
 
@@ -175,6 +156,42 @@ def create_app(settings: Settings) -> FastAPI:
 
     def forged(request: Request, session: AdminSession, given: str) -> bool:
         return not csrf_ok(request, session.csrf, given)
+
+    async def carry_out(
+        request: Request,
+        org: str,
+        csrf: str,
+        order: Callable[[], Command],
+        *,
+        back: str,
+        expired: str,
+        failed: str,
+        failed_status: int = 502,
+    ) -> tuple[AdminSession, dict[str, Any]]:
+        """A form's command: signed in, its CSRF token checked, sent, answered.
+
+        Returns the session and the owning service's result; else Answered: sign in
+        (again), `expired` said on `back`, or the `failed` page saying why.
+        """
+        session, credentials = signed_in(request, org)
+        if forged(request, session, csrf):
+            session.notice = expired
+            raise Answered(go(session, back))
+        try:
+            result = await send(credentials, order())
+        except CommandFailed as exc:
+            raise Answered(
+                page(
+                    request,
+                    session,
+                    "message.html",
+                    status=failed_status,
+                    title=failed,
+                    error=str(exc),
+                    back=back,
+                )
+            ) from None
+        return session, result
 
     # --- sign in ----------------------------------------------------------------------------
 
@@ -312,10 +329,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.get("/orgs/{org_id}/settings/customer-portal")
     async def portal_settings(request: Request, org_id: OrgId) -> Response:
-        found = signed_in(request, org_id)
-        if isinstance(found, Response):
-            return found
-        return await settings_page(request, *found, org_id)
+        return await settings_page(request, *signed_in(request, org_id), org_id)
 
     @app.post("/orgs/{org_id}/settings/customer-portal")
     async def save_portal_settings(
@@ -325,10 +339,7 @@ def create_app(settings: Settings) -> FastAPI:
         csrf: Text = "",
         command: Text = "",
     ) -> Response:
-        found = signed_in(request, org_id)
-        if isinstance(found, Response):
-            return found
-        session, credentials = found
+        session, credentials = signed_in(request, org_id)
         if forged(request, session, csrf):
             return await settings_page(
                 request,
@@ -362,10 +373,7 @@ def create_app(settings: Settings) -> FastAPI:
             return page(
                 request, None, "message.html", status=404, title="Not found", error="No such page."
             )
-        found = signed_in(request, org_id)
-        if isinstance(found, Response):
-            return found
-        session, credentials = found
+        session, credentials = signed_in(request, org_id)
         kind = KIND_PAGES[kind_page]
         try:
             contacts = [c for c in await reads.contacts(credentials, org_id) if c["kind"] == kind]
@@ -401,35 +409,29 @@ def create_app(settings: Settings) -> FastAPI:
             return page(
                 request, None, "message.html", status=404, title="Not found", error="No such page."
             )
-        found = signed_in(request, org_id)
-        if isinstance(found, Response):
-            return found
-        session, credentials = found
-        if forged(request, session, csrf):
-            session.notice = "That form had expired; nothing was added."
-            return go(session, f"/orgs/{org_id}/{kind_page}")
-        try:
-            created = CreateContact(
-                org_id=org_id,
-                kind=KIND_PAGES[kind_page],
-                display_name=name.strip(),
-                email=email.strip(),
-                command_id=command_id(command),
-            )
-            result = await send(credentials, created)
-        except (CommandFailed, ValueError) as exc:
-            message = (
-                str(exc) if isinstance(exc, CommandFailed) else "Enter a name and a valid email."
-            )
-            return page(
-                request,
-                session,
-                "message.html",
-                status=400,
-                title="Not added",
-                error=message,
-                back=f"/orgs/{org_id}/{kind_page}",
-            )
+
+        def created() -> Command:
+            try:
+                return CreateContact(
+                    org_id=org_id,
+                    kind=KIND_PAGES[kind_page],
+                    display_name=name.strip(),
+                    email=email.strip(),
+                    command_id=command_id(command),
+                )
+            except ValueError:
+                raise CommandFailed("Enter a name and a valid email.") from None
+
+        session, result = await carry_out(
+            request,
+            org_id,
+            csrf,
+            created,
+            back=f"/orgs/{org_id}/{kind_page}",
+            expired="That form had expired; nothing was added.",
+            failed="Not added",
+            failed_status=400,
+        )
         session.notice = f"Added {name.strip()}."
         return go(session, f"/orgs/{org_id}/contacts/{result['contact_id']}")
 
@@ -437,10 +439,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.get("/orgs/{org_id}/contacts/{contact_id}")
     async def details(request: Request, org_id: OrgId, contact_id: ContactId) -> Response:
-        found = signed_in(request, org_id)
-        if isinstance(found, Response):
-            return found
-        session, credentials = found
+        session, credentials = signed_in(request, org_id)
         try:
             contact = await reads.contact(credentials, org_id, contact_id)
             requirement = await reads.requirement(credentials, org_id, contact_id)
@@ -474,10 +473,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.get("/orgs/{org_id}/contacts/{contact_id}/reset-mfa")
     async def reset_form(request: Request, org_id: OrgId, contact_id: ContactId) -> Response:
-        found = signed_in(request, org_id)
-        if isinstance(found, Response):
-            return found
-        session, credentials = found
+        session, credentials = signed_in(request, org_id)
         try:
             contact = await reads.contact(credentials, org_id, contact_id)
         except (ReadRefused, Unreachable) as exc:
@@ -501,34 +497,21 @@ def create_app(settings: Settings) -> FastAPI:
         csrf: Text = "",
         command: Text = "",
     ) -> Response:
-        found = signed_in(request, org_id)
-        if isinstance(found, Response):
-            return found
-        session, credentials = found
         back = f"/orgs/{org_id}/contacts/{contact_id}"
-        if forged(request, session, csrf):
-            session.notice = "That form had expired; nothing was reset."
-            return go(session, back)
-        try:
-            result = await send(
-                credentials,
-                ResetPortalMfa(
-                    org_id=org_id,
-                    contact_id=contact_id,
-                    reason=reason.strip(),
-                    command_id=command_id(command),
-                ),
-            )
-        except CommandFailed as exc:
-            return page(
-                request,
-                session,
-                "message.html",
-                status=502,
-                title="Not reset",
-                error=str(exc),
-                back=back,
-            )
+        session, result = await carry_out(
+            request,
+            org_id,
+            csrf,
+            lambda: ResetPortalMfa(
+                org_id=org_id,
+                contact_id=contact_id,
+                reason=reason.strip(),
+                command_id=command_id(command),
+            ),
+            back=back,
+            expired="That form had expired; nothing was reset.",
+            failed="Not reset",
+        )
         session.notice = (
             "Portal MFA was reset: they will configure MFA again at their next sign-in"
             f" (MFA epoch {result['mfa_epoch']})."
@@ -543,35 +526,20 @@ def create_app(settings: Settings) -> FastAPI:
         csrf: Text = "",
         command: Text = "",
     ) -> Response:
-        found = signed_in(request, org_id)
-        if isinstance(found, Response):
-            return found
-        session, credentials = found
         back = f"/orgs/{org_id}/contacts/{contact_id}"
-        if forged(request, session, csrf):
-            session.notice = "That form had expired; nothing was changed."
-            return go(session, back)
         # Made here, shown once, only its hash sent: the token never crosses Kafka.
         token = new_token()
-        try:
-            result = await send(
-                credentials,
-                GrantPortalAccess(
-                    org_id=org_id,
-                    contact_id=contact_id,
-                    invitation_hash=hash_token(token),
-                ),
-            )
-        except CommandFailed as exc:
-            return page(
-                request,
-                session,
-                "message.html",
-                status=502,
-                title="Not invited",
-                error=str(exc),
-                back=back,
-            )
+        session, result = await carry_out(
+            request,
+            org_id,
+            csrf,
+            lambda: GrantPortalAccess(
+                org_id=org_id, contact_id=contact_id, invitation_hash=hash_token(token)
+            ),
+            back=back,
+            expired="That form had expired; nothing was changed.",
+            failed="Not invited",
+        )
         link = f"{portal_web_url(settings)}/portals/{org_id}/invitation?token={token}"
         return page(
             request,
@@ -594,31 +562,18 @@ def create_app(settings: Settings) -> FastAPI:
         csrf: Text = "",
         command: Text = "",
     ) -> Response:
-        found = signed_in(request, org_id)
-        if isinstance(found, Response):
-            return found
-        session, credentials = found
         back = f"/orgs/{org_id}/contacts/{contact_id}"
-        if forged(request, session, csrf):
-            session.notice = "That form had expired; nothing was changed."
-            return go(session, back)
-        try:
-            await send(
-                credentials,
-                RevokePortalAccess(
-                    org_id=org_id, contact_id=contact_id, command_id=command_id(command)
-                ),
-            )
-        except CommandFailed as exc:
-            return page(
-                request,
-                session,
-                "message.html",
-                status=502,
-                title="Not revoked",
-                error=str(exc),
-                back=back,
-            )
+        session, _ = await carry_out(
+            request,
+            org_id,
+            csrf,
+            lambda: RevokePortalAccess(
+                org_id=org_id, contact_id=contact_id, command_id=command_id(command)
+            ),
+            back=back,
+            expired="That form had expired; nothing was changed.",
+            failed="Not revoked",
+        )
         session.notice = "Portal access revoked: their sign-in and sessions stop working."
         return go(session, back)
 

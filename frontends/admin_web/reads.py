@@ -91,14 +91,12 @@ class AdminReads:
     async def contact(
         self, credentials: AdminCredentials, org: str, contact_id: str
     ) -> dict[str, Any]:
-        path = f"/v1/orgs/{_q(org)}/contacts/{_q(contact_id)}"
-        return await self._get("contacts", path, credentials, org)
+        return await self._of_contact("contacts", "", credentials, org, contact_id)
 
     async def requirement(
         self, credentials: AdminCredentials, org: str, contact_id: str
     ) -> dict[str, Any]:
-        path = f"/v1/orgs/{_q(org)}/contacts/{_q(contact_id)}/login-requirement"
-        return await self._get("auth", path, credentials, org)
+        return await self._of_contact("auth", "/login-requirement", credentials, org, contact_id)
 
     async def requirements(
         self, credentials: AdminCredentials, org: str, contact_ids: list[str]
@@ -119,8 +117,14 @@ class AdminReads:
     async def explain(
         self, credentials: AdminCredentials, org: str, contact_id: str
     ) -> dict[str, Any]:
-        path = f"/v1/orgs/{_q(org)}/contacts/{_q(contact_id)}/explain"
-        return await self._get("audit", path, credentials, org)
+        return await self._of_contact("audit", "/explain", credentials, org, contact_id)
+
+    async def _of_contact(
+        self, service: str, what: str, credentials: AdminCredentials, org: str, contact_id: str
+    ) -> dict[str, Any]:
+        """`service`'s answer about one contact (`what` after its path)."""
+        path = f"/v1/orgs/{_q(org)}/contacts/{_q(contact_id)}{what}"
+        return await self._get(service, path, credentials, org)
 
     async def events(
         self, credentials: AdminCredentials, org: str, **filters: str

@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import hmac
 import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.datastructures import MutableHeaders
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
+
+from shared.http.hardening import headers_on_every_answer
 
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -48,19 +52,43 @@ def when(value: object) -> str:
     return f"{text[:10]} {text[11:19]} UTC"
 
 
+class Answered(Exception):
+    """A page's precondition has decided the answer already (sign in first, a form that
+    expired, a command refused): raised by the helper that found it, answered as it is."""
+
+    def __init__(self, response: Response) -> None:
+        super().__init__()
+        self.response = response
+
+
+async def _answer(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, Answered)
+    return exc.response
+
+
+def frontend_app(title: str, folder: Path, *, on_stop: Callable[[], Awaitable[None]]) -> FastAPI:
+    """A frontend's app in its frame: pages only (no API docs), its own static files and the
+    shared ones; `on_stop` closes its clients of the services at shutdown."""
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        await on_stop()
+
+    app = FastAPI(title=title, docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
+    install_frame(app, folder)
+    return app
+
+
 def install_frame(app: FastAPI, folder: Path) -> None:
+    app.add_exception_handler(Answered, _answer)
     if (folder / "static").is_dir():
         app.mount("/static", StaticFiles(directory=folder / "static"), name="static")
     app.mount("/common", StaticFiles(directory=COMMON / "static"), name="common")
 
     # Outermost, around observe()'s middleware too, so every answer carries the headers:
     # a 500 that the request observation writes for an unexpected exception included.
-    build = app.build_middleware_stack
-
-    def build_framed() -> ASGIApp:
-        return FrameHeaders(build())
-
-    app.build_middleware_stack = build_framed  # type: ignore[method-assign]
+    headers_on_every_answer(app, _page_headers)
 
     @app.get("/healthz", include_in_schema=False)
     async def _healthz() -> dict[str, str]:
@@ -73,29 +101,13 @@ def install_frame(app: FastAPI, folder: Path) -> None:
         return {"status": "ready"}
 
 
-class FrameHeaders:
-    """The pages' headers on every HTTP answer; a header a route set itself is kept."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        cached = str(scope.get("path", "")).startswith(("/static/", "/common/"))
-
-        async def send_framed(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                for name, value in SECURITY_HEADERS.items():
-                    headers.setdefault(name, value)
-                if not cached:
-                    # Pages show who is signed in, codes, keys: no page is kept by any cache.
-                    headers["Cache-Control"] = NO_STORE
-            await send(message)
-
-        await self.app(scope, receive, send_framed)
+def _page_headers(scope: Scope, headers: MutableHeaders) -> None:
+    """The pages' headers; a header a route set itself is kept."""
+    for name, value in SECURITY_HEADERS.items():
+        headers.setdefault(name, value)
+    if not str(scope.get("path", "")).startswith(("/static/", "/common/")):
+        # Pages show who is signed in, codes, keys: no page is kept by any cache.
+        headers["Cache-Control"] = NO_STORE
 
 
 def new_csrf() -> str:

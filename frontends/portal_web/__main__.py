@@ -1,7 +1,7 @@
 """`python -m frontends.portal_web`: the portal on PORTAL_MFA_PORTAL_WEB_PORT (8080)."""
 
-from frontends.common.serve import configure, run
 from frontends.portal_web.app import create_app
+from shared.http.serving import configure, run
 from shared.settings import load_settings
 
 settings = load_settings()

@@ -9,16 +9,16 @@ Every step is a call to auth's HTTP API; this app decides nothing about who may 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import FastAPI, Form, Request, Response
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.responses import HTMLResponse
 
+from frontends.common.pages import Pages
 from frontends.common.sealed import sealer_from
-from frontends.common.web import csrf_ok, install_frame, templates_for
+from frontends.common.web import Answered, csrf_ok, frontend_app, templates_for
 from frontends.portal_web import messages
 from frontends.portal_web.auth_api import AuthApi, Refused, Unreachable, forwarding
 from frontends.portal_web.session import PortalSession, load, store
@@ -37,15 +37,7 @@ def create_app(settings: Settings) -> FastAPI:
     templates = templates_for(HERE)
     api = AuthApi(auth_url(settings))
 
-    @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        yield
-        await api.close()
-
-    app = FastAPI(
-        title="Portal", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan
-    )
-    install_frame(app, HERE)
+    app = frontend_app("Portal", HERE, on_stop=api.close)
 
     @app.middleware("http")
     async def _forward_client(
@@ -58,45 +50,50 @@ def create_app(settings: Settings) -> FastAPI:
     # not shared.http.hardening: these pages keep their own headers (frontends.common.web).
     observe(app, "portal-web")
 
-    def page(
-        request: Request,
-        session: PortalSession,
-        template: str,
-        *,
-        status: int = 200,
-        **context: Any,
-    ) -> Response:
-        response = templates.TemplateResponse(
-            request,
-            template,
-            {
-                "product": PRODUCT,
-                "org": session.org,
-                "csrf": session.csrf,
-                "notice": session.take_notice(),
-                **context,
-            },
-            status_code=status,
-        )
+    def frame(session: PortalSession, _: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "product": PRODUCT,
+            "org": session.org,
+            "csrf": session.csrf,
+            "notice": session.take_notice(),
+        }
+
+    def keep(response: Response, session: PortalSession) -> None:
         store(response, sealer, session, secure=secure)
-        return response
+
+    pages = Pages[PortalSession](templates, frame, keep)
+    page = pages.page
 
     def go(session: PortalSession, where: str) -> Response:
-        response = RedirectResponse(f"/portals/{session.org}{where}", status_code=303)
-        store(response, sealer, session, secure=secure)
-        return response
+        """To `where` in this org's portal."""
+        return pages.go(session, f"/portals/{session.org}{where}")
 
     def restart(session: PortalSession, notice: str) -> Response:
         session.restart(notice)
         return go(session, "/login")
 
-    def forged(request: Request, session: PortalSession, given: str) -> bool:
-        return not csrf_ok(request, session.csrf, given)
+    def unforged(request: Request, session: PortalSession, given: str) -> None:
+        """A form without this session's token (stale tab, or another site): nothing done."""
+        if not csrf_ok(request, session.csrf, given):
+            session.notice = "That form had expired. Please try again."
+            where = "/login" if session.stage == "anonymous" else _home_of(session)
+            raise Answered(go(session, where))
 
-    def resend(session: PortalSession) -> Response:
-        # A form without this session's token (stale tab, or another site): nothing done.
-        session.notice = "That form had expired. Please try again."
-        return go(session, "/login" if session.stage == "anonymous" else _home_of(session))
+    def failed_page(
+        request: Request,
+        session: PortalSession,
+        failed: Refused | Unreachable,
+        template: str,
+        step: str,
+        **context: Any,
+    ) -> Response:
+        """The step's page again, saying why auth did not do it, or could not be asked."""
+        if isinstance(failed, Unreachable):
+            return page(
+                request, session, template, status=503, error=messages.UNREACHABLE, **context
+            )
+        error = messages.explain(failed, step=step)
+        return page(request, session, template, status=failed.status, error=error, **context)
 
     @app.get("/", response_class=HTMLResponse)
     async def index(request: Request) -> Response:
@@ -122,29 +119,12 @@ def create_app(settings: Settings) -> FastAPI:
         csrf: Text = "",
     ) -> Response:
         session = load(request, sealer, org_id)
-        if forged(request, session, csrf):
-            return resend(session)
+        unforged(request, session, csrf)
         try:
             answer = await api.login(org_id, email.strip(), password)
-        except Refused as refused:
-            return page(
-                request,
-                session,
-                "login.html",
-                status=refused.status,
-                title="Sign in",
-                email=email,
-                error=messages.explain(refused, step="login"),
-            )
-        except Unreachable:
-            return page(
-                request,
-                session,
-                "login.html",
-                status=503,
-                title="Sign in",
-                email=email,
-                error=messages.UNREACHABLE,
+        except (Refused, Unreachable) as failed:
+            return failed_page(
+                request, session, failed, "login.html", "login", title="Sign in", email=email
             )
         session.email = email.strip()
         if answer["status"] == "mfa_enrollment_required":
@@ -162,70 +142,48 @@ def create_app(settings: Settings) -> FastAPI:
 
     # --- enrollment: Configure, QR / key, Next, Verify, backup codes, Enable MFA -------------
 
-    def enrolling(request: Request, org_id: str) -> PortalSession | Response:
+    def enrolling(request: Request, org_id: str) -> PortalSession:
         session = load(request, sealer, org_id)
         if session.stage != "enroll":
             if session.stage == "anonymous":
-                return restart(session, messages.EXPIRED)
-            return go(session, _home_of(session))
+                raise Answered(restart(session, messages.EXPIRED))
+            raise Answered(go(session, _home_of(session)))
         return session
 
-    async def refused_step(
+    def enrollment_failed(
         request: Request,
         session: PortalSession,
-        refused: Refused,
+        failed: Refused | Unreachable,
         template: str,
-        step: str,
         **context: Any,
     ) -> Response:
-        message = messages.explain(refused, step=step)
-        if refused.kind in messages.EXPIRED_KINDS:
-            return restart(session, message)
-        if refused.kind == "enrollment-not-started":
-            return go(session, "/mfa/enable")
-        return page(request, session, template, status=refused.status, error=message, **context)
+        if isinstance(failed, Refused):
+            if failed.kind in messages.EXPIRED_KINDS:
+                return restart(session, messages.explain(failed, step="verify"))
+            if failed.kind == "enrollment-not-started":
+                return go(session, "/mfa/enable")
+        return failed_page(request, session, failed, template, "verify", **context)
 
     @app.get("/portals/{org_id}/mfa/enable")
     async def enable_intro(request: Request, org_id: OrgId) -> Response:
         session = enrolling(request, org_id)
-        if isinstance(session, Response):
-            return session
         return page(request, session, "enable.html", title="Enable MFA for your account")
 
     @app.post("/portals/{org_id}/mfa/configure")
     async def configure(request: Request, org_id: OrgId, csrf: Text = "") -> Response:
         session = enrolling(request, org_id)
-        if isinstance(session, Response):
-            return session
-        if forged(request, session, csrf):
-            return resend(session)
+        unforged(request, session, csrf)
         return go(session, "/mfa/scan")
 
     @app.get("/portals/{org_id}/mfa/scan")
     async def scan(request: Request, org_id: OrgId) -> Response:
         session = enrolling(request, org_id)
-        if isinstance(session, Response):
-            return session
         try:
             # Asked again on a reload: auth answers with the same key, so a scan still holds.
             started = await api.start_enrollment(session.token)
-        except Refused as refused:
-            return await refused_step(
-                request,
-                session,
-                refused,
-                "enable.html",
-                "verify",
-                title="Enable MFA for your account",
-            )
-        except Unreachable:
-            return page(
-                request,
-                session,
-                "enable.html",
-                status=503,
-                title="Enable MFA for your account",
-                error=messages.UNREACHABLE,
+        except (Refused, Unreachable) as failed:
+            return enrollment_failed(
+                request, session, failed, "enable.html", title="Enable MFA for your account"
             )
         return page(
             request,
@@ -242,31 +200,17 @@ def create_app(settings: Settings) -> FastAPI:
     @app.get("/portals/{org_id}/mfa/verify")
     async def verify_form(request: Request, org_id: OrgId) -> Response:
         session = enrolling(request, org_id)
-        if isinstance(session, Response):
-            return session
         return page(request, session, "verify.html", title="Enter the code")
 
     @app.post("/portals/{org_id}/mfa/verify")
     async def verify(request: Request, org_id: OrgId, otp: Text = "", csrf: Text = "") -> Response:
         session = enrolling(request, org_id)
-        if isinstance(session, Response):
-            return session
-        if forged(request, session, csrf):
-            return resend(session)
+        unforged(request, session, csrf)
         try:
             codes = await api.verify_enrollment(session.token, _code(otp))
-        except Refused as refused:
-            return await refused_step(
-                request, session, refused, "verify.html", "verify", title="Enter the code"
-            )
-        except Unreachable:
-            return page(
-                request,
-                session,
-                "verify.html",
-                status=503,
-                title="Enter the code",
-                error=messages.UNREACHABLE,
+        except (Refused, Unreachable) as failed:
+            return enrollment_failed(
+                request, session, failed, "verify.html", title="Enter the code"
             )
         session.verified = True
         # Shown in this answer only: never stored, never shown again (a new Verify issues
@@ -283,10 +227,7 @@ def create_app(settings: Settings) -> FastAPI:
         csrf: Text = "",
     ) -> Response:
         session = enrolling(request, org_id)
-        if isinstance(session, Response):
-            return session
-        if forged(request, session, csrf):
-            return resend(session)
+        unforged(request, session, csrf)
         if saved != "yes":
             # The codes are not kept anywhere to show again: a fresh Verify issues new ones.
             return page(
@@ -300,18 +241,9 @@ def create_app(settings: Settings) -> FastAPI:
             )
         try:
             answer = await api.enable_enrollment(session.token)
-        except Refused as refused:
-            return await refused_step(
-                request, session, refused, "verify.html", "verify", title="Enter the code"
-            )
-        except Unreachable:
-            return page(
-                request,
-                session,
-                "verify.html",
-                status=503,
-                title="Enter the code",
-                error=messages.UNREACHABLE,
+        except (Refused, Unreachable) as failed:
+            return enrollment_failed(
+                request, session, failed, "verify.html", title="Enter the code"
             )
         session.stage, session.token, session.verified = "signed_in", answer["session_token"], False
         session.notice = "MFA is enabled. From now on, sign in with a code from your app."
@@ -347,34 +279,23 @@ def create_app(settings: Settings) -> FastAPI:
         session = load(request, sealer, org_id)
         if session.stage != "challenge":
             return restart(session, messages.EXPIRED)
-        if forged(request, session, csrf):
-            return resend(session)
+        unforged(request, session, csrf)
         backup = bool(backup_code.strip())
         factor = {"backup_code": backup_code.strip()} if backup else {"otp": _code(otp)}
         try:
             answer = await api.challenge(session.token, **factor)
-        except Refused as refused:
-            message = messages.explain(refused, step="backup" if backup else "challenge")
-            if refused.kind in messages.EXPIRED_KINDS:
-                return restart(session, message)
-            return page(
+        except (Refused, Unreachable) as failed:
+            step = "backup" if backup else "challenge"
+            if isinstance(failed, Refused) and failed.kind in messages.EXPIRED_KINDS:
+                return restart(session, messages.explain(failed, step=step))
+            return failed_page(
                 request,
                 session,
+                failed,
                 "challenge.html",
-                status=refused.status,
+                step,
                 title="Enter your code",
                 backup=backup,
-                error=message,
-            )
-        except Unreachable:
-            return page(
-                request,
-                session,
-                "challenge.html",
-                status=503,
-                title="Enter your code",
-                backup=backup,
-                error=messages.UNREACHABLE,
             )
         session.stage, session.token = "signed_in", answer["session_token"]
         remaining = answer.get("backup_codes_remaining")
@@ -395,37 +316,25 @@ def create_app(settings: Settings) -> FastAPI:
             )
         try:
             who = await api.session(session.token)
-        except Refused as refused:
-            if refused.status == 401:
+        except (Refused, Unreachable) as failed:
+            if isinstance(failed, Refused) and failed.status == 401:
                 return restart(session, "Your session has ended. Sign in again.")
-            return page(
+            return failed_page(
                 request,
                 session,
+                failed,
                 "home.html",
-                status=refused.status,
+                "session",
                 title="Signed in",
                 who=None,
                 email=session.email,
-                error=messages.explain(refused, step="session"),
-            )
-        except Unreachable:
-            return page(
-                request,
-                session,
-                "home.html",
-                status=503,
-                title="Signed in",
-                who=None,
-                email=session.email,
-                error=messages.UNREACHABLE,
             )
         return page(request, session, "home.html", title="Signed in", who=who, email=session.email)
 
     @app.post("/portals/{org_id}/logout")
     async def logout(request: Request, org_id: OrgId, csrf: Text = "") -> Response:
         session = load(request, sealer, org_id)
-        if forged(request, session, csrf):
-            return resend(session)
+        unforged(request, session, csrf)
         if session.stage == "signed_in":
             # The cookie goes anyway; auth's session expires on its own if this fails.
             with contextlib.suppress(Refused, Unreachable):
@@ -451,8 +360,7 @@ def create_app(settings: Settings) -> FastAPI:
         csrf: Text = "",
     ) -> Response:
         session = load(request, sealer, org_id)
-        if forged(request, session, csrf):
-            return resend(session)
+        unforged(request, session, csrf)
         error = ""
         if len(password) < 8:
             error = "Choose a password of at least 8 characters."

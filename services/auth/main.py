@@ -22,10 +22,10 @@ from shared.db import EVENTSTORE_SQL, apply_schema, open_pool, read_sql
 from shared.events import now_utc
 from shared.http.client_address import parse_proxies
 from shared.http.hardening import harden
-from shared.kafka import new_producer, security_options
+from shared.kafka import new_producer
 from shared.observability.http import FASTAPI_TELEMETRY, observe
 from shared.outbox import OutboxRelay
-from shared.projection import ProjectionConsumer
+from shared.service_projection import projection_consumer_from
 from shared.settings import Settings, SettingsError
 from shared.signing_settings import signer_from, trust_from
 
@@ -61,18 +61,15 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
             await projection.create(conn)
         producer = new_producer(settings)
         await producer.start()
-        consumer = ProjectionConsumer(
-            bootstrap=settings.kafka_bootstrap,
+        consumer = projection_consumer_from(
+            settings,
+            "auth",
+            group_id=PROJECTION_GROUP,
             topics=TOPICS,
             pool=pool,
             projection=AuthProjection(projection),
             deadletter=producer,
             trust=trust,
-            group_id=PROJECTION_GROUP,
-            group_instance_id=settings.group_instance_id("auth"),
-            batch_size=settings.projection_batch_size,
-            fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
-            security=security_options(settings),
             shared_lock=SWAP_LOCK,
             registry=app.state.metrics,
         )

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
+from collections.abc import Callable
 from importlib.resources import files
 from typing import Final
 
@@ -37,36 +38,49 @@ _INLINE_SCRIPT = re.compile(r"<script>(.*?)</script>", re.DOTALL)
 def harden(app: FastAPI) -> None:
     """Install the headers and the local docs page on an app built with FastAPI defaults."""
     _serve_docs_locally(app)
+    headers_on_every_answer(app, _api_headers)
+
+
+def _api_headers(_: Scope, headers: MutableHeaders) -> None:
+    for name, value in _ALWAYS:
+        headers[name] = value
+    for name, value in _DEFAULTS:
+        headers.setdefault(name, value)
+
+
+# Given the request's scope, sets the answer's headers.
+HeaderRule = Callable[[Scope, MutableHeaders], None]
+
+
+def headers_on_every_answer(app: FastAPI, rule: HeaderRule) -> None:
+    """Every HTTP answer of `app` gets its headers from `rule`, even a 500: the middleware
+    goes outermost, around Starlette's own error middleware (and any other)."""
     build = app.build_middleware_stack
 
-    # Outermost, around Starlette's own error middleware, so even a 500 carries the headers.
-    def build_hardened() -> ASGIApp:
-        return SecurityHeaders(build())
+    def build_with_headers() -> ASGIApp:
+        return AnswerHeaders(build(), rule)
 
-    app.build_middleware_stack = build_hardened  # type: ignore[method-assign]
+    app.build_middleware_stack = build_with_headers  # type: ignore[method-assign]
 
 
-class SecurityHeaders:
-    """Adds the headers to every HTTP answer; a header the route set itself is kept."""
+class AnswerHeaders:
+    """Sets headers on every HTTP answer as its rule says (the rule may keep a route's own)."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, rule: HeaderRule) -> None:
         self.app = app
+        self.rule = rule
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
 
-        async def send_hardened(message: Message) -> None:
+        async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                for name, value in _ALWAYS:
-                    headers[name] = value
-                for name, value in _DEFAULTS:
-                    headers.setdefault(name, value)
+                self.rule(scope, MutableHeaders(scope=message))
             await send(message)
 
-        await self.app(scope, receive, send_hardened)
+        await self.app(scope, receive, send_with_headers)
 
 
 def _serve_docs_locally(app: FastAPI) -> None:

@@ -8,20 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from shared.events import (
-    ContactCreated,
-    ContactDeleted,
-    ContactUnlocked,
-    Event,
-    MfaEnrolled,
-    MfaEnrollmentInvalidated,
-    MfaPolicyDisabled,
-    MfaPolicyEnabled,
-    MfaReset,
-    PortalAccessGranted,
-    PortalAccessRevoked,
-    PortalNameSet,
-)
+from shared.events import Event, MfaEnrolled, MfaEnrollmentInvalidated
 from shared.login_rule.gapless import in_order
 from shared.login_rule.login_requirement import (
     ActiveEnrollment,
@@ -43,24 +30,21 @@ def requirement_from_history(
     for event in events:
         if event.org_id != org_id:
             continue
-        match event:
-            case MfaPolicyEnabled() | MfaPolicyDisabled() | PortalNameSet():
-                policy_step = in_order(policy.version, policy_held, [event])
-                for policy_event in policy_step.applicable:
-                    policy = policy.evolve(policy_event)
-                policy_held = policy_step.held
-            case (
-                ContactCreated()
-                | PortalAccessGranted()
-                | PortalAccessRevoked()
-                | MfaReset()
-                | ContactDeleted()
-                | ContactUnlocked()
-            ) if event.aggregate_id == contact_id:
+        # The policy's and the contact's events are the ones the projection folds.
+        if isinstance(event, PolicyEvent):
+            policy_step = in_order(policy.version, policy_held, [event])
+            for policy_event in policy_step.applicable:
+                policy = policy.evolve(policy_event)
+            policy_held = policy_step.held
+            continue
+        if isinstance(event, ContactEvent):
+            if event.aggregate_id == contact_id:
                 contact_step = in_order(contact.version if contact else 0, contact_held, [event])
                 for applied in contact_step.applicable:
                     contact = (contact or ProjectedContact(contact_id, org_id)).evolve(applied)
                 contact_held = contact_step.held
+            continue
+        match event:
             case MfaEnrolled(payload=p) if event.aggregate_id == contact_id:
                 enrollment = ActiveEnrollment(p.enrollment_id, p.mfa_epoch, event.event_id)
             case MfaEnrollmentInvalidated(payload=p) if event.aggregate_id == contact_id:

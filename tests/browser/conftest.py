@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
-from tests.e2e.conftest import RunningStack, start_stack
+from tests.dev_stack import RunningStack, stack_running
 from tests.e2e.portal_client import Portal
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -40,11 +41,8 @@ STEP_TIMEOUT_MS = 15_000
 @pytest.fixture(scope="package")
 def stack() -> Iterator[RunningStack]:
     """One dev stack (services and both frontends) for the browser tests."""
-    running = start_stack()
-    try:
+    with stack_running() as running:
         yield running
-    finally:
-        running.stop()
 
 
 @pytest.fixture(scope="package")
@@ -130,6 +128,5 @@ def web(browser: Browser, stack: RunningStack) -> Iterator[Web]:
 @pytest.fixture
 def portal(stack: RunningStack) -> Iterator[Portal]:
     """A fresh org of its own; its admin acts through the CLI where a test sets it up."""
-    running = Portal(stack)
-    yield running
-    running.close()
+    with closing(Portal(stack)) as running:
+        yield running

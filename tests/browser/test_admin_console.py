@@ -21,7 +21,7 @@ from tests.browser.steps import (
     sign_in,
     sign_out,
 )
-from tests.e2e.conftest import RunningStack
+from tests.dev_stack import RunningStack
 from tests.e2e.portal_client import Portal
 
 pytestmark = pytest.mark.browser

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 import httpx
 import pyotp
 
-from tests.e2e.conftest import RunningStack
+from tests.dev_stack import RunningStack
 
 PROBLEM_JSON = "application/problem+json"
 PROBLEM_BASE = "https://portal-mfa.dev/problems/"

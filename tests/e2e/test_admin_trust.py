@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from shared.admin_identity import AssertionIssuer
 from shared.commands import ResetPortalMfa
 from shared.events import ADMIN_REPLIES, CONTACTS_COMMANDS, CONTACTS_EVENTS
-from tests.e2e.conftest import RunningStack
+from tests.dev_stack import RunningStack
 from tests.e2e.portal_client import PROBLEM_BASE, Portal, assert_problem, new_email, wait_until
 
 pytestmark = pytest.mark.e2e

@@ -19,7 +19,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from shared.events import EVENT_TOPICS
-from tests.e2e.conftest import RunningStack
+from tests.dev_stack import RunningStack
 
 pytestmark = pytest.mark.e2e
 

@@ -17,7 +17,7 @@ import pytest
 
 from portal_mfa.cli.exit_codes import BAD_INPUT, BAD_SETTING, REJECTED, UNREACHABLE
 from portal_mfa.dev_process import free_port
-from tests.e2e.conftest import RunningStack, start_stack
+from tests.dev_stack import RunningStack, stack_running
 
 pytestmark = pytest.mark.e2e
 
@@ -35,11 +35,8 @@ def state_dir() -> Iterator[Path]:
 
 @pytest.fixture(scope="module")
 def own_stack(state_dir: Path) -> Iterator[RunningStack]:
-    running = start_stack({"TMPDIR": str(state_dir), "PORTAL_MFA_DEV_SEED": "0"})
-    try:
+    with stack_running({"TMPDIR": str(state_dir), "PORTAL_MFA_DEV_SEED": "0"}) as running:
         yield running
-    finally:
-        running.stop()
 
 
 def bare_cli(state_dir: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:

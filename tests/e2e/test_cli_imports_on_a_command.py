@@ -12,7 +12,7 @@ import uuid
 
 import pytest
 
-from tests.e2e.conftest import RunningStack
+from tests.dev_stack import RunningStack
 
 pytestmark = pytest.mark.e2e
 

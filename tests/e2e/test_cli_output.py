@@ -8,7 +8,7 @@ from subprocess import CompletedProcess
 
 import pytest
 
-from tests.e2e.conftest import RunningStack
+from tests.dev_stack import RunningStack
 from tests.e2e.portal_client import new_email, new_org, wait_until
 
 pytestmark = pytest.mark.e2e

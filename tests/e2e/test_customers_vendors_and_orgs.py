@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pyotp
 import pytest
 
-from tests.e2e.conftest import RunningStack
+from tests.dev_stack import RunningStack
 from tests.e2e.portal_client import (
     ENABLE,
     START,

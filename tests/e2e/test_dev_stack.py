@@ -14,7 +14,7 @@ import psutil
 import pytest
 
 from portal_mfa import dev_state
-from tests.e2e.conftest import RunningStack, start_stack
+from tests.dev_stack import RunningStack, start_stack
 
 pytestmark = pytest.mark.e2e
 

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from services.auth.domain.lockout import PER_CLIENT_ADDRESS
-from tests.e2e.conftest import RunningStack, start_stack
+from tests.dev_stack import RunningStack, stack_running
 from tests.e2e.portal_client import assert_problem, new_email, new_org
 
 pytestmark = pytest.mark.e2e
@@ -22,11 +22,8 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture(scope="module")
 def default_stack() -> Iterator[RunningStack]:
-    running = start_stack({"PORTAL_MFA_DEV_SEED": "0"})
-    try:
+    with stack_running({"PORTAL_MFA_DEV_SEED": "0"}) as running:
         yield running
-    finally:
-        running.stop()
 
 
 def spoofed() -> dict[str, str]:

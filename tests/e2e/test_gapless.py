@@ -19,7 +19,7 @@ from aiokafka import AIOKafkaProducer
 
 from portal_mfa.seed import DEMO_EMAIL, DEMO_ORG, DEMO_PASSWORD
 from shared.events import PREFERENCES_EVENTS, Cause, Empty, MfaPolicyDisabled, now_utc
-from tests.e2e.conftest import RunningStack
+from tests.dev_stack import RunningStack
 
 pytestmark = pytest.mark.e2e
 

@@ -14,7 +14,7 @@ import pytest
 
 from portal_mfa.cli.exit_codes import BAD_SETTING
 from services.auth.domain.secret_box import SecretBox
-from tests.e2e.conftest import RunningStack, start_stack
+from tests.dev_stack import RunningStack, stack_running
 from tests.e2e.portal_client import Portal
 from tests.e2e.test_secrets_at_rest import auth_database
 
@@ -32,11 +32,8 @@ ROTATE_TO_B = {**SERVICES_KEYRING, "PORTAL_MFA_SECRET_KEY_ID": "b"}
 
 @pytest.fixture(scope="module")
 def keyed_stack() -> Iterator[RunningStack]:
-    running = start_stack({**SERVICES_KEYRING, "PORTAL_MFA_DEV_SEED": "0"})
-    try:
+    with stack_running({**SERVICES_KEYRING, "PORTAL_MFA_DEV_SEED": "0"}) as running:
         yield running
-    finally:
-        running.stop()
 
 
 def key_ids(stack: RunningStack) -> list[str]:

@@ -17,6 +17,7 @@ import statistics
 import time
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import closing
 from typing import Any
 
 import httpx
@@ -28,7 +29,7 @@ from services.auth.domain.lockout import (
     INVITATIONS_PER_CLIENT_ADDRESS,
     PER_CONTACT_AND_ADDRESS,
 )
-from tests.e2e.conftest import RunningStack, start_stack
+from tests.dev_stack import RunningStack, stack_running
 from tests.e2e.portal_client import (
     PASSWORD,
     STEP_S,
@@ -46,18 +47,16 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture(scope="module")
 def proxied() -> Iterator[RunningStack]:
     """A stack of this module's own, behind a (pretend) reverse proxy on loopback."""
-    running = start_stack({"PORTAL_MFA_DEV_SEED": "0", "PORTAL_MFA_TRUSTED_PROXIES": "127.0.0.1"})
-    try:
+    with stack_running(
+        {"PORTAL_MFA_DEV_SEED": "0", "PORTAL_MFA_TRUSTED_PROXIES": "127.0.0.1"}
+    ) as running:
         yield running
-    finally:
-        running.stop()
 
 
 @pytest.fixture
 def portal(proxied: RunningStack) -> Iterator[Portal]:
-    running = Portal(proxied)
-    yield running
-    running.close()
+    with closing(Portal(proxied)) as running:
+        yield running
 
 
 def new_address() -> str:

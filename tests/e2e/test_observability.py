@@ -20,7 +20,7 @@ from aiokafka import AIOKafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 
 from shared.events import PREFERENCES_EVENTS, Cause, Empty, MfaPolicyDisabled
-from tests.e2e.conftest import RunningStack
+from tests.dev_stack import RunningStack
 from tests.e2e.portal_client import PASSWORD, Portal, User, wait_until
 
 pytestmark = pytest.mark.e2e

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import RunningStack
+from tests.dev_stack import RunningStack
 
 pytestmark = pytest.mark.e2e
 

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from shared.read_your_writes import READ_WAIT_S
-from tests.e2e.conftest import RunningStack
+from tests.dev_stack import RunningStack
 from tests.e2e.portal_client import Portal, User, assert_problem
 
 pytestmark = pytest.mark.e2e

@@ -12,7 +12,7 @@ from portal_mfa import dev_state
 from portal_mfa.infra.postgres import database_url
 from portal_mfa.serve import database_name
 from services.auth.domain.backup_codes import normalize
-from tests.e2e.conftest import RunningStack
+from tests.dev_stack import RunningStack
 from tests.e2e.portal_client import Portal
 
 pytestmark = pytest.mark.e2e

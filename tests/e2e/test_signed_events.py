@@ -29,7 +29,7 @@ from shared.events import (
     MfaResetPayload,
 )
 from shared.signing import RecordSigner
-from tests.e2e.conftest import RunningStack
+from tests.dev_stack import RunningStack
 
 pytestmark = pytest.mark.e2e
 

@@ -24,7 +24,7 @@ from portal_mfa.admin_credentials import DevIssuer
 from portal_mfa.command_client import CommandClient, NoAnswer
 from shared.commands import Command, DisableMfaPolicy, EnableMfaPolicy, ResetPortalMfa
 from shared.settings import Settings
-from tests.e2e.conftest import RunningStack, start_stack
+from tests.dev_stack import RunningStack, stack_running
 
 pytestmark = pytest.mark.faults
 
@@ -34,11 +34,8 @@ CONTACTS = 5
 
 @pytest.fixture(scope="module")
 def own_stack() -> Iterator[RunningStack]:
-    running = start_stack({"PORTAL_MFA_DEV_SEED": "0"})
-    try:
+    with stack_running({"PORTAL_MFA_DEV_SEED": "0"}) as running:
         yield running
-    finally:
-        running.stop()
 
 
 def _broker(stack: RunningStack) -> Any:

@@ -19,8 +19,8 @@ import signal
 
 from aiokafka import AIOKafkaProducer
 
-from services.audit.log import SCHEMA as AUDIT_SCHEMA
-from services.audit.log import AuditLog
+from services.audit.adapters import SCHEMA as AUDIT_SCHEMA
+from services.audit.adapters import AuditLog
 from services.auth.projection import LoginProjection
 from shared.db import open_pool, read_sql
 from shared.projection import ProjectionConsumer

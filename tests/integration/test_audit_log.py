@@ -8,7 +8,7 @@ from random import Random
 import pytest
 from aiokafka import TopicPartition
 
-from services.audit.log import AuditLog, tail
+from services.audit.adapters import AuditLog, tail
 from shared.projection_offsets import stored_offsets
 from tests.integration.streams import (
     Setup,

@@ -14,9 +14,9 @@ from typing import Any
 import asyncpg
 import pytest
 
-from services.audit.log import SCHEMA as AUDIT_SCHEMA
-from services.audit.log import AuditLog
-from services.audit.verification import verify_log
+from services.audit.adapters import SCHEMA as AUDIT_SCHEMA
+from services.audit.adapters import AuditLog
+from services.audit.flows import verify_log
 from shared.db import read_sql
 from shared.events import (
     CONTACTS_EVENTS,

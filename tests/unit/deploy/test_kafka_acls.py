@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from services.audit.main import AUDIT_GROUP
+from services.audit.bootstrap import AUDIT_GROUP
 from services.auth.main import PROJECTION_GROUP
 from services.auth.projection import TOPICS as AUTH_PROJECTION_TOPICS
 from shared.events import (

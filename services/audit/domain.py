@@ -1,5 +1,10 @@
-"""`audit verify`: is the stored log what the services signed, whole, and in its chain?
+"""The audit log's rules: each org's stored events chained by hash, and what `verify` finds.
 
+A row's `hash` is SHA-256(`prev_hash` || the signed bytes of its record), and `prev_hash`
+is the hash of the org's row before it (32 zero bytes for the first). Signatures prove each
+event's content; the chain shows a row deleted, reordered or slipped in between.
+
+Verification reads stored rows (mappings of the `audit_events` columns) and says:
 - forged: a row whose signed record does not verify against the trust map, whose signer
   may not speak for its aggregate type, or whose stored envelope or columns differ from
   the signed bytes (what `tail` and `explain` read must be what was signed);
@@ -11,18 +16,23 @@ The trust map must still hold retired keys' public keys, or their events show as
 
 from __future__ import annotations
 
-import asyncio
+import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-import asyncpg
-
-from services.audit.chain import GENESIS, link
 from shared.events import EventRejected, parse_event
 from shared.signing import RecordRefused, SignedRecord, TrustMap
 
-PAGE = 5000
+GENESIS = bytes(32)
 MAX_LISTED = 100  # findings listed per kind; the counts are always whole
+
+
+class Row(Protocol):
+    """A stored row of `audit_events` (or `audit_chain_heads`), read by column name."""
+
+    def __getitem__(self, column: str) -> Any: ...
+
 
 _COLUMNS = (
     "event_id",
@@ -33,6 +43,10 @@ _COLUMNS = (
     "aggregate_version",
     "occurred_at",
 )
+
+
+def link(prev_hash: bytes, record: SignedRecord) -> bytes:
+    return hashlib.sha256(prev_hash + record.message()).digest()
 
 
 @dataclass
@@ -71,71 +85,48 @@ class Verification:
         }
 
 
-async def verify_log(
-    conn: asyncpg.Connection, trust: TrustMap, org_id: str | None = None
-) -> dict[str, Any]:
-    """Check one org's stored events, or every org's, in one snapshot of the log."""
-    result = Verification()
-    # One snapshot: events stored meanwhile would otherwise move a head past its rows.
-    async with conn.transaction(isolation="repeatable_read", readonly=True):
-        orgs = [org_id] if org_id is not None else await _all_orgs(conn)
-        for org in orgs:
-            await _verify_org(conn, trust, org, result)
-    return result.report()
+@dataclass
+class OrgChain:
+    """One org's rows, walked in chain order: the link each should be, and the hash so far."""
+
+    org_id: str
+    expected_seq: int = 1
+    running: bytes = GENESIS
+
+    def follow(self, row: Row, result: Verification) -> None:
+        result.events_checked += 1
+        key = (row["aggregate_type"], row["aggregate_id"])
+        result.versions.setdefault(key, set()).add(row["aggregate_version"])
+        problem = chain_problem(row, self.expected_seq, self.running)
+        if problem:
+            result.chain_breaks.append(
+                {"org_id": self.org_id, "position": row["position"], "problem": problem}
+            )
+        self.expected_seq = (row["chain_seq"] or self.expected_seq) + 1
+        self.running = row["hash"] or self.running
+
+    def end(self, head: Row | None, result: Verification) -> None:
+        """Compare the walk with the org's stored chain head (None: no head row)."""
+        if head is None and self.expected_seq == 1:
+            return  # an org the log has never seen: nothing to check
+        if head is None or head["length"] != self.expected_seq - 1 or head["head"] != self.running:
+            result.chain_breaks.append(
+                {"org_id": self.org_id, "position": None, "problem": "chain head does not match"}
+            )
 
 
-async def _all_orgs(conn: asyncpg.Connection) -> list[str]:
-    rows = await conn.fetch(
-        "SELECT org_id FROM audit_chain_heads UNION SELECT org_id FROM audit_events"
-    )
-    return sorted(r["org_id"] for r in rows)
-
-
-async def _verify_org(
-    conn: asyncpg.Connection, trust: TrustMap, org_id: str, result: Verification
-) -> None:
-    expected_seq, running = 1, GENESIS
-    cursor = await conn.cursor(
-        "SELECT * FROM audit_events WHERE org_id = $1 ORDER BY chain_seq NULLS LAST, position",
-        org_id,
-    )
-    while page := await cursor.fetch(PAGE):
-        # Signature checks are CPU work that releases the GIL: off the event loop.
-        result.forged += await asyncio.to_thread(_forged, trust, page)
-        for row in page:
-            result.events_checked += 1
-            key = (row["aggregate_type"], row["aggregate_id"])
-            result.versions.setdefault(key, set()).add(row["aggregate_version"])
-            problem = _chain_problem(row, expected_seq, running)
-            if problem:
-                result.chain_breaks.append(
-                    {"org_id": org_id, "position": row["position"], "problem": problem}
-                )
-            expected_seq = (row["chain_seq"] or expected_seq) + 1
-            running = row["hash"] or running
-    head = await conn.fetchrow(
-        "SELECT length, head FROM audit_chain_heads WHERE org_id = $1", org_id
-    )
-    if head is None and expected_seq == 1:
-        return  # an org the log has never seen: nothing to check
-    if head is None or head["length"] != expected_seq - 1 or head["head"] != running:
-        result.chain_breaks.append(
-            {"org_id": org_id, "position": None, "problem": "chain head does not match"}
-        )
-
-
-def _chain_problem(row: asyncpg.Record, expected_seq: int, running: bytes) -> str | None:
+def chain_problem(row: Row, expected_seq: int, running: bytes) -> str | None:
     if row["chain_seq"] != expected_seq:
         return f"expected link {expected_seq}, found {row['chain_seq']}"
     if row["prev_hash"] != running:
         return "does not follow the row before it"
-    record = _record(row)
+    record = stored_record(row)
     if record is None or row["hash"] != link(running, record):
         return "hash does not match the signed record"
     return None
 
 
-def _forged(trust: TrustMap, rows: list[asyncpg.Record]) -> list[dict[str, Any]]:
+def forged(trust: TrustMap, rows: Sequence[Row]) -> list[dict[str, Any]]:
     found = []
     for row in rows:
         reason = _forgery(trust, row)
@@ -146,8 +137,8 @@ def _forged(trust: TrustMap, rows: list[asyncpg.Record]) -> list[dict[str, Any]]
     return found
 
 
-def _forgery(trust: TrustMap, row: asyncpg.Record) -> str | None:
-    record = _record(row)
+def _forgery(trust: TrustMap, row: Row) -> str | None:
+    record = stored_record(row)
     if record is None:
         return "unsigned"
     try:
@@ -165,7 +156,7 @@ def _forgery(trust: TrustMap, row: asyncpg.Record) -> str | None:
     return None
 
 
-def _record(row: asyncpg.Record) -> SignedRecord | None:
+def stored_record(row: Row) -> SignedRecord | None:
     if row["record_value"] is None or row["signature_kid"] is None or row["signature"] is None:
         return None
     return SignedRecord(

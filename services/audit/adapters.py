@@ -1,20 +1,20 @@
-"""The audit log: every event stored once (by event_id) with its evidence, and the queries
-its readers ask.
+"""The audit log in PostgreSQL: every event stored once (by event_id) with its evidence,
+and the queries its readers ask.
 
 Beside each envelope it keeps the signed record the event arrived in (key, value bytes,
-kid, signature) and chains each org's events by hash (`services.audit.chain`), in the
+kid, signature) and chains each org's events by hash (`services.audit.domain`), in the
 apply transaction, one org at a time (its chain head row is locked while it grows).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from typing import Any
 
 import asyncpg
 
-from services.audit.chain import GENESIS, link
+from services.audit.domain import GENESIS, link
 from shared.events import Event, parse_event
 from shared.projection_offsets import OFFSETS_SQL
 from shared.read_your_writes import AppliedVersion, WritePosition
@@ -162,3 +162,29 @@ def applied_in(org_id: str | None) -> AppliedVersion:
         return int(version) if version is not None else None
 
     return applied_version
+
+
+async def all_orgs(conn: asyncpg.Connection) -> list[str]:
+    rows = await conn.fetch(
+        "SELECT org_id FROM audit_chain_heads UNION SELECT org_id FROM audit_events"
+    )
+    return sorted(r["org_id"] for r in rows)
+
+
+async def chained_rows(
+    conn: asyncpg.Connection, org_id: str, page: int
+) -> AsyncIterator[list[asyncpg.Record]]:
+    """The org's stored rows in chain order, `page` at a time (inside a transaction)."""
+    cursor = await conn.cursor(
+        "SELECT * FROM audit_events WHERE org_id = $1 ORDER BY chain_seq NULLS LAST, position",
+        org_id,
+    )
+    while found := await cursor.fetch(page):
+        yield found
+
+
+async def chain_head(conn: asyncpg.Connection, org_id: str) -> asyncpg.Record | None:
+    head: asyncpg.Record | None = await conn.fetchrow(
+        "SELECT length, head FROM audit_chain_heads WHERE org_id = $1", org_id
+    )
+    return head

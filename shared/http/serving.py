@@ -1,7 +1,8 @@
-"""Run one frontend with uvicorn on its port (`python -m frontends.portal_web`, ...).
+"""Run one HTTP process with uvicorn on its port: a service (`portal-mfa serve auth`) or a
+frontend (`python -m frontends.portal_web`).
 
-Logged like the services (shared.observability): one JSON line per event outside `dev`,
-each naming the frontend and the request id; spans exported where configured.
+Logged alike (shared.observability): one JSON line per event outside `dev`, each naming the
+process and the request id; spans exported where configured.
 """
 
 from __future__ import annotations
@@ -21,16 +22,19 @@ def run(app: FastAPI, settings: Settings, port: int) -> None:
         port=port,
         log_level="warning",
         loop="uvloop",
+        # h11, not httptools: httptools answers a malformed header with a bare-text 400
+        # before the app can, and every error of a service is application/problem+json.
         http="h11",
         # One access-log line per request comes from shared.observability.http.
         access_log=False,
-        # No `server: uvicorn` banner, as the services.
+        # No `server: uvicorn` banner: it tells a scanner which exploits to try.
         server_header=False,
         # uvicorn's own lines go through the process's log format (configure first).
         log_config=None,
-        # The TCP peer stays the peer: the portal passes X-Forwarded-For on to auth with the
-        # peer appended, and auth alone decides which proxies to believe. (The cookies are
-        # Secure by profile, not by the scheme a proxy reports.)
+        # Never uvicorn's own X-Forwarded-For handling (it believes loopback by default):
+        # the TCP peer stays the peer. The portal passes X-Forwarded-For on to auth with the
+        # peer appended, and auth reads the header itself, from PORTAL_MFA_TRUSTED_PROXIES
+        # only. (The portal's cookies are Secure by profile, not by a proxy's scheme.)
         proxy_headers=False,
     )
 
