@@ -57,7 +57,7 @@ from portal_mfa.command_client import CommandClient
 from portal_mfa.dev_process import DevProcess, free_port
 from services.auth.domain.passwords import hash_password, verify_password
 from shared.admin_identity import AssertionIssuer
-from shared.commands import (
+from shared.contracts import (
     Command,
     CommandReply,
     CreateContact,

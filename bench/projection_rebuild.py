@@ -49,8 +49,7 @@ from portal_mfa.infra import (
     ensure_topics,
 )
 from services.auth.rebuild import Progress, rebuild
-from shared.db import open_pool
-from shared.events import (
+from shared.contracts import (
     DEADLETTER,
     ContactCreated,
     ContactCreatedPayload,
@@ -68,6 +67,7 @@ from shared.events import (
     PortalNameSetPayload,
     parse_event,
 )
+from shared.db import open_pool
 from shared.signing import RecordSigner, TrustMap
 
 TARGET_EVENTS_PER_S = 25_000

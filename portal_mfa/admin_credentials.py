@@ -13,7 +13,7 @@ from typing import Protocol, TypeVar
 
 from portal_mfa import dev_state
 from shared.admin_identity import AssertionIssuer, Minted, Scope
-from shared.commands import Command
+from shared.contracts import Command
 from shared.settings import Settings
 
 C = TypeVar("C", bound=Command)

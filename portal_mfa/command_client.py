@@ -14,8 +14,7 @@ from types import TracebackType
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from opentelemetry.trace import SpanKind
 
-from shared.commands import Command, CommandReply, command_topic
-from shared.events import ADMIN_REPLIES
+from shared.contracts import ADMIN_REPLIES, Command, CommandReply, command_topic
 from shared.kafka import new_producer, security_options
 from shared.observability import tracing
 from shared.settings import Settings

@@ -10,7 +10,7 @@ import urllib.request
 
 from portal_mfa.command_client import CommandClient
 from shared.admin_identity import AssertionIssuer
-from shared.commands import (
+from shared.contracts import (
     Command,
     CreateContact,
     EnableMfaPolicy,

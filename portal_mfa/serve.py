@@ -10,7 +10,7 @@ from fastapi import FastAPI
 
 from portal_mfa.infra.postgres import ensure_database
 from portal_mfa.infra.topics import check_event_retention, ensure_topics
-from shared.events import ADMIN_REPLIES, ALL_TOPICS, DEADLETTER, EVENT_TOPICS
+from shared.contracts import ADMIN_REPLIES, ALL_TOPICS, DEADLETTER, EVENT_TOPICS
 from shared.http.serving import configure, run
 from shared.kafka import security_options
 from shared.settings import Settings

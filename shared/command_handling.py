@@ -22,7 +22,7 @@ import asyncpg
 from pydantic import TypeAdapter, ValidationError
 
 from shared.admin_identity import AdminAssertion, AssertionRejected, AssertionVerifier
-from shared.commands import ASSERTION_FIELD, Command, CommandReply, wire_digest
+from shared.contracts import ASSERTION_FIELD, Command, CommandReply, wire_digest
 from shared.eventstore import ConcurrencyConflict
 
 log = logging.getLogger(__name__)
@@ -144,9 +144,11 @@ async def _spend(conn: asyncpg.Connection, admin: AdminAssertion, command_id: uu
 
 
 class CommandOwner:
-    """A command-owning service's handler: admits each command, then runs it once.
+    """A command-owning service's use cases: each admitted command runs once.
 
-    A subclass names the commands it parses (`commands`) and decides them (`_change`).
+    A subclass names the commands it parses (`commands`, for `execute`) and decides them
+    (`_change`). Its subscriber (shared.command_intake) admits each command and hands it to
+    `run`; `execute` is the same path from the bytes a command topic carries.
     """
 
     commands: ClassVar[TypeAdapter[Any]]
@@ -158,11 +160,18 @@ class CommandOwner:
         self._verifier = verifier
         self._clock = clock
 
+    @property
+    def verifier(self) -> AssertionVerifier:
+        return self._verifier
+
+    async def run(self, command: Command, admin: AdminAssertion) -> CommandReply:
+        return await run_once(self._pool, Admitted(command, admin), self._change)
+
     async def execute(self, body: bytes) -> CommandReply:
         admitted = admit(self.commands, self._verifier, body)
         if isinstance(admitted, CommandReply):
             return admitted
-        return await run_once(self._pool, admitted, self._change)
+        return await self.run(admitted.command, admitted.admin)
 
     async def _change(
         self, conn: asyncpg.Connection, command: Any, admin: AdminAssertion

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from prometheus_client import Counter, Histogram
 
-from shared.commands import Command, CommandReply
+from shared.contracts import Command, CommandReply
 
 COMMANDS = Counter(
     "portal_mfa_commands",

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import asyncpg
 
-from shared.events import Event, EventEnvelope, parse_event
+from shared.contracts import Event, EventEnvelope, parse_event
 from shared.observability.tracing import trace_headers
 
 OUTBOX_CHANNEL = "portal_mfa_outbox"

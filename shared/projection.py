@@ -30,7 +30,7 @@ from aiokafka.abc import ConsumerRebalanceListener
 from prometheus_client import CollectorRegistry, Counter
 
 from shared.backoff import Backoff
-from shared.events import DEADLETTER, Event, EventRejected
+from shared.contracts import DEADLETTER, Event, EventRejected
 from shared.observability import tracing
 from shared.projection_metrics import ProjectionMetrics
 from shared.projection_offsets import HasOffsets, store_offsets, stored_offsets

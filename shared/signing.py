@@ -28,7 +28,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from shared.events import Event, parse_event
+from shared.contracts import Event, parse_event
 
 KID_HEADER = "signature-kid"
 SIGNATURE_HEADER = "signature"

@@ -9,7 +9,7 @@ import hashlib
 import json
 
 from shared.admin_identity import AssertionIssuer
-from shared.events import EventEnvelope
+from shared.contracts import EventEnvelope
 from shared.signing import AGGREGATE_TYPE_OF_SIGNER, RecordSigner, TrustMap
 from shared.signing_settings import format_signing_key, format_trust_map
 

@@ -28,7 +28,7 @@ from portal_mfa.admin_credentials import AdminCredentials
 from portal_mfa.command_client import CommandClient, NoAnswer
 from portal_mfa.mfa_impact import preview
 from shared.admin_identity import AssertionRejected, AssertionVerifier, verifier_from
-from shared.commands import (
+from shared.contracts import (
     Command,
     CreateContact,
     DisableMfaPolicy,

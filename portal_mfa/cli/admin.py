@@ -99,7 +99,7 @@ def _set_policy(ctx: typer.Context, enabled: bool, as_json: bool, dry_run: bool)
     if dry_run:
         show_impact(ctx, would_be=enabled, as_json=as_json)
         return
-    from shared.commands import DisableMfaPolicy, EnableMfaPolicy
+    from shared.contracts import DisableMfaPolicy, EnableMfaPolicy
 
     command = EnableMfaPolicy if enabled else DisableMfaPolicy
     result = send(ctx, command(org_id=org_of(ctx)))
@@ -122,7 +122,7 @@ def mfa_status(ctx: typer.Context, as_json: JsonFlag = False) -> None:
 
 @portal.command("name", help="Set the portal's name (the issuer authenticator apps show).")
 def portal_name(ctx: typer.Context, name: str, as_json: JsonFlag = False) -> None:
-    from shared.commands import SetPortalName
+    from shared.contracts import SetPortalName
 
     result = send(ctx, SetPortalName(org_id=org_of(ctx), portal_name=name))
     # The reply carries ids and status only; the name is the one given here.

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
     from portal_mfa.admin_credentials import AdminCredentials
     from shared.admin_identity import Scope
-    from shared.commands import Command, CommandReply
+    from shared.contracts import Command, CommandReply
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print the result as one JSON object.")]
 
@@ -182,7 +182,7 @@ def _wait_until_login_reflects(ctx: typer.Context, command: Command, position: s
     import urllib.error
     import urllib.request
 
-    from shared.commands import ContactCommand
+    from shared.contracts import ContactCommand
     from shared.read_your_writes import READ_WAIT_S
     from shared.settings import auth_url, load_settings
 

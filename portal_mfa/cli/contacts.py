@@ -39,7 +39,7 @@ def add(
     email: Annotated[str, typer.Option(help="Login email for the portal.")],
     as_json: JsonFlag = False,
 ) -> None:
-    from shared.commands import CreateContact
+    from shared.contracts import CreateContact
 
     command = CreateContact(org_id=org_of(ctx), kind=kind, display_name=name, email=email)
     result = send(ctx, command)
@@ -49,7 +49,7 @@ def add(
 
 @contacts.command("grant-portal-access", help="Invite the contact; prints the invitation token.")
 def grant(ctx: typer.Context, contact_id: ContactId, as_json: JsonFlag = False) -> None:
-    from shared.commands import GrantPortalAccess
+    from shared.contracts import GrantPortalAccess
 
     # The token is made here and only its hash is sent: it never crosses Kafka.
     token = new_token()
@@ -74,7 +74,7 @@ def grant(ctx: typer.Context, contact_id: ContactId, as_json: JsonFlag = False) 
 
 @contacts.command("revoke-portal-access", help="End the contact's portal access and sessions.")
 def revoke(ctx: typer.Context, contact_id: ContactId, as_json: JsonFlag = False) -> None:
-    from shared.commands import RevokePortalAccess
+    from shared.contracts import RevokePortalAccess
 
     result = send(ctx, RevokePortalAccess(org_id=org_of(ctx), contact_id=contact_id))
     emit({**_fields(result, "contact_id", "portal_access"), **written(ctx, result)}, as_json)
@@ -87,7 +87,7 @@ def reset_mfa(
     reason: Annotated[str, typer.Option(help="Why (kept in the event log).")] = "",
     as_json: JsonFlag = False,
 ) -> None:
-    from shared.commands import ResetPortalMfa
+    from shared.contracts import ResetPortalMfa
 
     result = send(ctx, ResetPortalMfa(org_id=org_of(ctx), contact_id=contact_id, reason=reason))
     emit({**_fields(result, "contact_id", "mfa_epoch"), **written(ctx, result)}, as_json)
@@ -102,7 +102,7 @@ def unlock(
     reason: Annotated[str, typer.Option(help="Why (kept in the event log).")] = "",
     as_json: JsonFlag = False,
 ) -> None:
-    from shared.commands import UnlockContact
+    from shared.contracts import UnlockContact
 
     result = send(ctx, UnlockContact(org_id=org_of(ctx), contact_id=contact_id, reason=reason))
     emit({"contact_id": contact_id, "unlocked": True, **written(ctx, result)}, as_json)
@@ -110,7 +110,7 @@ def unlock(
 
 @contacts.command("delete", help="Delete the contact; its login stops working.")
 def delete(ctx: typer.Context, contact_id: ContactId, as_json: JsonFlag = False) -> None:
-    from shared.commands import DeleteContact
+    from shared.contracts import DeleteContact
 
     result = send(ctx, DeleteContact(org_id=org_of(ctx), contact_id=contact_id))
     emit({"contact_id": contact_id, "deleted": True, **written(ctx, result)}, as_json)

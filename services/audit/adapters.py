@@ -15,7 +15,7 @@ from typing import Any
 import asyncpg
 
 from services.audit.domain import GENESIS, link
-from shared.events import Event, parse_event
+from shared.contracts import Event, parse_event
 from shared.projection_offsets import OFFSETS_SQL
 from shared.read_your_writes import AppliedVersion, WritePosition
 from shared.signing import SignedRecord

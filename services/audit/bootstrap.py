@@ -11,8 +11,8 @@ from fastapi import FastAPI
 from services.audit.adapters import SCHEMA, AuditLog
 from services.audit.entrypoints import audit_api
 from shared.admin_identity import AssertionVerifier
+from shared.contracts import EVENT_TOPICS
 from shared.db import apply_schema, open_pool, read_sql
-from shared.events import EVENT_TOPICS
 from shared.http.hardening import harden
 from shared.http.problems import install_problem_handlers
 from shared.kafka import new_producer

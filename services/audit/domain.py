@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from shared.events import EventRejected, parse_event
+from shared.contracts import EventRejected, parse_event
 from shared.signing import RecordRefused, SignedRecord, TrustMap
 
 GENESIS = bytes(32)

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 
 from services.audit.bootstrap import bootstrap
 from shared.admin_identity import verifier_from
-from shared.events import now_utc
+from shared.contracts import now_utc
 from shared.settings import Settings
 from shared.signing_settings import trust_from
 

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 
 from prometheus_client import Counter
 
-from shared.events import (
+from shared.contracts import (
     BackupCodeUsed,
     ContactLockedOut,
     EventEnvelope,

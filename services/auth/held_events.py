@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import asyncpg
 from prometheus_client import Counter, Gauge
 
-from shared.events import Event, parse_event
+from shared.contracts import Event, parse_event
 from shared.login_rule.gapless import InOrder
 from shared.login_rule.projected import ContactEvent, PolicyEvent
 

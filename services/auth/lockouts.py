@@ -14,7 +14,7 @@ import asyncpg
 from services.auth.adapters import password_attempts
 from services.auth.adapters.password_attempts import login_key
 from services.auth.projection import LoginProjection
-from shared.events import ContactUnlocked, MfaReset
+from shared.contracts import ContactUnlocked, MfaReset
 
 
 async def lift_lockouts(

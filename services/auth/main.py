@@ -18,8 +18,8 @@ from services.auth.reactions import AuthProjection
 from services.auth.rebuild import SWAP_LOCK
 from services.auth.runtime import AuthRuntime
 from shared.admin_identity import verifier_from
+from shared.contracts import now_utc
 from shared.db import EVENTSTORE_SQL, apply_schema, open_pool, read_sql
-from shared.events import now_utc
 from shared.http.client_address import parse_proxies
 from shared.http.hardening import harden
 from shared.kafka import new_producer

@@ -17,7 +17,7 @@ from typing import Any
 import asyncpg
 
 from services.auth import held_events
-from shared.events import (
+from shared.contracts import (
     CONTACTS_EVENTS,
     PREFERENCES_EVENTS,
     ContactCreated,

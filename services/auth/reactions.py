@@ -18,7 +18,7 @@ from services.auth.domain.session_end import ContactTokensEnd, PasswordSessionsE
 from services.auth.flows.sessions import end_every_token
 from services.auth.lockouts import lift_lockouts
 from services.auth.projection import LoginProjection
-from shared.events import (
+from shared.contracts import (
     Cause,
     ContactUnlocked,
     Event,

@@ -14,7 +14,7 @@ from fastapi import Depends, Request
 from services.auth.domain.secret_box import SecretBox
 from services.auth.flows.refusal import not_ready
 from services.auth.projection import LoginProjection
-from shared.events import Cause
+from shared.contracts import Cause
 from shared.http.client_address import Network
 from shared.observability import context
 from shared.outbox import OutboxRelay

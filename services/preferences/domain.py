@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
-from shared.events import (
+from shared.contracts import (
     Cause,
     Empty,
     Event,

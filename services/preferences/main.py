@@ -1,29 +1,23 @@
-"""preferences entry point: wires the command service around the org-preferences handlers."""
+"""preferences' process: settings -> bootstrap (`portal-mfa serve preferences` runs it)."""
 
 from __future__ import annotations
 
 from fastapi import FastAPI
 
-from services.preferences import reads
-from services.preferences.handlers import PreferencesService
+from services.preferences.bootstrap import bootstrap
 from shared.admin_identity import verifier_from
-from shared.command_service import command_service_app
-from shared.events import PREFERENCES_COMMANDS, now_utc
-from shared.http.problems import install_problem_handlers
+from shared.contracts import now_utc
 from shared.settings import Settings
+from shared.signing_settings import signer_from
 
 
 def create_app(settings: Settings, database_url: str) -> FastAPI:
-    verifier = verifier_from(settings)
-    app = command_service_app(
-        name="preferences",
+    # Refuse to start without a key: everything this service publishes must be signed.
+    signer = signer_from(settings, "preferences")
+    return bootstrap(
         settings=settings,
         database_url=database_url,
-        command_topic=PREFERENCES_COMMANDS,
-        schema="",
-        build=lambda pool: PreferencesService(pool, verifier, now_utc),
-        reads=reads.router,
+        verifier=verifier_from(settings),
+        signer=signer,
+        clock=now_utc,
     )
-    app.state.admin_verifier = verifier
-    install_problem_handlers(app)
-    return app

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from shared.events import Event, MfaEnrolled, MfaEnrollmentInvalidated
+from shared.contracts import Event, MfaEnrolled, MfaEnrollmentInvalidated
 from shared.login_rule.gapless import in_order
 from shared.login_rule.login_requirement import (
     ActiveEnrollment,

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
 
-from shared.events import (
+from shared.contracts import (
     ContactCreated,
     ContactDeleted,
     ContactUnlocked,

@@ -22,8 +22,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from shared.admin_identity import AssertionIssuer
-from shared.commands import ResetPortalMfa
-from shared.events import ADMIN_REPLIES, CONTACTS_COMMANDS, CONTACTS_EVENTS
+from shared.contracts import ADMIN_REPLIES, CONTACTS_COMMANDS, CONTACTS_EVENTS, ResetPortalMfa
 from tests.dev_stack import RunningStack
 from tests.e2e.portal_client import PROBLEM_BASE, Portal, assert_problem, new_email, wait_until
 

@@ -18,7 +18,7 @@ import pyotp
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from shared.events import EVENT_TOPICS
+from shared.contracts import EVENT_TOPICS
 from tests.dev_stack import RunningStack
 
 pytestmark = pytest.mark.e2e

@@ -18,7 +18,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from portal_mfa.seed import DEMO_EMAIL, DEMO_ORG, DEMO_PASSWORD
-from shared.events import PREFERENCES_EVENTS, Cause, Empty, MfaPolicyDisabled, now_utc
+from shared.contracts import PREFERENCES_EVENTS, Cause, Empty, MfaPolicyDisabled, now_utc
 from tests.dev_stack import RunningStack
 
 pytestmark = pytest.mark.e2e

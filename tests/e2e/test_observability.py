@@ -19,7 +19,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 
-from shared.events import PREFERENCES_EVENTS, Cause, Empty, MfaPolicyDisabled
+from shared.contracts import PREFERENCES_EVENTS, Cause, Empty, MfaPolicyDisabled
 from tests.dev_stack import RunningStack
 from tests.e2e.portal_client import PASSWORD, Portal, User, wait_until
 

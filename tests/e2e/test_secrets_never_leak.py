@@ -19,7 +19,7 @@ import pyotp
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from shared.events import ADMIN_REPLIES, CONTACTS_EVENTS, DEADLETTER, EVENT_TOPICS
+from shared.contracts import ADMIN_REPLIES, CONTACTS_EVENTS, DEADLETTER, EVENT_TOPICS
 from tests.dev_stack import RunningStack
 
 pytestmark = pytest.mark.e2e

@@ -19,7 +19,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from portal_mfa.seed import DEMO_ORG
-from shared.events import (
+from shared.contracts import (
     DEADLETTER,
     Cause,
     Empty,

@@ -15,7 +15,7 @@ from fastapi import FastAPI
 
 from portal_mfa.infra import EmbeddedBroker, EmbeddedPostgres, ensure_topics
 from services.auth.main import create_app
-from shared.events import ALL_TOPICS
+from shared.contracts import ALL_TOPICS
 from shared.settings import Settings
 from tests.faults.outages import eventually, figure
 from tests.signing_keys import TEST_ADMIN_ISSUER, service_keys

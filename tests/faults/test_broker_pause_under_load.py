@@ -22,7 +22,7 @@ from aiokafka.errors import KafkaError
 
 from portal_mfa.admin_credentials import DevIssuer
 from portal_mfa.command_client import CommandClient, NoAnswer
-from shared.commands import Command, DisableMfaPolicy, EnableMfaPolicy, ResetPortalMfa
+from shared.contracts import Command, DisableMfaPolicy, EnableMfaPolicy, ResetPortalMfa
 from shared.settings import Settings
 from tests.dev_stack import RunningStack, stack_running
 

@@ -16,8 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from portal_mfa.command_client import CommandClient, NoAnswer
 from portal_mfa.infra import EmbeddedBroker, EmbeddedPostgres, ensure_topics
 from services.preferences.main import create_app
-from shared.commands import DisableMfaPolicy, EnableMfaPolicy
-from shared.events import ALL_TOPICS
+from shared.contracts import ALL_TOPICS, DisableMfaPolicy, EnableMfaPolicy
 from shared.settings import Settings
 from tests.faults.outages import eventually, figure
 from tests.signing_keys import TEST_ADMIN_ISSUER, service_keys

@@ -19,8 +19,8 @@ import pytest
 from portal_mfa.infra import EmbeddedBroker, EmbeddedPostgres, ensure_topics
 from services.auth.projection import TOPICS, LoginProjection
 from shared.backoff import Backoff
+from shared.contracts import CONTACTS_EVENTS, DEADLETTER, PREFERENCES_EVENTS, Event
 from shared.db import EVENTSTORE_SQL, apply_schema, open_pool
-from shared.events import CONTACTS_EVENTS, DEADLETTER, PREFERENCES_EVENTS, Event
 from shared.eventstore import append_events
 from shared.kafka import new_producer
 from shared.outbox import OutboxRelay

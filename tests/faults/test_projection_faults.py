@@ -26,8 +26,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from portal_mfa.infra import EmbeddedBroker, ensure_topics
 from services.auth.projection import LoginProjection
+from shared.contracts import CONTACTS_EVENTS, DEADLETTER, PREFERENCES_EVENTS, Event
 from shared.db import open_pool
-from shared.events import CONTACTS_EVENTS, DEADLETTER, PREFERENCES_EVENTS, Event
 from shared.projection import MAX_RECORD_BYTES, ProjectionConsumer
 from tests.faults.outages import broker_paused, eventually, figure
 from tests.integration.streams import (

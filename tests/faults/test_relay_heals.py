@@ -23,8 +23,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from portal_mfa.infra import EmbeddedBroker, EmbeddedPostgres, ensure_topics
 from shared.backoff import Backoff
-from shared.db import EVENTSTORE_SQL, apply_schema, open_pool
-from shared.events import (
+from shared.contracts import (
     PREFERENCES_EVENTS,
     Cause,
     Empty,
@@ -32,6 +31,7 @@ from shared.events import (
     MfaPolicyDisabled,
     MfaPolicyEnabled,
 )
+from shared.db import EVENTSTORE_SQL, apply_schema, open_pool
 from shared.eventstore import append_events
 from shared.kafka import new_producer
 from shared.outbox import OutboxRelay

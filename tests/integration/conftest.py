@@ -6,8 +6,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from shared.contracts import CONTACTS_EVENTS, DEADLETTER, PREFERENCES_EVENTS
 from shared.db import open_pool
-from shared.events import CONTACTS_EVENTS, DEADLETTER, PREFERENCES_EVENTS
 from tests.integration.streams import (
     FreshDatabase,
     FreshTopics,

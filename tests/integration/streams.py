@@ -19,7 +19,7 @@ import asyncpg
 from aiokafka import AIOKafkaProducer
 
 from services.auth.projection import LoginProjection
-from shared.events import (
+from shared.contracts import (
     CONTACTS_EVENTS,
     DEADLETTER,
     PREFERENCES_EVENTS,

@@ -20,19 +20,19 @@ import asyncpg
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from services.contacts.handlers import ContactsService
-from services.preferences.handlers import PreferencesService
+from services.contacts.flows import ContactsService
+from services.preferences.flows import PreferencesService
 from shared.admin_identity import AssertionIssuer, AssertionVerifier
-from shared.commands import (
+from shared.contracts import (
     Command,
     CommandReply,
     CreateContact,
     EnableMfaPolicy,
     ResetPortalMfa,
     SetPortalName,
+    now_utc,
 )
 from shared.db import EVENTSTORE_SQL, apply_schema, open_pool, read_sql
-from shared.events import now_utc
 
 pytestmark = pytest.mark.integration
 

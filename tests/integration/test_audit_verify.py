@@ -17,14 +17,14 @@ import pytest
 from services.audit.adapters import SCHEMA as AUDIT_SCHEMA
 from services.audit.adapters import AuditLog
 from services.audit.flows import verify_log
-from shared.db import read_sql
-from shared.events import (
+from shared.contracts import (
     CONTACTS_EVENTS,
     DEADLETTER,
     PREFERENCES_EVENTS,
     Empty,
     MfaPolicyDisabled,
 )
+from shared.db import read_sql
 from shared.projection import ProjectionConsumer
 from shared.signing import RecordSigner
 from tests.integration.streams import CAUSE, Setup, history, produce, running, until

@@ -23,8 +23,7 @@ from services.auth.flows.refusal import Refusal
 from services.auth.projection import LoginProjection
 from services.auth.reactions import AuthProjection
 from services.auth.runtime import AuthRuntime
-from shared.db import EVENTSTORE_SQL, apply_schema, open_pool, read_sql
-from shared.events import (
+from shared.contracts import (
     Cause,
     ContactCreated,
     ContactCreatedPayload,
@@ -33,6 +32,7 @@ from shared.events import (
     PortalAccessGranted,
     PortalAccessGrantedPayload,
 )
+from shared.db import EVENTSTORE_SQL, apply_schema, open_pool, read_sql
 from shared.tokens import hash_token
 
 pytestmark = pytest.mark.integration

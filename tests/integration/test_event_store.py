@@ -12,8 +12,7 @@ import asyncpg
 import pytest
 
 from services.preferences.domain import OrgPreferences
-from shared.db import EVENTSTORE_SQL, apply_schema, open_pool
-from shared.events import (
+from shared.contracts import (
     PREFERENCES_EVENTS,
     Cause,
     ContactCreated,
@@ -25,6 +24,7 @@ from shared.events import (
     PortalNameSet,
     PortalNameSetPayload,
 )
+from shared.db import EVENTSTORE_SQL, apply_schema, open_pool
 from shared.eventstore import ConcurrencyConflict, append_events, load_stream
 
 pytestmark = pytest.mark.integration

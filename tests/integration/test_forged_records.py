@@ -20,8 +20,7 @@ from prometheus_client import REGISTRY
 from services.auth.adapters import enrollments
 from services.auth.decisions import login_requirement
 from services.auth.projection import LoginProjection
-from shared.db import EVENTSTORE_SQL, read_sql
-from shared.events import (
+from shared.contracts import (
     CONTACTS_EVENTS,
     DEADLETTER,
     PREFERENCES_EVENTS,
@@ -34,6 +33,7 @@ from shared.events import (
     MfaReset,
     MfaResetPayload,
 )
+from shared.db import EVENTSTORE_SQL, read_sql
 from shared.signing import RecordSigner
 from tests.integration.streams import (
     CAUSE,

@@ -28,8 +28,7 @@ from services.auth.projection import LoginProjection
 from services.auth.reactions import AuthProjection
 from services.auth.rebuild import rebuild
 from services.auth.runtime import AuthRuntime
-from shared.db import EVENTSTORE_SQL, apply_schema, read_sql
-from shared.events import (
+from shared.contracts import (
     CONTACTS_EVENTS,
     PREFERENCES_EVENTS,
     Cause,
@@ -46,6 +45,7 @@ from shared.events import (
     PortalNameSet,
     now_utc,
 )
+from shared.db import EVENTSTORE_SQL, apply_schema, read_sql
 from shared.login_rule.gapless import HistoryIncomplete
 from shared.login_rule.login_requirement import Held, LoginRequirement
 from shared.projection import ProjectionConsumer

@@ -20,8 +20,8 @@ from services.auth.flows import login
 from services.auth.flows.refusal import Refusal
 from services.auth.projection import LoginProjection
 from services.auth.runtime import AuthRuntime
+from shared.contracts import now_utc
 from shared.db import EVENTSTORE_SQL, apply_schema, open_pool, read_sql
-from shared.events import now_utc
 from tests.conftest import FreshDatabase
 
 pytestmark = pytest.mark.integration

@@ -26,8 +26,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from portal_mfa.infra import ensure_topics
-from shared.db import EVENTSTORE_SQL, apply_schema, open_pool
-from shared.events import (
+from shared.contracts import (
     PREFERENCES_EVENTS,
     Cause,
     Empty,
@@ -37,6 +36,7 @@ from shared.events import (
     PortalNameSet,
     PortalNameSetPayload,
 )
+from shared.db import EVENTSTORE_SQL, apply_schema, open_pool
 from shared.eventstore import append_events
 from shared.kafka import new_producer
 from shared.outbox import OutboxRelay

@@ -24,7 +24,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 
 from services.auth.projection import LoginProjection
-from shared.events import (
+from shared.contracts import (
     CONTACTS_EVENTS,
     DEADLETTER,
     ContactCreated,

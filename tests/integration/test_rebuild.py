@@ -11,8 +11,8 @@ from aiokafka import TopicPartition
 from services.auth.projection import LoginProjection
 from services.auth.reactions import AuthProjection
 from services.auth.rebuild import SWAP_LOCK, rebuild
+from shared.contracts import CONTACTS_EVENTS, PREFERENCES_EVENTS
 from shared.db import EVENTSTORE_SQL, apply_schema, read_sql
-from shared.events import CONTACTS_EVENTS, PREFERENCES_EVENTS
 from shared.projection import ProjectionConsumer
 from shared.projection_offsets import stored_offsets
 from tests.integration.streams import (

@@ -17,8 +17,7 @@ from services.auth.adapters import enrollments
 from services.auth.decisions import login_requirement
 from services.auth.projection import LoginProjection
 from services.auth.reactions import AuthProjection
-from shared.db import EVENTSTORE_SQL, apply_schema, open_pool, read_sql
-from shared.events import (
+from shared.contracts import (
     Cause,
     ContactCreated,
     ContactCreatedPayload,
@@ -29,6 +28,7 @@ from shared.events import (
     MfaResetPayload,
     Payload,
 )
+from shared.db import EVENTSTORE_SQL, apply_schema, open_pool, read_sql
 
 pytestmark = pytest.mark.integration
 T0 = datetime(2026, 3, 1, tzinfo=UTC)

@@ -23,8 +23,7 @@ from services.auth.flows.sessions import issue_session
 from services.auth.projection import LoginProjection
 from services.auth.reactions import AuthProjection
 from services.auth.runtime import AuthRuntime
-from shared.db import EVENTSTORE_SQL, apply_schema, open_pool, read_sql
-from shared.events import (
+from shared.contracts import (
     Cause,
     ContactCreated,
     ContactCreatedPayload,
@@ -38,6 +37,7 @@ from shared.events import (
     PortalAccessGrantedPayload,
     PortalAccessRevoked,
 )
+from shared.db import EVENTSTORE_SQL, apply_schema, open_pool, read_sql
 
 pytestmark = pytest.mark.integration
 # Events are dated at import; tokens are issued at the time of the test (a challenge lives

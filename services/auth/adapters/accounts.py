@@ -12,7 +12,7 @@ import asyncpg
 
 from services.auth import account_metrics
 from services.auth.domain.lockout import MfaAttempts
-from shared.events import Cause, EventEnvelope, Payload
+from shared.contracts import Cause, EventEnvelope, Payload
 from shared.eventstore import append_events
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from shared.events import (
+from shared.contracts import (
     ContactDeleted,
     Event,
     MfaPolicyEnabled,

@@ -14,7 +14,7 @@ from services.auth.flows.refusal import Refusal, invalid_token, locked_out
 from services.auth.flows.second_factor import record_failure
 from services.auth.flows.sessions import Factor, issue_session
 from services.auth.runtime import AuthRuntime
-from shared.events import BackupCodeUsed, BackupCodeUsedPayload, Empty, OtpReplayRejected
+from shared.contracts import BackupCodeUsed, BackupCodeUsedPayload, Empty, OtpReplayRejected
 from shared.login_rule.login_requirement import is_active
 
 

@@ -21,7 +21,7 @@ from services.auth.flows.refusal import Refusal, invalid_token, locked_out
 from services.auth.flows.second_factor import record_failure
 from services.auth.flows.sessions import issue_session
 from services.auth.runtime import AuthRuntime
-from shared.events import (
+from shared.contracts import (
     BackupCodesIssued,
     BackupCodesIssuedPayload,
     Empty,

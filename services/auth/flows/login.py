@@ -21,7 +21,7 @@ from services.auth.domain.passwords import DUMMY_HASH
 from services.auth.flows.refusal import Refusal, invalid_credentials, locked_out, seconds_until
 from services.auth.flows.sessions import end_every_token, issue_session
 from services.auth.runtime import AuthRuntime
-from shared.events import Empty, LoginFailed, LoginFailedPayload, PortalPasswordSet
+from shared.contracts import Empty, LoginFailed, LoginFailedPayload, PortalPasswordSet
 from shared.login_rule.gapless import HistoryIncomplete
 from shared.tokens import hash_token
 

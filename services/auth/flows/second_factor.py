@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from services.auth.adapters.accounts import Account
 from services.auth.runtime import AuthRuntime
-from shared.events import (
+from shared.contracts import (
     ContactLockedOut,
     ContactLockedOutPayload,
     LoginFailed,

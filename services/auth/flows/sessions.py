@@ -12,7 +12,7 @@ from services.auth.adapters import accounts, tokens
 from services.auth.domain.session_end import session_admitted
 from services.auth.flows.refusal import Refusal, invalid_credentials
 from services.auth.runtime import AuthRuntime
-from shared.events import LoginSucceeded, LoginSucceededPayload
+from shared.contracts import LoginSucceeded, LoginSucceededPayload
 from shared.login_rule.gapless import HistoryIncomplete
 
 Factor = Literal["password", "totp", "backup_code"]

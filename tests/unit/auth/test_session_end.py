@@ -13,7 +13,7 @@ from services.auth.domain.session_end import (
     ended_by,
     session_admitted,
 )
-from shared.events import (
+from shared.contracts import (
     Cause,
     ContactCreated,
     ContactCreatedPayload,

@@ -12,7 +12,7 @@ import pytest
 from portal_mfa import dev_state
 from portal_mfa.admin_credentials import DevIssuer, GivenToken, NoCredentials, admin_credentials
 from shared.admin_identity import AssertionIssuer, AssertionVerifier
-from shared.commands import EnableMfaPolicy
+from shared.contracts import EnableMfaPolicy
 from shared.settings import Settings
 
 BROKER = "127.0.0.1:29092"

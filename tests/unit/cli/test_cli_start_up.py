@@ -134,7 +134,7 @@ import portal_mfa.cli.main
 from portal_mfa.admin_credentials import DevIssuer
 from portal_mfa.command_client import CommandClient
 from shared.admin_identity import AssertionIssuer
-from shared.commands import CommandReply, EnableMfaPolicy, ResetPortalMfa
+from shared.contracts import CommandReply, EnableMfaPolicy, ResetPortalMfa
 from shared.read_your_writes import WritePosition
 from shared.settings import load_settings
 

@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from services.contacts.domain import Contact, ContactRejected
-from shared.events import Cause, ContactUnlocked, MfaReset, PortalAccessGranted
+from shared.contracts import Cause, ContactUnlocked, MfaReset, PortalAccessGranted
 
 CAUSE = Cause(actor="admin-1", at=datetime(2026, 1, 1, tzinfo=UTC))
 

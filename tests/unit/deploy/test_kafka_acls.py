@@ -19,7 +19,7 @@ import pytest
 from services.audit.bootstrap import AUDIT_GROUP
 from services.auth.main import PROJECTION_GROUP
 from services.auth.projection import TOPICS as AUTH_PROJECTION_TOPICS
-from shared.events import (
+from shared.contracts import (
     ADMIN_REPLIES,
     ALL_TOPICS,
     AUTH_EVENTS,

@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from services.preferences.domain import OrgPreferences
-from shared.events import Cause, MfaPolicyDisabled, MfaPolicyEnabled, PortalNameSet
+from shared.contracts import Cause, MfaPolicyDisabled, MfaPolicyEnabled, PortalNameSet
 
 CAUSE = Cause(actor="admin-1", at=datetime(2026, 1, 1, tzinfo=UTC), correlation_id="corr")
 

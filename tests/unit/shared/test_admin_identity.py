@@ -21,7 +21,7 @@ from shared.admin_identity import (
     parse_trusted_keys,
     verifier_from,
 )
-from shared.commands import CreateContact, EnableMfaPolicy, ResetPortalMfa, wire_digest
+from shared.contracts import CreateContact, EnableMfaPolicy, ResetPortalMfa, wire_digest
 from shared.settings import Settings, SettingsError
 
 ISSUER = "https://idp.example"

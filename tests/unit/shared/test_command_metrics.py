@@ -10,7 +10,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from shared.command_metrics import KNOWN_COMMAND_TYPES, count, described
-from shared.commands import CommandReply, EnableMfaPolicy
+from shared.contracts import CommandReply, EnableMfaPolicy
 
 
 def test_a_command_is_described_by_its_type_org_and_correlation() -> None:

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from shared import events as ev
-from shared.events import (
+from shared import contracts as ev
+from shared.contracts import (
     Cause,
     ContactCreated,
     ContactCreatedPayload,

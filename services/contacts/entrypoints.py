@@ -1,17 +1,36 @@
-"""contacts' admin reads over HTTP: the org's contacts, for an assertion of that org."""
+"""contacts' entry points: its command subscriber, and the admin reads over HTTP (the org's
+contacts, for an assertion of that org)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Literal
 
 from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel
 
-from services.contacts.handlers import ContactsService
+from services.contacts.flows import ContactsService
 from shared.admin_access import AdminBearer
+from shared.command_intake import Admin, CommandIntake
+from shared.contracts import CONTACTS_COMMANDS, CommandReply, ContactsCommand
 from shared.http.path_params import ContactId, OrgId
 from shared.http.problems import problems
+from shared.settings import Settings
+
+
+def command_intake(settings: Settings, service: Callable[[], ContactsService]) -> CommandIntake:
+    """The broker that answers portal.contacts.commands (`service` once it runs)."""
+    intake = CommandIntake(name="contacts", settings=settings, owner=service)
+
+    @intake.subscribe(CONTACTS_COMMANDS)
+    async def contacts_commands(command: ContactsCommand, admin: Admin) -> CommandReply:
+        """Key: contact_id. Each carries an admin assertion (docs/security.md). With a
+        `reply_to` header, the reply goes to portal.admin.replies, same `correlation_id`."""
+        return await service().run(command, admin)
+
+    return intake
+
 
 router = APIRouter()
 

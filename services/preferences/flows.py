@@ -1,20 +1,20 @@
-"""preferences: commands in, org-preferences events out; the policy read for admins."""
+"""preferences' use cases: change an org's MFA policy or portal name; read the policy."""
 
 from __future__ import annotations
 
 import asyncpg
 
+from services.preferences.adapters import append, load_preferences
 from services.preferences.domain import OrgPreferences
 from shared.admin_identity import AdminAssertion
 from shared.command_handling import CommandOwner
-from shared.commands import (
+from shared.contracts import (
     PREFERENCES_COMMAND_ADAPTER,
     CommandReply,
     DisableMfaPolicy,
     EnableMfaPolicy,
     SetPortalName,
 )
-from shared.eventstore import append_events, load_stream
 from shared.read_your_writes import WritePosition
 
 ChangeCommand = EnableMfaPolicy | DisableMfaPolicy | SetPortalName
@@ -25,12 +25,12 @@ class PreferencesService(CommandOwner):
 
     async def policy(self, org_id: str) -> OrgPreferences:
         async with self._pool.acquire() as conn:
-            return await _load(conn, org_id)
+            return await load_preferences(conn, org_id)
 
     async def _change(
         self, conn: asyncpg.Connection, command: ChangeCommand, admin: AdminAssertion
     ) -> CommandReply:
-        prefs = await _load(conn, command.org_id)
+        prefs = await load_preferences(conn, command.org_id)
         cause = command.cause(self._clock(), admin.sub)
         match command:
             case EnableMfaPolicy():
@@ -39,7 +39,7 @@ class PreferencesService(CommandOwner):
                 events = prefs.set_mfa_policy(False, cause)
             case SetPortalName():
                 events = prefs.set_portal_name(command.portal_name, cause)
-        await append_events(conn, events)
+        await append(conn, events)
         for event in events:
             prefs = prefs.apply(event)  # type: ignore[arg-type]
         # Ids and status only: every reader of the reply topic sees this.
@@ -48,7 +48,3 @@ class PreferencesService(CommandOwner):
             {"org_id": prefs.org_id, "mfa_enabled": prefs.mfa_enabled, "version": prefs.version},
             WritePosition("org_preferences", prefs.org_id, prefs.version),
         )
-
-
-async def _load(conn: asyncpg.Connection, org_id: str) -> OrgPreferences:
-    return OrgPreferences.from_events(org_id, await load_stream(conn, "org_preferences", org_id))
