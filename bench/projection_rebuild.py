@@ -30,11 +30,12 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from random import Random
 
 import asyncpg
+import psutil
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
@@ -68,7 +69,7 @@ from shared.contracts import (
     parse_event,
 )
 from shared.db import open_pool
-from shared.signing import RecordSigner, TrustMap
+from shared.signing import RecordSigner, SignedRecord, TrustMap
 
 TARGET_EVENTS_PER_S = 25_000
 TARGET_RATIO = 0.50
@@ -291,10 +292,49 @@ async def produce(bootstrap: str, messages: Sequence[Message], *, idempotent: bo
 class Measured:
     events: int
     seconds: float
+    # CPU seconds per process group while it ran: on a shared machine the rate moves with
+    # the load, the CPU per event much less.
+    cpu: dict[str, float] = field(default_factory=dict)
+
+    def cpu_us_per_event(self) -> dict[str, float]:
+        return {g: s / self.events * 1e6 for g, s in self.cpu.items()} if self.events else {}
 
     @property
     def rate(self) -> float:
         return self.events / self.seconds if self.seconds > 0 else 0.0
+
+
+class CpuMeter:
+    """CPU time of this process (every thread), PostgreSQL and the broker, for one phase."""
+
+    def __init__(self, postgres_pid: int | None, broker_pid: int | None) -> None:
+        self._pids = {"postgres": postgres_pid, "broker": broker_pid}
+
+    def read(self) -> dict[str, float]:
+        times = os.times()
+        found = {"this process": times.user + times.system}
+        for group, pid in self._pids.items():
+            if pid is not None:
+                found[group] = _tree_cpu(pid)
+        return found
+
+    def since(self, before: dict[str, float]) -> dict[str, float]:
+        return {g: v - before[g] for g, v in self.read().items() if g in before}
+
+
+def _tree_cpu(pid: int) -> float:
+    """A server's CPU seconds: its own, its live children's, and those it has reaped
+    (PostgreSQL's backends exit with their connections)."""
+    total = 0.0
+    with contextlib.suppress(psutil.Error):
+        root = psutil.Process(pid)
+        t = root.cpu_times()
+        total += t.user + t.system + t.children_user + t.children_system
+        for child in root.children(recursive=True):
+            with contextlib.suppress(psutil.Error):
+                c = child.cpu_times()
+                total += c.user + c.system
+    return total
 
 
 def _event_id(value: bytes) -> str:
@@ -304,9 +344,22 @@ def _event_id(value: bytes) -> str:
 
 
 async def bare_loop(
-    bootstrap: str, topics: Sequence[str], url: str, expected: int, batch_size: int
+    bootstrap: str,
+    topics: Sequence[str],
+    url: str,
+    expected: int,
+    batch_size: int,
+    meter: CpuMeter,
+    *,
+    table: str = "bare_events",
+    checking: TrustMap | None = None,
 ) -> Measured:
-    """aiokafka → asyncpg COPY, nothing else: read every record once, copy it raw."""
+    """aiokafka → asyncpg COPY, nothing else: read every record once, copy it raw.
+
+    With `checking`, each record's signature is checked first (the same call the
+    projection makes, on this one thread): what the rebuild would cost if checking were
+    all it added.
+    """
     conn = await asyncpg.connect(url)
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
@@ -318,10 +371,9 @@ async def bare_loop(
         fetch_max_bytes=32 * 1024 * 1024,
     )
     try:
+        cpu_before = meter.read()
         started = time.perf_counter()
-        await conn.execute(
-            "CREATE TABLE bare_events (event_id uuid NOT NULL, value bytea NOT NULL)"
-        )
+        await conn.execute(f"CREATE TABLE {table} (event_id uuid NOT NULL, value bytea NOT NULL)")
         await consumer.start()
         partitions = await _all_partitions(consumer, topics)
         consumer.assign(partitions)
@@ -330,20 +382,23 @@ async def bare_loop(
         idle_since = time.perf_counter()
         while read < expected:
             batch = await consumer.getmany(timeout_ms=200, max_records=batch_size)
-            rows = [(_event_id(r.value), r.value) for part in batch.values() for r in part]
+            records = [r for part in batch.values() for r in part]
+            if checking is not None:
+                for r in records:
+                    checking.signer_of(SignedRecord.from_headers(r.key, r.value, r.headers))
+            rows = [(_event_id(r.value), r.value) for r in records]
             if rows:
-                await conn.copy_records_to_table(
-                    "bare_events", records=rows, columns=("event_id", "value")
-                )
+                await conn.copy_records_to_table(table, records=rows, columns=("event_id", "value"))
                 read += len(rows)
                 idle_since = time.perf_counter()
             elif time.perf_counter() - idle_since > 60:
                 raise RuntimeError(f"bare loop: no records for 60 s after {read:,}/{expected:,}")
         seconds = time.perf_counter() - started
-        copied = await conn.fetchval("SELECT count(*) FROM bare_events")
+        cpu = meter.since(cpu_before)
+        copied = await conn.fetchval(f"SELECT count(*) FROM {table}")
         if copied != expected:
             raise RuntimeError(f"bare loop copied {copied:,} rows, expected {expected:,}")
-        return Measured(read, seconds)
+        return Measured(read, seconds, cpu)
     finally:
         await consumer.stop()
         await conn.close()
@@ -374,6 +429,7 @@ async def rebuild_run(
     *,
     idempotent: bool,
     profile: cProfile.Profile | None,
+    meter: CpuMeter,
 ) -> Measured:
     """The subject: the real rebuild, into a fresh schema, without the swap."""
     pool = await open_pool(url)
@@ -392,6 +448,7 @@ async def rebuild_run(
     try:
         if profile is not None:
             profile.enable()
+        cpu_before = meter.read()
         started = time.perf_counter()
         applied = await rebuild(
             pool,
@@ -405,10 +462,11 @@ async def rebuild_run(
             batch_size=batch_size,
         )
         seconds = time.perf_counter() - started
+        cpu = meter.since(cpu_before)
         if profile is not None:
             profile.disable()
         await _check_projection(pool, workload, applied)
-        return Measured(applied, seconds)
+        return Measured(applied, seconds, cpu)
     finally:
         await deadletter.stop()
         await pool.close()
@@ -445,12 +503,15 @@ class WorkloadSummary:
 # --- the run ----------------------------------------------------------------------------
 
 
-def report(events: int, bare: Measured, subject: Measured) -> bool:
+def report(
+    events: int, bare: Measured, subject: Measured, checking: Measured | None = None
+) -> bool:
     ratio = subject.rate / bare.rate if bare.rate else 0.0
     rate_met = subject.rate >= TARGET_EVENTS_PER_S
     ratio_met = ratio >= TARGET_RATIO
     rows = [
         ("bare aiokafka → asyncpg COPY loop", bare),
+        *([("bare loop, signatures checked", checking)] if checking else []),
         ("projection rebuild (services.auth.rebuild)", subject),
     ]
     print()
@@ -458,6 +519,15 @@ def report(events: int, bare: Measured, subject: Measured) -> bool:
     for name, m in rows:
         print(f"{name:44} {m.events:>11,} {m.seconds:>9.2f} {m.rate:>10,.0f}")
     print(f"{'ratio rebuild / bare':44} {'':>11} {'':>9} {ratio:>10.1%}")
+    if checking is not None and checking.rate:
+        of_checking = subject.rate / checking.rate
+        print(f"{'ratio rebuild / checking loop':44} {'':>11} {'':>9} {of_checking:>10.1%}")
+    print()
+    print("CPU µs per event (the figure a busy machine inflates least):")
+    for name, m in rows:
+        per_event = m.cpu_us_per_event()
+        parts = ", ".join(f"{g} {v:,.1f}" for g, v in per_event.items())
+        print(f"  {name}: {parts}; total {sum(per_event.values()):,.1f}")
     print()
     verdict: Callable[[bool], str] = lambda met: "met" if met else "MISSED"  # noqa: E731
     print(
@@ -532,9 +602,27 @@ async def measure(args: argparse.Namespace) -> Row:
         del workload
         gc.collect()
 
+        meter = CpuMeter(
+            postgres.pid if postgres is not None else None,
+            broker.pid if broker is not None else None,
+        )
         print(f"bare loop ... ({machine.load()})", flush=True)
-        bare = await bare_loop(bootstrap, topics, bare_url, summary.events, args.batch_size)
+        bare = await bare_loop(bootstrap, topics, bare_url, summary.events, args.batch_size, meter)
         print(f"  {bare.rate:,.0f} events/s", flush=True)
+        checking: Measured | None = None
+        if args.checking_baseline:
+            print(f"bare loop checking signatures ... ({machine.load()})", flush=True)
+            checking = await bare_loop(
+                bootstrap,
+                topics,
+                bare_url,
+                summary.events,
+                args.batch_size,
+                meter,
+                table="checked_events",
+                checking=TrustMap.of(SIGNERS),
+            )
+            print(f"  {checking.rate:,.0f} events/s", flush=True)
         gc.collect()
         print(f"rebuild ... ({machine.load()})", flush=True)
         subject = await rebuild_run(
@@ -545,9 +633,10 @@ async def measure(args: argparse.Namespace) -> Row:
             args.batch_size,
             idempotent=bool(external_kafka),
             profile=profile,
+            meter=meter,
         )
         print(f"  {subject.rate:,.0f} events/s ({machine.load()})", flush=True)
-        met = report(summary.events, bare, subject)
+        met = report(summary.events, bare, subject, checking)
         row = Row(
             f"projection rebuild, {summary.events:,} events",
             subject.rate,
@@ -557,7 +646,21 @@ async def measure(args: argparse.Namespace) -> Row:
             bare.rate,
             "bare aiokafka → asyncpg COPY loop",
             ratio(subject.rate, bare.rate),
-            {"events": summary.events, "seconds": subject.seconds, "bare_seconds": bare.seconds},
+            {
+                "events": summary.events,
+                "seconds": subject.seconds,
+                "bare_seconds": bare.seconds,
+                "cpu_us_per_event": subject.cpu_us_per_event(),
+                "bare_cpu_us_per_event": bare.cpu_us_per_event(),
+                **(
+                    {
+                        "checking_loop_events_per_s": checking.rate,
+                        "checking_loop_cpu_us_per_event": checking.cpu_us_per_event(),
+                    }
+                    if checking is not None
+                    else {}
+                ),
+            },
         )
         if profile is not None:
             profile.dump_stats(args.profile)
@@ -604,6 +707,11 @@ def _parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--check", action="store_true", help="exit with status 1 if a target is missed"
+    )
+    parser.add_argument(
+        "--checking-baseline",
+        action="store_true",
+        help="also run the bare loop checking each record's signature (not a §9 baseline)",
     )
     args = parser.parse_args(argv)
     if args.events < 1:

@@ -24,9 +24,10 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from nacl.bindings import crypto_sign_open
+from nacl.exceptions import BadSignatureError
 
 from shared.contracts import Event, parse_event
 
@@ -154,6 +155,8 @@ class TrustMap:
 
     def __init__(self, signers: Iterable[TrustedSigner]) -> None:
         self._by_kid: dict[str, TrustedSigner] = {}
+        # Raw key bytes for libsodium, which verifies (see `signer_of`).
+        self._raw_by_kid: dict[str, bytes] = {}
         for signer in signers:
             _checked_kid(signer.kid)
             if signer.service not in AGGREGATE_TYPE_OF_SIGNER:
@@ -161,6 +164,9 @@ class TrustMap:
             if signer.kid in self._by_kid:
                 raise ValueError(f"key id {signer.kid!r} is listed twice")
             self._by_kid[signer.kid] = signer
+            self._raw_by_kid[signer.kid] = signer.public_key.public_bytes(
+                Encoding.Raw, PublicFormat.Raw
+            )
 
     @classmethod
     def of(cls, signers: Mapping[str, RecordSigner]) -> TrustMap:
@@ -184,9 +190,14 @@ class TrustMap:
         signer = self._by_kid.get(record.kid)
         if signer is None:
             raise RecordRefused(UNKNOWN_SIGNER)
+        # libsodium (PyNaCl), not OpenSSL: about half the CPU per check (57 against 110 µs
+        # measured here), and it lets go of the GIL meanwhile, so a projection's checks run
+        # on other threads while the event loop works (docs/performance.md). It is also the
+        # stricter of the two (it refuses small-order keys and non-canonical encodings), so
+        # nothing OpenSSL would refuse gets through; honest signatures verify in both.
         try:
-            signer.public_key.verify(record.signature, record.message())
-        except InvalidSignature:
+            crypto_sign_open(record.signature + record.message(), self._raw_by_kid[record.kid])
+        except BadSignatureError:
             raise RecordRefused(BAD_SIGNATURE) from None
         return signer
 

@@ -221,7 +221,7 @@ class LoginProjection:
             " WHERE org_id = ANY($1::text[])",
             org_ids,
         )
-        return [OrgPolicy(*r) for r in rows]
+        return [OrgPolicy.from_row(r) for r in rows]
 
     async def policy(self, conn: asyncpg.Connection, org_id: str) -> OrgPolicy:
         found = await self.policies(conn, [org_id])
@@ -235,7 +235,7 @@ class LoginProjection:
             " WHERE contact_id = ANY($1::text[])",
             contact_ids,
         )
-        return [ProjectedContact(*r) for r in rows]
+        return [ProjectedContact.from_row(r) for r in rows]
 
     async def contact_by_email(
         self, conn: asyncpg.Connection, org_id: str, email: str

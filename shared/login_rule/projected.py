@@ -8,7 +8,8 @@ redelivered or duplicated event changes nothing; and it refuses one beyond a gap
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import TypeVar
 
@@ -64,6 +65,11 @@ class OrgPolicy:
         """The fields in declaration order (the projection table's column order)."""
         return tuple(self.__dict__.values())
 
+    @classmethod
+    def from_row(cls, values: Sequence[object]) -> OrgPolicy:
+        """The inverse of `row` (see `_from_row`)."""
+        return _from_row(cls, _POLICY_FIELDS, values)
+
     @property
     def issuer(self) -> str:
         return self.portal_name or self.org_id
@@ -118,6 +124,27 @@ class ProjectedContact:
     def row(self) -> tuple[object, ...]:
         """The fields in declaration order (the projection table's column order)."""
         return tuple(self.__dict__.values())
+
+    @classmethod
+    def from_row(cls, values: Sequence[object]) -> ProjectedContact:
+        """The inverse of `row` (see `_from_row`)."""
+        return _from_row(cls, _CONTACT_FIELDS, values)
+
+
+_POLICY_FIELDS = tuple(f.name for f in fields(OrgPolicy))
+_CONTACT_FIELDS = tuple(f.name for f in fields(ProjectedContact))
+
+
+def _from_row(cls: type[_State], names: tuple[str, ...], values: Sequence[object]) -> _State:
+    """An instance from its fields in declaration order.
+
+    A frozen dataclass's `__init__` sets each field through `object.__setattr__`, about
+    twice the cost of filling the instance dict; the projection reads a row back per
+    applied event, and these classes validate nothing on construction.
+    """
+    state = object.__new__(cls)
+    state.__dict__.update(zip(names, values, strict=True))
+    return state
 
 
 def _already_applied(

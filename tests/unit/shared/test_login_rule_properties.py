@@ -189,6 +189,20 @@ def test_folding_the_log_again_changes_nothing(story: tuple[Scenario, list[Event
     assert _fold_contact(contact, scenario.contact) == contact
 
 
+@settings(max_examples=100, deadline=None)
+@given(stories())
+def test_a_folded_state_reads_back_from_its_row_unchanged(
+    story: tuple[Scenario, list[Event]],
+) -> None:
+    # The projection stores `row()` and reads it back with `from_row` (no __init__).
+    scenario, _ = story
+    policy = _fold_policy(OrgPolicy(ORG), scenario.policy)
+    contact = _fold_contact(ProjectedContact(CONTACT, ORG), scenario.contact)
+    assert OrgPolicy.from_row(policy.row()) == policy
+    assert ProjectedContact.from_row(contact.row()) == contact
+    assert ProjectedContact.from_row(contact.row()).row() == contact.row()
+
+
 @settings(max_examples=200, deadline=None)
 @given(stories(), st.data())
 def test_audit_and_auth_fold_to_the_same_answer(
