@@ -1,10 +1,17 @@
 """The admin CLI's wall time, as an admin types it: `portal-mfa --help`, and an admin
 command against a running dev stack, beside a bare `python -c pass` (the interpreter's
 own start-up, the floor nothing here can go under), measured in turn in the same run.
+
+    .venv/bin/python -m bench.cli_start [--runs N] [--json FILE] [--check]
+
+Alone, it starts its own dev stack (free ports) unless `PORTAL_MFA_KAFKA_BOOTSTRAP`
+names a running one, whose services' ports then come from `PORTAL_MFA_*_PORT` as the
+CLI reads them. `python -m bench all` measures these rows on its shared stack.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import resource
 import shutil
@@ -12,12 +19,33 @@ import statistics
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Mapping, Sequence
 
-from bench.rows import Row, ratio
+from bench.rows import Row, ratio, table, write_json
 
 TARGET_HELP_MS = 250.0
 TARGET_COMMAND_MS = 500.0
+
+
+# The services the admin command reads from: auth above all, since a change returns only
+# once auth's login decision reflects it (read-your-writes).
+_SERVICE_PORTS = {
+    "auth": "PORTAL_MFA_AUTH_PORT",
+    "preferences": "PORTAL_MFA_PREFERENCES_PORT",
+    "contacts": "PORTAL_MFA_CONTACTS_PORT",
+    "audit": "PORTAL_MFA_AUDIT_PORT",
+}
+
+
+def client_env(kafka: str, ports: Mapping[str, int]) -> dict[str, str]:
+    """The CLI's environment for a stack at these addresses, with no other PORTAL_MFA_*."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PORTAL_MFA_")}
+    env["PORTAL_MFA_KAFKA_BOOTSTRAP"] = kafka
+    for service, variable in _SERVICE_PORTS.items():
+        if service in ports:
+            env[variable] = str(ports[service])
+    return env
 
 
 def _portal_mfa() -> list[str]:
@@ -91,3 +119,37 @@ def measure(
             flush=True,
         )
     return rows
+
+
+def admin_command(org: str) -> list[str]:
+    return ["admin", "--org", org, "mfa", "enable", "--json"]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.cli_start", description=__doc__)
+    parser.add_argument("--runs", type=int, default=15, help="counted runs of each (15)")
+    parser.add_argument("--json", metavar="FILE", help="write the rows as one JSON document")
+    parser.add_argument("--check", action="store_true", help="exit 1 if a target is missed")
+    args = parser.parse_args(argv)
+    org = f"bench-cli-{uuid.uuid4().hex[:6]}"
+    stack = None
+    if os.environ.get("PORTAL_MFA_KAFKA_BOOTSTRAP"):
+        env = dict(os.environ)  # a running stack, as the CLI would find it from here
+    else:
+        from portal_mfa.dev_process import DevProcess
+
+        stack = DevProcess.start({"PORTAL_MFA_DEV_SEED": "0"}, inherit_settings=False)
+        env = client_env(stack.kafka, stack.ports)
+    try:
+        rows = measure(args.runs, env, admin_command(org), "admin mfa enable")
+    finally:
+        if stack is not None:
+            stack.stop()
+    print(table(rows))
+    if args.json:
+        write_json(args.json, rows, mode=f"cli, {args.runs} runs")
+    return 1 if args.check and not all(r.met for r in rows) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -749,10 +749,9 @@ async def measure(plan: Plan, *, extended: bool = True, lookup_only: bool = Fals
 def _cli_rows(plan: Plan, stack: Stack, org: str) -> list[Row]:
     """`portal-mfa --help` and `admin … mfa enable` (a command over Kafka, answered)."""
     _say(f"admin CLI: {plan.cli_runs} runs each … ({machine.load()})")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PORTAL_MFA_")}
-    env["PORTAL_MFA_KAFKA_BOOTSTRAP"] = stack.kafka
-    command = ["admin", "--org", org, "mfa", "enable", "--json"]
-    return cli_start.measure(plan.cli_runs, env, command, "admin mfa enable")
+    # The services' ports too: the command waits until auth's decision reflects it.
+    env = cli_start.client_env(stack.kafka, stack.ports)
+    return cli_start.measure(plan.cli_runs, env, cli_start.admin_command(org), "admin mfa enable")
 
 
 async def _challenge_runs(

@@ -44,8 +44,15 @@ class CommandClient:
 
     async def __aenter__(self) -> CommandClient:
         try:
-            await self._producer.start()
-            await self._consumer.start()
+            # Both connect at once (neither needs the other); each start ends, well or
+            # badly, before this goes on, so nothing is left starting on a failure.
+            started = await asyncio.gather(
+                self._producer.start(), self._consumer.start(), return_exceptions=True
+            )
+            for outcome in started:
+                if isinstance(outcome, BaseException):
+                    raise outcome
+            # Before anything is published: no reply can arrive ahead of this position.
             await self._position_at_reply_end()
         except BaseException:
             await self.__aexit__(None, None, None)

@@ -195,9 +195,11 @@ class Settings(BaseSettings):
     @field_validator("signing_key")
     @classmethod
     def _signing_key(cls, value: str) -> str:
-        from shared.signing_settings import parse_signing_key  # it imports this module
-
         if value.strip():
+            # Imported only when set: it imports this module, and the signing machinery
+            # costs a process with no key of its own (the admin CLI) ~15 ms of start-up.
+            from shared.signing_settings import parse_signing_key
+
             parse_signing_key(value)
         return value
 
@@ -210,9 +212,10 @@ class Settings(BaseSettings):
     @field_validator("trusted_signers")
     @classmethod
     def _trusted_signers(cls, value: str) -> str:
-        from shared.signing_settings import parse_trust_map  # it imports this module
+        if value:  # an empty map is valid; parsed only when set (as the signing key)
+            from shared.signing_settings import parse_trust_map
 
-        parse_trust_map(value)
+            parse_trust_map(value)
         return value
 
 

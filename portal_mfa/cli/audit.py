@@ -13,8 +13,6 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
-from rich.text import Text
 
 from portal_mfa.cli.console import JsonFlag, credentials, emit, label, out, read, shown
 
@@ -58,6 +56,8 @@ def _print_event(envelope: dict[str, Any], as_json: bool) -> None:
     if as_json:
         print(json.dumps(envelope), flush=True)
         return
+    from rich.text import Text
+
     payload = " ".join(f"{shown(k)}={shown(v)}" for k, v in envelope["payload"].items())
     line = Text.assemble(
         f"{shown(envelope['occurred_at'])}  {shown(envelope['org_id']):<12} "
@@ -88,6 +88,8 @@ def explain(
     if as_json:
         emit({k: answer[k] for k in keys}, True)
         return
+    from rich.table import Table
+
     table = Table(show_header=False, box=None)
     for key in keys:
         value = answer[key]
@@ -110,6 +112,8 @@ def verify(
     if as_json:
         emit({k: answer[k] for k in [*keys, "findings"]}, True)
         return
+    from rich.text import Text
+
     clean = not answer["forged"] and not answer["gaps"] and answer["chain_ok"]
     verdict = Text("intact", style="green") if clean else Text("TAMPERED", style="red")
     out.print(Text.assemble(f"{answer['events_checked']:,} events checked: ", verdict))

@@ -3,37 +3,68 @@ making one read, and printing the result."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 import uuid
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import IO, TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 
 from portal_mfa.cli.dev_stack import answers, what_to_set
 from portal_mfa.cli.exit_codes import BAD_SETTING, REJECTED, TIMED_OUT, UNREACHABLE
 
 if TYPE_CHECKING:
     # Imported where they are used: the Kafka client, the JWT and settings machinery cost
-    # ~0.5 s of start-up, which `--help` and the HTTP reads never need.
+    # ~0.5 s of start-up, which `--help` and the HTTP reads never need (nor asyncio and
+    # urllib.request, ~25 ms more, which `--help` does not need).
+    import urllib.error
+
+    from rich.console import Console
+    from rich.text import Text
+
     from portal_mfa.admin_credentials import AdminCredentials
     from shared.admin_identity import Scope
     from shared.contracts import Command, CommandReply
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print the result as one JSON object.")]
+
+
+class LazyConsole:
+    """A rich `Console`, made when something is first printed through it: `--json` output
+    goes to stdout with `print`, and importing rich's console costs every command ~45 ms."""
+
+    def __init__(self, **options: Any) -> None:
+        self._options = options
+        self._console: Console | None = None
+
+    @property
+    def console(self) -> Console:
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(**self._options)
+        return self._console
+
+    def print(self, *objects: Any, **options: Any) -> None:
+        self.console.print(*objects, **options)
+
+    @property
+    def file(self) -> IO[str]:
+        return self.console.file
+
+    @file.setter
+    def file(self, new_file: IO[str] | None) -> None:
+        # None: back to the console's default stream (rich treats an unset file so).
+        self.console.file = new_file  # type: ignore[assignment]
+
+
 # No markup: names, reasons and payloads come from users and services, and a contact named
 # "[/]" must print as such, not crash the command or restyle the admin's terminal. Styling
 # is done with `Text` objects instead.
-out = Console(markup=False, highlight=False)
-err = Console(stderr=True, soft_wrap=True, markup=False, highlight=False)
+out = LazyConsole(markup=False, highlight=False)
+err = LazyConsole(stderr=True, soft_wrap=True, markup=False, highlight=False)
 
 # Control characters (an ESC starts a terminal escape sequence) and the invisible
 # bidirectional overrides that make text read differently from what it is.
@@ -46,6 +77,8 @@ def shown(value: object) -> str:
 
 
 def label(name: str) -> Text:
+    from rich.text import Text
+
     return Text(name, style="bold")
 
 
@@ -81,6 +114,8 @@ def idempotency_key(given: str | None) -> uuid.UUID | None:
 
 def send(ctx: typer.Context, command: Command) -> dict[str, Any]:
     """Send one command; on a rejection or no answer, print one line and exit non-zero."""
+    import asyncio
+
     from aiokafka.errors import KafkaError
 
     from portal_mfa.command_client import CommandClient, NoAnswer
@@ -144,6 +179,9 @@ def _wait_until_login_reflects(ctx: typer.Context, command: Command, position: s
     auth holds each lookup up to its own bound and answers 503 while it has not applied
     the position; this asks again until the command timeout.
     """
+    import urllib.error
+    import urllib.request
+
     from shared.contracts import ContactCommand
     from shared.read_your_writes import READ_WAIT_S
     from shared.settings import auth_url, load_settings
@@ -198,6 +236,9 @@ def read(
 
     A refusal (401, 403, 404) prints one line and exits 1; an unreachable service exits 3.
     """
+    import urllib.error
+    import urllib.request
+
     if not base.startswith(("http://", "https://")):
         err.print(
             f"error: invalid setting PORTAL_MFA_{what.upper()}_URL: must be http(s): {shown(base)}",
@@ -243,6 +284,8 @@ def emit(result: dict[str, Any], as_json: bool, keys: list[str] | None = None) -
     if as_json:
         print(json.dumps(result))
         return
+    from rich.table import Table
+
     table = Table(show_header=False, box=None)
     for key in keys or list(result):
         table.add_row(label(key), shown(result.get(key)))

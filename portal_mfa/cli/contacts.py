@@ -10,7 +10,6 @@ import urllib.parse
 from typing import Annotated, Any, Literal
 
 import typer
-from rich.table import Table
 
 from portal_mfa.cli.console import (
     JsonFlag,
@@ -129,6 +128,8 @@ def list_contacts(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     if as_json:
         emit({"contacts": rows}, True)
         return
+    from rich.table import Table
+
     table = Table("contact_id", "kind", "name", "email", "portal", "mfa_epoch")
     for row in rows:
         table.add_row(

@@ -7,12 +7,10 @@ run this, and once it reports nothing left under an older key, that key may go.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from portal_mfa.cli.console import JsonFlag, err, shown
 from portal_mfa.cli.exit_codes import BAD_SETTING, REJECTED
@@ -31,6 +29,10 @@ def rotate(
     as_json: JsonFlag = False,
 ) -> None:
     # Imported here: the rest of the CLI should not pay for the service stack's imports.
+    import asyncio
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
     from portal_mfa.infra.postgres import ensure_database
     from portal_mfa.serve import database_name
     from services.auth.flows.key_rotation import Rotation, count_sealed, reseal_all
@@ -56,7 +58,7 @@ def rotate(
                 BarColumn(),
                 MofNCompleteColumn(),
                 TextColumn("{task.fields[failed]} failed"),
-                console=err,
+                console=err.console,
             ) as bar:
                 task = bar.add_task("rotate", total=total, failed=0)
 

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import time
 from typing import TYPE_CHECKING
 
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from portal_mfa import dev_state
 
@@ -36,6 +34,10 @@ def auth_settings() -> Settings:
 @projection.command("rebuild", help="Rebuild from offset 0 beside the live one, then swap.")
 def rebuild() -> None:
     # Imported here: the rest of the CLI should not pay for the service stack's imports.
+    import asyncio
+
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
     from portal_mfa.infra.postgres import ensure_database
     from portal_mfa.serve import database_name
     from services.auth.adapters.projection import LoginProjection

@@ -19,10 +19,9 @@ from shared import read_your_writes
 from shared.admin_access import AUDIT_READERS, AdminBearer, AdminCredential
 from shared.http import probes
 from shared.http.login_requirement_view import LoginRequirementView
-from shared.http.path_params import ContactId, OrgId
+from shared.http.path_params import ContactId, MinPosition, OrgId
 from shared.http.problems import problems
 from shared.projection import ProjectionConsumer
-from shared.read_your_writes import MinPosition
 from shared.readiness import database_problem, readiness
 from shared.signing import TrustMap
 

@@ -22,7 +22,8 @@ ASSERTION_FIELD = "assertion"
 
 
 class Command(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # Built when first used (as the events are, shared.contracts.envelope): the CLI uses one.
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     # The command topic of the service that owns what the command changes.
     topic: ClassVar[str]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import EmailStr, Field, TypeAdapter
+from pydantic import ConfigDict, EmailStr, Field, TypeAdapter
 
 from shared.contracts.commands import Command
 from shared.contracts.contacts_events import ContactKind
@@ -68,4 +68,6 @@ ContactsCommand = Annotated[
     | DeleteContact,
     Field(discriminator="command_type"),
 ]
-CONTACTS_COMMAND_ADAPTER: TypeAdapter[ContactsCommand] = TypeAdapter(ContactsCommand)
+CONTACTS_COMMAND_ADAPTER: TypeAdapter[ContactsCommand] = TypeAdapter(
+    ContactsCommand, config=ConfigDict(defer_build=True)
+)

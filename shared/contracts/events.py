@@ -10,7 +10,7 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Annotated, Any, get_args
 
-from pydantic import Field, TypeAdapter, ValidationError
+from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
 
 from shared.contracts.auth_events import (
     BackupCodesIssued,
@@ -64,7 +64,7 @@ Event = Annotated[
     Field(discriminator="event_type"),
 ]
 
-EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
+EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event, config=ConfigDict(defer_build=True))
 # Derived from `Event`, so each event class is listed once: adding one to the union is
 # all it takes for readers to parse it and for the exported documents to name it.
 EVENT_TYPES: dict[str, type[EventEnvelope]] = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import Field, TypeAdapter
+from pydantic import ConfigDict, Field, TypeAdapter
 
 from shared.contracts.commands import Command
 from shared.contracts.topics import PREFERENCES_COMMANDS
@@ -31,4 +31,6 @@ PreferencesCommand = Annotated[
     EnableMfaPolicy | DisableMfaPolicy | SetPortalName,
     Field(discriminator="command_type"),
 ]
-PREFERENCES_COMMAND_ADAPTER: TypeAdapter[PreferencesCommand] = TypeAdapter(PreferencesCommand)
+PREFERENCES_COMMAND_ADAPTER: TypeAdapter[PreferencesCommand] = TypeAdapter(
+    PreferencesCommand, config=ConfigDict(defer_build=True)
+)

@@ -19,14 +19,14 @@ RejectionCode = Literal[
 
 
 class Rejection(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)  # built on first use
 
     code: RejectionCode
     message: str
 
 
 class CommandReply(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     command_id: uuid.UUID | None
     ok: bool

@@ -44,17 +44,19 @@ def configure_tracing(service: str, trace_dir: str = "") -> bool:
     global _exporting
     if _exporting:
         return True
+    otlp = any(os.environ.get(name) for name in _OTLP_VARIABLES)
+    if not otlp and not trace_dir:
+        # Nothing to export to: the SDK is not even imported (the admin CLI's case).
+        return False
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 
     processors: list[SpanProcessor] = []
-    if any(os.environ.get(name) for name in _OTLP_VARIABLES):
+    if otlp:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
         processors.append(BatchSpanProcessor(OTLPSpanExporter()))
     if trace_dir:
         processors.append(SimpleSpanProcessor(_span_file(Path(trace_dir), service)))
-    if not processors:
-        return False
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
 

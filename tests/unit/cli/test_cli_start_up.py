@@ -28,6 +28,22 @@ HEAVY = (
     "pydantic_settings",
     "jwt",
 )
+# Nor does `--help` need the event loop, an HTTP client or progress bars (~30 ms together).
+NOT_FOR_HELP = ("asyncio", "urllib.request", "rich.progress")
+# What an admin command over Kafka must still not load: the services' stack, PyJWT (the
+# CLI only mints, which shared.admin_identity does itself), the tracing SDK while nothing
+# exports spans, the email validator (only `contacts add`'s model needs it), and rich's
+# console (`--json` prints with `print`; portal_mfa.cli.console makes one when needed).
+NOT_FOR_A_COMMAND = (
+    "faststream",
+    "asyncpg",
+    "fastapi",
+    "starlette",
+    "opentelemetry.sdk",
+    "jwt",
+    "email_validator",
+    "rich.console",
+)
 
 _PROBE = """
 import json, sys
@@ -97,7 +113,7 @@ def test_help_answers_without_the_heavy_modules(argv: list[str], tmp_path: Path)
     probe = (
         "import runpy, sys, atexit, json\n"
         f"sys.argv = ['portal-mfa', *{argv!r}]\n"
-        f"heavy = {list(HEAVY)!r}\n"
+        f"heavy = {list(HEAVY + NOT_FOR_HELP)!r}\n"
         "def report():\n"
         "    found = [h for h in heavy if h in sys.modules]\n"
         "    print('HEAVY=' + json.dumps(found), file=sys.stderr)\n"
@@ -110,3 +126,51 @@ def test_help_answers_without_the_heavy_modules(argv: list[str], tmp_path: Path)
     assert done.returncode == 0, done.stderr
     line = next(x for x in done.stderr.splitlines() if x.startswith("HEAVY="))
     assert json.loads(line.removeprefix("HEAVY=")) == []
+
+
+_COMMAND_PROBE = """
+import asyncio, json, sys
+import portal_mfa.cli.main
+from portal_mfa.admin_credentials import DevIssuer
+from portal_mfa.command_client import CommandClient
+from shared.admin_identity import AssertionIssuer
+from shared.contracts import CommandReply, EnableMfaPolicy, ResetPortalMfa
+from shared.read_your_writes import WritePosition
+from shared.settings import load_settings
+
+issuer = DevIssuer(AssertionIssuer.generate(key_id="k", issuer="dev"), "dev-admin")
+signed = [issuer.sign(EnableMfaPolicy(org_id="acme")),
+          issuer.sign(ResetPortalMfa(org_id="acme", contact_id="c-1"))]
+assert all(command.assertion.count(".") == 2 for command in signed)
+reply = CommandReply.model_validate_json(
+    '{"command_id": null, "ok": true, "result": {"position": "org_preferences:2:acme"}}')
+WritePosition.parse(reply.result["position"])
+
+async def build() -> None:
+    CommandClient(load_settings())  # made, not started: no broker here
+
+asyncio.run(build())
+print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in {roots})))
+"""
+
+
+def test_an_admin_command_loads_neither_the_service_stack_nor_pyjwt(tmp_path: Path) -> None:
+    # What `portal-mfa admin … mfa enable` does short of the broker: settings, signing the
+    # command with the dev issuer, a reply and its write position, the Kafka client made.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PORTAL_MFA_", "OTEL_"))}
+    env |= {"TMPDIR": str(tmp_path)}
+    roots = sorted({h.split(".")[0] for h in NOT_FOR_A_COMMAND} | {"aiokafka"})
+    done = subprocess.run(
+        [sys.executable, "-c", _COMMAND_PROBE.replace("{roots}", repr(roots))],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    loaded = set(json.loads(done.stdout))
+    assert "aiokafka" in loaded  # the probe did reach the Kafka client
+    heavy = sorted(
+        m for m in loaded if any(m == h or m.startswith(f"{h}.") for h in NOT_FOR_A_COMMAND)
+    )
+    assert heavy == [], f"loaded by an admin command: {heavy}"

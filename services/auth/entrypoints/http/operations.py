@@ -14,9 +14,8 @@ from services.auth.entrypoints.http.lookup import remembered_login_requirement
 from shared.admin_access import AUDIT_READERS, AdminBearer
 from shared.http import probes
 from shared.http.login_requirement_view import LoginRequirementView
-from shared.http.path_params import ContactId, OrgId
+from shared.http.path_params import ContactId, MinPosition, OrgId
 from shared.http.problems import problems
-from shared.read_your_writes import MinPosition
 from shared.readiness import database_problem, readiness
 
 router = APIRouter()
