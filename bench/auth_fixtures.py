@@ -142,8 +142,8 @@ async def enroll(
     password_hash = hash_password(new_token())
     await conn.copy_records_to_table(
         "accounts",
-        columns=("contact_id", "org_id", "password_hash", "password_set_at"),
-        records=[(c, org_id, password_hash, now) for c in ids],
+        columns=("contact_id", "org_id", "password_hash"),
+        records=[(c, org_id, password_hash) for c in ids],
     )
     await conn.copy_records_to_table(
         "enrollments",
