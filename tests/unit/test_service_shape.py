@@ -1,4 +1,4 @@
-"""preferences, contacts and auth read the one shape of every service (docs/architecture.md):
+"""Every service reads the one shape of every service (docs/architecture.md):
 domain, flows, adapters, entrypoints, bootstrap, main, and SQL only in adapters."""
 
 from __future__ import annotations
@@ -13,14 +13,14 @@ SHAPE = ("domain.py", "flows.py", "adapters.py", "entrypoints.py", "bootstrap.py
 SQL = re.compile(r"\b(SELECT|INSERT INTO|UPDATE \w+ SET|DELETE FROM)\b")
 
 
-@pytest.mark.parametrize("service", ["preferences", "contacts"])
+@pytest.mark.parametrize("service", ["preferences", "contacts", "audit"])
 def test_the_service_has_the_one_shape(service: str) -> None:
     folder = ROOT / "services" / service
     modules = {p.name for p in folder.glob("*.py")} - {"__init__.py"}
     assert modules == set(SHAPE)
 
 
-@pytest.mark.parametrize("service", ["preferences", "contacts"])
+@pytest.mark.parametrize("service", ["preferences", "contacts", "audit"])
 def test_sql_sits_in_adapters_only(service: str) -> None:
     folder = ROOT / "services" / service
     found = [
@@ -46,17 +46,11 @@ def test_auth_has_the_one_shape_in_packages() -> None:
     assert top == {*AUTH_LAYERS, "bootstrap.py", "main.py", "schema.sql"}
 
 
-# Known and owned: the projection rebuild still renames schemas itself (its swap holds the
-# live consumer's lock); its SQL moves to the adapters with the rebuild's own rework.
-AUTH_SQL_OUTSIDE_ADAPTERS = {"entrypoints/rebuild.py"}
-
-
 def test_auth_sql_sits_in_adapters_only() -> None:
     found = [
         (str(path.relative_to(AUTH)), match.group(0))
         for layer in ("domain", "flows", "entrypoints")
         for path in (AUTH / layer).rglob("*.py")
-        if str(path.relative_to(AUTH)) not in AUTH_SQL_OUTSIDE_ADAPTERS
         for match in SQL.finditer(path.read_text())
     ] + [
         (name, match.group(0))

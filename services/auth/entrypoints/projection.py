@@ -8,7 +8,7 @@ from aiokafka import AIOKafkaProducer
 from prometheus_client import CollectorRegistry
 
 from services.auth.adapters.projection import TOPICS, LoginProjection
-from services.auth.entrypoints.rebuild import SWAP_LOCK
+from services.auth.adapters.projection_schemas import SWAP_LOCK
 from services.auth.flows.reactions import AuthProjection
 from shared.projection import ProjectionConsumer
 from shared.service_projection import projection_consumer_from

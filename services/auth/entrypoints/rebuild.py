@@ -20,16 +20,19 @@ from typing import Any
 import asyncpg
 from aiokafka import AIOKafkaProducer
 
-from services.auth.adapters import decision_memory
 from services.auth.adapters.projection import LIVE_SCHEMA, TOPICS, LoginProjection
-from shared.db import SCHEMA_LOCK
+from services.auth.adapters.projection_schemas import (
+    SWAP_LOCK,
+    hold_swap_lock,
+    start_fresh,
+    swap_in,
+)
 from shared.projection import ProjectionConsumer
 from shared.projection_offsets import stored_offsets
 from shared.signing import TrustMap
 
 REBUILD_SCHEMA = f"{LIVE_SCHEMA}_rebuild"
-# Taken shared by every live batch (ProjectionConsumer's `shared_lock`), exclusively by the swap.
-SWAP_LOCK = 0x4C4F474E
+__all__ = ["REBUILD_SCHEMA", "SWAP_LOCK", "Progress", "rebuild"]
 
 
 @dataclass(frozen=True)
@@ -56,9 +59,7 @@ async def rebuild(
     """Rebuild; returns how many events were applied. With `swap=False`, leave it beside."""
     fresh = LoginProjection(rebuild_schema)
     async with pool.acquire() as conn:
-        await conn.execute(f"DROP SCHEMA IF EXISTS {fresh.schema} CASCADE")
-        # Written without its lookup indexes, which are built once it has caught up.
-        await fresh.create(conn, lookup_indexes=False)
+        await start_fresh(conn, fresh)
     # No group: this reader owns every partition and starts from offset 0.
     consumer = ProjectionConsumer(
         bootstrap=bootstrap,
@@ -98,7 +99,7 @@ async def _swap(
     rebuilding: asyncio.Task[None],
 ) -> None:
     async with pool.acquire() as conn, conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock($1)", SWAP_LOCK)
+        await hold_swap_lock(conn)
         target = await stored_offsets(conn, live)
         while True:
             async with pool.acquire() as reader:
@@ -108,15 +109,4 @@ async def _swap(
             if rebuilding.done():
                 await rebuilding
             await asyncio.sleep(0.05)
-        retired = f"{live.schema}_retired"
-        await conn.execute(f"DROP SCHEMA IF EXISTS {retired} CASCADE")
-        await conn.execute(f"ALTER SCHEMA {live.schema} RENAME TO {retired}")
-        await conn.execute(f"ALTER SCHEMA {fresh.schema} RENAME TO {live.schema}")
-        await conn.execute(f"DROP SCHEMA {retired} CASCADE")
-        # The live schema announces its changes (it was built without the triggers), and
-        # every replica's remembered login requirements may be wrong now (decision_memory).
-        await conn.execute("SELECT pg_advisory_xact_lock($1)", SCHEMA_LOCK)
-        await conn.execute(decision_memory.triggers_sql(live.schema, live_schema=LIVE_SCHEMA))
-        await conn.execute(
-            "SELECT pg_notify($1, $2)", decision_memory.CHANNEL, decision_memory.EVERYTHING
-        )
+        await swap_in(conn, live, fresh)
