@@ -95,6 +95,8 @@ class CommandIntake:
         # Why commands fail right now (readiness names it), None while they succeed.
         self.failure: str | None = None
         self.failures = Backoff(first_s=0.5, cap_s=10.0)
+        # What each topic's subscriber admits, from its `command` annotation.
+        self.admits: dict[str, TypeAdapter[Any]] = {}
 
     def subscribe(self, topic: str) -> Callable[[Handler], Handler]:
         """Subscribe a handler to `topic`; its return value is the reply."""
@@ -103,6 +105,7 @@ class CommandIntake:
             commands: TypeAdapter[Any] = TypeAdapter(
                 get_type_hints(handler, include_extras=True)["command"]
             )
+            self.admits[topic] = commands
             router = KafkaRouter(middlewares=[_ScopeFactory(self, commands)])
             subscriber = router.subscriber(
                 topic,

@@ -3,10 +3,15 @@ domain, flows, adapters, entrypoints, bootstrap, main, and SQL only in adapters.
 
 from __future__ import annotations
 
+import importlib
 import re
 from pathlib import Path
 
 import pytest
+
+from shared.command_handling import CommandOwner
+from shared.contracts import CONTACTS_COMMANDS, PREFERENCES_COMMANDS
+from tests.unit.subscribers import SETTINGS
 
 ROOT = Path(__file__).resolve().parents[2]
 SHAPE = ("domain.py", "flows.py", "adapters.py", "entrypoints.py", "bootstrap.py", "main.py")
@@ -58,3 +63,22 @@ def test_auth_sql_sits_in_adapters_only() -> None:
         for match in SQL.finditer((AUTH / name).read_text())
     ]
     assert found == []
+
+
+@pytest.mark.parametrize(
+    ("service", "topic"),
+    [("preferences", PREFERENCES_COMMANDS), ("contacts", CONTACTS_COMMANDS)],
+)
+def test_the_subscriber_admits_what_the_service_runs(service: str, topic: str) -> None:
+    """The running path admits by the subscriber's annotation; the service's own `execute`
+    (the bytes-level entry the integration tests drive) by its `commands` adapter: the two
+    must name the same commands, or one path would take what the other refuses."""
+    entrypoints = importlib.import_module(f"services.{service}.entrypoints")
+    flows = importlib.import_module(f"services.{service}.flows")
+    intake = entrypoints.command_intake(SETTINGS, lambda: None)
+    owner = next(
+        cls
+        for cls in vars(flows).values()
+        if isinstance(cls, type) and issubclass(cls, CommandOwner) and cls is not CommandOwner
+    )
+    assert intake.admits[topic].json_schema() == owner.commands.json_schema()
