@@ -12,20 +12,11 @@ import uuid
 
 import pytest
 
+from tests.cli_imports import heavy_modules
 from tests.dev_stack import RunningStack
 
 pytestmark = pytest.mark.e2e
 
-NOT_FOR_A_COMMAND = (
-    "faststream",
-    "asyncpg",
-    "fastapi",
-    "starlette",
-    "opentelemetry.sdk",
-    "jwt",
-    "email_validator",
-    "rich.console",
-)
 
 _PROBE = """
 import atexit, json, runpy, sys
@@ -55,9 +46,7 @@ def test_a_policy_change_loads_only_what_it_uses(stack: RunningStack) -> None:
     line = next(x for x in done.stderr.splitlines() if x.startswith("LOADED="))
     loaded = json.loads(line.removeprefix("LOADED="))
     assert "aiokafka" in loaded  # it did talk to the broker
-    heavy = sorted(
-        m for m in loaded if any(m == h or m.startswith(f"{h}.") for h in NOT_FOR_A_COMMAND)
-    )
+    heavy = heavy_modules(loaded)
     assert heavy == [], f"loaded by `portal-mfa {' '.join(argv)}`: {heavy}"
     # And the change is there: the policy reads back as enabled.
     status = stack.cli_json("admin", "--org", org, "mfa", "status")

@@ -13,7 +13,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any, cast
 
 import asyncpg
@@ -52,30 +52,12 @@ from shared.contracts import (
 )
 from shared.db import EVENTSTORE_SQL, apply_schema, open_pool, read_sql
 from shared.tokens import hash_token
+from tests.integration.movable_clock import START, STEP, MovableClock, wrong_code
 
 pytestmark = pytest.mark.integration
 
 ORG, CONTACT, EMAIL = "acme", "c-1", "v@example.com"
 PASSWORD, ADDRESS = "correct-horse-battery", "192.0.2.7"
-START = datetime(2031, 3, 4, 12, 0, 10, tzinfo=UTC)
-STEP = timedelta(seconds=totp.TIME_STEP_SECONDS)
-
-
-class MovableClock:
-    def __init__(self, at: datetime) -> None:
-        self.now = at
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, by: timedelta) -> None:
-        self.now += by
-
-
-def wrong_code(secret: str, at: datetime) -> str:
-    """A code no step of the window around `at` matches."""
-    window = {totp.code_at(secret, at + d * STEP) for d in (-1, 0, 1)}
-    return next(c for c in (f"{n:06d}" for n in range(10**6)) if c not in window)
 
 
 @dataclass

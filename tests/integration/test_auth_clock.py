@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any, cast
 
 import pytest
@@ -36,26 +36,13 @@ from shared.contracts import (
 )
 from shared.db import EVENTSTORE_SQL, apply_schema, open_pool, read_sql
 from shared.tokens import hash_token
+from tests.integration.movable_clock import START, STEP, MovableClock, wrong_code
 
 pytestmark = pytest.mark.integration
 
 ORG, CONTACT, EMAIL = "acme", "c-1", "v@example.com"
 INVITATION, PASSWORD = "an-invitation-token", "correct-horse-battery"
 ADDRESS = "192.0.2.7"
-# Ten seconds into a time step, in a year no real clock of this run shows.
-START = datetime(2031, 3, 4, 12, 0, 10, tzinfo=UTC)
-STEP = timedelta(seconds=totp.TIME_STEP_SECONDS)
-
-
-class MovableClock:
-    def __init__(self, at: datetime) -> None:
-        self.now = at
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, by: timedelta) -> None:
-        self.now += by
 
 
 @dataclass
@@ -74,8 +61,7 @@ class Enrolled:
 
     def wrong_code(self) -> str:
         """A code no step of the window matches."""
-        window = {self.code(d) for d in (-1, 0, 1)}
-        return next(c for c in (f"{n:06d}" for n in range(10**6)) if c not in window)
+        return wrong_code(self.secret, self.clock())
 
     async def challenge(self) -> str:
         answer = await login.login(self.rt, ORG, EMAIL, PASSWORD, ADDRESS)

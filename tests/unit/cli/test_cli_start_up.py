@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from portal_mfa.cli.exit_codes import BAD_SETTING
+from tests.cli_imports import NOT_FOR_A_COMMAND, heavy_modules
 
 # The heavy ones, and the two slow pure-Python ones only settings and credentials need.
 HEAVY = (
@@ -30,20 +31,6 @@ HEAVY = (
 )
 # Nor does `--help` need the event loop, an HTTP client or progress bars (~30 ms together).
 NOT_FOR_HELP = ("asyncio", "urllib.request", "rich.progress")
-# What an admin command over Kafka must still not load: the services' stack, PyJWT (the
-# CLI only mints, which shared.admin_identity does itself), the tracing SDK while nothing
-# exports spans, the email validator (only `contacts add`'s model needs it), and rich's
-# console (`--json` prints with `print`; portal_mfa.cli.console makes one when needed).
-NOT_FOR_A_COMMAND = (
-    "faststream",
-    "asyncpg",
-    "fastapi",
-    "starlette",
-    "opentelemetry.sdk",
-    "jwt",
-    "email_validator",
-    "rich.console",
-)
 
 _PROBE = """
 import json, sys
@@ -170,7 +157,5 @@ def test_an_admin_command_loads_neither_the_service_stack_nor_pyjwt(tmp_path: Pa
     assert done.returncode == 0, done.stderr
     loaded = set(json.loads(done.stdout))
     assert "aiokafka" in loaded  # the probe did reach the Kafka client
-    heavy = sorted(
-        m for m in loaded if any(m == h or m.startswith(f"{h}.") for h in NOT_FOR_A_COMMAND)
-    )
+    heavy = heavy_modules(loaded)
     assert heavy == [], f"loaded by an admin command: {heavy}"
