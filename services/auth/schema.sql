@@ -99,12 +99,13 @@ CREATE INDEX IF NOT EXISTS password_attempts_by_login ON password_attempts (logi
 -- statements of the transaction did: what is read after a lock was waited for is what
 -- the lock holder committed.
 --
--- challenge_open: the live challenge token locked, then its account (created if missing,
--- as accounts.lock does), the projected contact of the token's org and whether its
--- stream waits beyond a gap, the latest enabled enrollment, and its unused backup codes.
--- No row: no live challenge token. The live projection schema is named here; the
--- adapter uses this only while the flow's projection is that one.
-CREATE OR REPLACE FUNCTION challenge_open(p_token_hash text, p_now timestamptz)
+-- challenge_open: the live challenge token, then its account (with p_lock: both locked,
+-- the account created if missing, as accounts.lock does), the projected contact of the
+-- token's org and whether its stream waits beyond a gap, the latest enabled enrollment,
+-- its unused backup codes, and a fingerprint of all but the last (NULL without an
+-- account row). No row: no live challenge token. The live projection schema is named
+-- here; the adapter refuses a flow that reads another one.
+CREATE OR REPLACE FUNCTION challenge_open(p_token_hash text, p_now timestamptz, p_lock boolean)
 RETURNS TABLE (
     contact_id text, org_id text, token_enrollment_id uuid, token_mfa boolean,
     token_expires_at timestamptz,
@@ -116,29 +117,44 @@ RETURNS TABLE (
     c_deleted boolean, c_waiting boolean,
     e_enrollment_id uuid, e_contact_id text, e_org_id text, e_status text,
     e_secret_blob bytea, e_mfa_epoch integer, e_enrolled_event_id uuid,
-    e_enabled_at timestamptz, backup_codes_left integer
+    e_enabled_at timestamptz, backup_codes_left integer, fingerprint text
 ) AS $$
 BEGIN
-    SELECT t.contact_id, t.org_id, t.enrollment_id, t.mfa, t.expires_at
-        INTO contact_id, org_id, token_enrollment_id, token_mfa, token_expires_at
-        FROM tokens t WHERE t.token_hash = p_token_hash AND t.purpose = 'challenge'
-        AND t.used_at IS NULL AND t.expires_at > p_now FOR UPDATE;
+    IF p_lock THEN
+        SELECT t.contact_id, t.org_id, t.enrollment_id, t.mfa, t.expires_at
+            INTO contact_id, org_id, token_enrollment_id, token_mfa, token_expires_at
+            FROM tokens t WHERE t.token_hash = p_token_hash AND t.purpose = 'challenge'
+            AND t.used_at IS NULL AND t.expires_at > p_now FOR UPDATE;
+    ELSE
+        SELECT t.contact_id, t.org_id, t.enrollment_id, t.mfa, t.expires_at
+            INTO contact_id, org_id, token_enrollment_id, token_mfa, token_expires_at
+            FROM tokens t WHERE t.token_hash = p_token_hash AND t.purpose = 'challenge'
+            AND t.used_at IS NULL AND t.expires_at > p_now;
+    END IF;
     IF NOT FOUND THEN
         RETURN;
     END IF;
-    SELECT a.version, a.password_hash, a.mfa_failures, a.mfa_lockouts, a.mfa_locked_until,
-           a.mfa_failures_since_success, a.mfa_disabled
-        INTO account_version, password_hash, mfa_failures, mfa_lockouts, mfa_locked_until,
-             mfa_failures_since_success, mfa_disabled
-        FROM accounts a WHERE a.contact_id = challenge_open.contact_id FOR UPDATE;
-    IF NOT FOUND THEN
-        INSERT INTO accounts AS a (contact_id, org_id)
-            VALUES (challenge_open.contact_id, challenge_open.org_id) ON CONFLICT DO NOTHING;
-        SELECT a.version, a.password_hash, a.mfa_failures, a.mfa_lockouts,
-               a.mfa_locked_until, a.mfa_failures_since_success, a.mfa_disabled
-            INTO account_version, password_hash, mfa_failures, mfa_lockouts,
-                 mfa_locked_until, mfa_failures_since_success, mfa_disabled
+    IF p_lock THEN
+        SELECT a.version, a.password_hash, a.mfa_failures, a.mfa_lockouts, a.mfa_locked_until,
+               a.mfa_failures_since_success, a.mfa_disabled
+            INTO account_version, password_hash, mfa_failures, mfa_lockouts, mfa_locked_until,
+                 mfa_failures_since_success, mfa_disabled
             FROM accounts a WHERE a.contact_id = challenge_open.contact_id FOR UPDATE;
+        IF NOT FOUND THEN
+            INSERT INTO accounts AS a (contact_id, org_id)
+                VALUES (challenge_open.contact_id, challenge_open.org_id) ON CONFLICT DO NOTHING;
+            SELECT a.version, a.password_hash, a.mfa_failures, a.mfa_lockouts,
+                   a.mfa_locked_until, a.mfa_failures_since_success, a.mfa_disabled
+                INTO account_version, password_hash, mfa_failures, mfa_lockouts,
+                     mfa_locked_until, mfa_failures_since_success, mfa_disabled
+                FROM accounts a WHERE a.contact_id = challenge_open.contact_id FOR UPDATE;
+        END IF;
+    ELSE
+        SELECT a.version, a.password_hash, a.mfa_failures, a.mfa_lockouts, a.mfa_locked_until,
+               a.mfa_failures_since_success, a.mfa_disabled
+            INTO account_version, password_hash, mfa_failures, mfa_lockouts, mfa_locked_until,
+                 mfa_failures_since_success, mfa_disabled
+            FROM accounts a WHERE a.contact_id = challenge_open.contact_id;
     END IF;
     SELECT c.contact_id, c.org_id, c.version, c.kind, c.display_name, c.email,
            c.portal_access, c.invitation_hash, c.invitation_expires_at, c.mfa_epoch,
@@ -160,17 +176,30 @@ BEGIN
         SELECT count(*) INTO backup_codes_left FROM backup_codes b
             WHERE b.enrollment_id = e_enrollment_id AND b.used_at IS NULL;
     END IF;
+    IF account_version IS NOT NULL THEN
+        -- Everything a decision reads, so a write can tell it is still what was read.
+        fingerprint := md5(row(contact_id, org_id, token_enrollment_id, token_mfa,
+            token_expires_at, account_version, password_hash, mfa_failures, mfa_lockouts,
+            mfa_locked_until, mfa_failures_since_success, mfa_disabled, c_contact_id,
+            c_org_id, c_version, c_kind, c_display_name, c_email, c_portal_access,
+            c_invitation_hash, c_invitation_expires_at, c_mfa_epoch, c_reset_event_id,
+            c_deleted, c_waiting, e_enrollment_id, e_contact_id, e_org_id, e_status,
+            e_secret_blob, e_mfa_epoch, e_enrolled_event_id, e_enabled_at)::text);
+    END IF;
     RETURN NEXT;
 END
 $$ LANGUAGE plpgsql;
 
--- challenge_passed: a proven second factor, after challenge_open in the same transaction.
--- Claims the TOTP time step (none for a backup code, spent before); NULL, and nothing
--- written, if it was not later than the last one accepted (a replay). Then uses the
--- challenge token (-1, and nothing more written, if it was used meanwhile), issues the
--- session token, appends the account's events with their outbox rows (waking the relay on
--- `p_wake_channel` unless NULL) and writes the account's snapshot. Returns the unused
--- backup codes left.
+-- challenge_passed: a proven second factor. With p_read_as (the fingerprint of an
+-- unlocked challenge_open, outside a transaction: the whole call is then one
+-- transaction), challenge_open is first run again with its locks, and -2 is returned,
+-- nothing written, unless it reads the same; without it, it follows a locked
+-- challenge_open in the caller's transaction. Then it claims the TOTP time step (none
+-- for a backup code, spent before): NULL, and nothing written, if it was not later than
+-- the last one accepted (a replay). Then uses the challenge token (-1, and nothing more
+-- written, if it was used meanwhile), issues the session token, appends the account's
+-- events with their outbox rows (waking the relay on `p_wake_channel` unless NULL) and
+-- writes the account's snapshot. Returns the unused backup codes left.
 CREATE OR REPLACE FUNCTION challenge_passed(
     p_token_hash text, p_now timestamptz, p_enrollment_id uuid, p_time_step bigint,
     p_session_hash text, p_session_expires_at timestamptz,
@@ -181,11 +210,18 @@ CREATE OR REPLACE FUNCTION challenge_passed(
     p_aggregate_versions integer[], p_event_types text[], p_schema_versions integer[],
     p_event_org_ids text[], p_occurred_at timestamptz[], p_envelopes text[],
     p_topics text[], p_keys bytea[], p_values bytea[], p_headers text[],
-    p_wake_channel text
+    p_wake_channel text, p_read_as text
 ) RETURNS integer AS $$
 DECLARE
     left_codes integer;
+    now_reads text;
 BEGIN
+    IF p_read_as IS NOT NULL THEN
+        SELECT o.fingerprint INTO now_reads FROM challenge_open(p_token_hash, p_now, true) o;
+        IF now_reads IS DISTINCT FROM p_read_as THEN
+            RETURN -2;
+        END IF;
+    END IF;
     IF p_time_step IS NOT NULL THEN
         UPDATE enrollments SET last_time_step = p_time_step
             WHERE enrollment_id = p_enrollment_id

@@ -1,7 +1,8 @@
 """The MFA challenge's cost is its round trips to PostgreSQL (DESIGN.md §9: 1,500 challenges
-a second on two cores): a passed challenge sends two statements in its transaction
-(`challenge_open`, `challenge_passed`), and leaves waking the relay to this process when its
-relay holds the outbox, instead of a NOTIFY (whose lock serialises notifying commits).
+a second on two cores): a passed challenge sends two statements (`challenge_open` unlocked,
+then `challenge_passed`, which reads again under the locks and writes only if nothing
+changed, else the locked attempt decides), and leaves waking the relay to this process when
+its relay holds the outbox, instead of a NOTIFY (whose lock serialises notifying commits).
 
 What the statements do is the flows' business, covered by test_auth_aggregates.py (rows
 are the fold of the events), test_session_end_races.py and the e2e challenge, lockout and
@@ -19,10 +20,10 @@ from typing import Any, cast
 import asyncpg
 import pytest
 
-from services.auth.adapters import accounts, tokens
+from services.auth.adapters import accounts, challenges, tokens
 from services.auth.adapters.projection import LoginProjection
 from services.auth.domain import totp
-from services.auth.domain.errors import WrongCode
+from services.auth.domain.errors import InvalidToken, WrongCode
 from services.auth.domain.passwords import hash_password
 from services.auth.domain.secret_box import SecretBox, generate_key
 from services.auth.flows import challenge
@@ -137,7 +138,7 @@ async def _notified_while(url: str, action: Any) -> list[str]:
     return heard
 
 
-async def test_a_passed_challenge_sends_two_statements_in_its_transaction(setup: Setup) -> None:
+async def test_a_passed_challenge_is_two_statements(setup: Setup) -> None:
     # Once first: asyncpg looks a statement's types up the first time it sees it.
     code = totp.code_at(setup.secret, setup.clock())
     await challenge.answer(setup.runtime, await setup.challenge_token(), code, None)
@@ -147,14 +148,14 @@ async def test_a_passed_challenge_sends_two_statements_in_its_transaction(setup:
     code = totp.code_at(setup.secret, setup.clock())
     passed = await challenge.answer(setup.runtime, token, code, None)
     assert passed.backup_codes_remaining == 0
+    # No transaction of the flow's own: the write is one, checking the read under locks.
     # The pool's reset on release comes after: one round trip of every pooled request.
-    assert [s.split("(")[0] for s in setup.statements[:4]] == [
-        "BEGIN;",
+    assert [s.split("(")[0] for s in setup.statements[:2]] == [
         "SELECT * FROM challenge_open",
         "SELECT challenge_passed",
-        "COMMIT;",
     ], setup.statements
-    assert len(setup.statements) == 5, setup.statements
+    assert len(setup.statements) == 3, setup.statements
+    assert setup.statements[-1].startswith("SELECT pg_advisory_unlock_all()")
     async with setup.runtime.pool.acquire() as conn:
         stored = [e.event_type for e in await accounts.events(conn, CONTACT)]
         session = await tokens.find(conn, passed.session.token, "session", setup.clock())
@@ -203,3 +204,69 @@ async def test_the_relay_of_this_process_is_woken_instead_of_a_notify(setup: Set
         setup.url, lambda: challenge.answer(setup.runtime, token, code, None)
     )
     assert heard == [OUTBOX_CHANNEL]
+
+
+async def _changed_after_the_unlocked_read(
+    setup: Setup, monkeypatch: pytest.MonkeyPatch, change: str
+) -> None:
+    """Runs `change` (SQL, on a connection of its own) right after the unlocked read."""
+    read = challenges.open_challenge
+
+    async def read_then_change(*args: Any, lock: bool = True, **kwargs: Any) -> Any:
+        opened = await read(*args, lock=lock, **kwargs)
+        if not lock:
+            other = await asyncpg.connect(setup.url)
+            try:
+                await other.execute(change)
+            finally:
+                await other.close()
+        return opened
+
+    monkeypatch.setattr(challenges, "open_challenge", read_then_change)
+
+
+async def test_a_change_after_the_unlocked_read_is_decided_on_the_locked_rows(
+    setup: Setup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An applied contact event (any: the version moves) between the read and the write.
+    await _changed_after_the_unlocked_read(
+        setup, monkeypatch, "UPDATE login_projection.contacts SET version = version + 1"
+    )
+    token = await setup.challenge_token()
+    setup.statements.clear()
+    code = totp.code_at(setup.secret, setup.clock())
+    passed = await challenge.answer(setup.runtime, token, code, None)
+    assert passed.session.token
+    # The unlocked write wrote nothing; the locked attempt passed the login once. (Types
+    # are looked up on a statement's first use: left out.)
+    flow = [s.split("(")[0] for s in setup.statements if not s.startswith(("\n", "WITH"))]
+    assert flow[:6] == [
+        "SELECT * FROM challenge_open",
+        "SELECT challenge_passed",
+        "BEGIN;",
+        "SELECT * FROM challenge_open",
+        "SELECT challenge_passed",
+        "COMMIT;",
+    ], setup.statements
+    async with setup.runtime.pool.acquire() as conn:
+        stored = [e.event_type for e in await accounts.events(conn, CONTACT)]
+        sessions = await conn.fetchval("SELECT count(*) FROM tokens WHERE purpose = 'session'")
+    assert stored == ["LoginSucceeded"]
+    assert sessions == 1
+
+
+async def test_access_revoked_after_the_unlocked_read_refuses_the_login(
+    setup: Setup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await _changed_after_the_unlocked_read(
+        setup, monkeypatch, "UPDATE login_projection.contacts SET portal_access = false"
+    )
+    token = await setup.challenge_token()
+    code = totp.code_at(setup.secret, setup.clock())
+    with pytest.raises(InvalidToken):
+        await challenge.answer(setup.runtime, token, code, None)
+    async with setup.runtime.pool.acquire() as conn:
+        stored = [e.event_type for e in await accounts.events(conn, CONTACT)]
+        sessions = await conn.fetchval("SELECT count(*) FROM tokens WHERE purpose = 'session'")
+        step = await conn.fetchval("SELECT last_time_step FROM enrollments")
+    assert (stored, sessions, step) == ([], 0, None)

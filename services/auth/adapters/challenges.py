@@ -36,20 +36,30 @@ class Opened:
     contact_waiting: bool
     enrollment: Enrollment | None
     backup_codes_left: int
+    # Of all the above but the backup codes; None without an account row (read unlocked).
+    fingerprint: str | None
 
 
 async def open_challenge(
-    conn: asyncpg.Connection, projection: LoginProjection, token: str, now: datetime
+    conn: asyncpg.Connection,
+    projection: LoginProjection,
+    token: str,
+    now: datetime,
+    *,
+    lock: bool = True,
 ) -> Opened | None:
-    """The live challenge token and the rest, locked as tokens.find(lock=True) then
-    accounts.lock lock them; None if the token is unknown, expired, used or not a challenge."""
+    """The live challenge token and the rest, locked (with `lock`) as tokens.find(lock=True)
+    then accounts.lock lock them; None if the token is unknown, expired, used or not a
+    challenge. Unlocked, outside a transaction: what `passed(read_as=…)` checks again."""
     if projection.schema != LIVE_SCHEMA:
         # `challenge_open` names the live schema; logins never read another one.
         raise ValueError(f"the challenge reads {LIVE_SCHEMA}, not {projection.schema}")
     token_hash = hash_token(token)
-    row = await conn.fetchrow("SELECT * FROM challenge_open($1, $2)", token_hash, now)
+    row = await conn.fetchrow("SELECT * FROM challenge_open($1, $2, $3)", token_hash, now, lock)
     if row is None:
         return None
+    if row["account_version"] is None:  # read unlocked: no account row (yet)
+        return _without_account(row, token_hash)
     challenge = Token(
         token_hash,
         "challenge",
@@ -95,10 +105,27 @@ async def open_challenge(
         bool(row["c_waiting"]),
         enrollment,
         row["backup_codes_left"] or 0,
+        row["fingerprint"],
     )
 
 
+def _without_account(row: asyncpg.Record, token_hash: str) -> Opened:
+    """A token whose account row is missing, read unlocked: only the locked read decides."""
+    challenge = Token(
+        token_hash,
+        "challenge",
+        row["contact_id"],
+        row["org_id"],
+        row["token_enrollment_id"],
+        row["token_mfa"],
+        row["token_expires_at"],
+    )
+    account = Account(contact_id=row["contact_id"], org_id=row["org_id"])
+    return Opened(challenge, account, None, False, None, 0, None)
+
+
 class Claim(Enum):
+    CHANGED = "changed"  # read unlocked, and not what the locked read finds: nothing written
     REPLAYED = "replayed"  # the time step was not later than the last accepted: nothing written
     TOKEN_USED = "token_used"  # noqa: S105 (not a secret) the step is claimed, the token was used meanwhile
 
@@ -113,10 +140,15 @@ async def passed(
     session_expires_at: datetime,
     now: datetime,
     wake_channel: str | None,
+    read_as: str | None = None,
 ) -> int | Claim:
     """Claim `time_step` (None: a backup code, already spent), use the challenge token,
     issue the session and save `passing` (the account with its recorded events), in one
-    round trip. The backup codes left, or why nothing (or only the claim) was written."""
+    round trip. The backup codes left, or why nothing (or only the claim) was written.
+
+    `read_as`: `opened` was read unlocked (its fingerprint); the call, outside a
+    transaction, is then one of its own that first locks and reads again, and writes
+    only if it reads the same (else `Claim.CHANGED`)."""
     assert opened.enrollment is not None
     events = passing.pending
     # The JSON columns as text, as the pool's jsonb codec would send them (shared.db).
@@ -127,7 +159,7 @@ async def passed(
     try:
         left = await conn.fetchval(
             "SELECT challenge_passed($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13,"
-            " $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28)",
+            " $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29)",
             opened.challenge.token_hash,
             now,
             opened.enrollment.enrollment_id,
@@ -145,6 +177,7 @@ async def passed(
             *(list(column) for column in zip(*rows, strict=True)),
             *(list(column) for column in zip(*outbox, strict=True)),
             wake_channel,
+            read_as,
         )
     except asyncpg.UniqueViolationError as exc:
         if exc.table_name != "events":
@@ -155,6 +188,8 @@ async def passed(
         ) from exc
     if left is None:
         return Claim.REPLAYED
+    if left == -2:
+        return Claim.CHANGED
     if left < 0:
         return Claim.TOKEN_USED
     account_metrics.count(events)

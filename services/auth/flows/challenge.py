@@ -10,6 +10,7 @@ from services.auth.adapters import accounts, challenges, enrollments
 from services.auth.domain import totp
 from services.auth.domain.account import Account
 from services.auth.domain.backup_codes import backup_code_key, hash_backup_code
+from services.auth.domain.enrollment import Enrollment
 from services.auth.domain.errors import InvalidToken, LockedOut, WrongCode
 from services.auth.domain.results import Factor, SecondFactorPassed
 from services.auth.flows.runtime import AuthRuntime
@@ -29,8 +30,15 @@ async def answer(
     rt: AuthRuntime, challenge_token: str, otp: str | None, backup_code: str | None
 ) -> SecondFactorPassed:
     rt.require_ready()
-    async with rt.pool.acquire() as conn, conn.transaction():
-        outcome = await _attempt(rt, conn, challenge_token, otp, backup_code, rt.clock())
+    async with rt.pool.acquire() as conn:
+        # The common case first, in two round trips and no transaction of ours: a right
+        # code, decided on an unlocked read that the write checks again under the locks.
+        outcome = None if otp is None else await _pass_unlocked(rt, conn, challenge_token, otp)
+        if outcome is None:
+            # Anything else (a refusal, a wrong or replayed code, a backup code, a change
+            # since the read) is decided here, on rows locked from the start.
+            async with conn.transaction():
+                outcome = await _attempt(rt, conn, challenge_token, otp, backup_code, rt.clock())
     # Raised after the commit: a failed attempt must still count toward the lockout.
     if outcome is None:
         raise WrongCode()
@@ -39,6 +47,68 @@ async def answer(
         # was sent instead if it did not hold the outbox when the attempt was written).
         rt.relay.wake()
     return outcome
+
+
+def _refusal(opened: challenges.Opened | None, now: datetime) -> Exception | None:
+    """Why this challenge cannot be answered now, whatever the code."""
+    if opened is None:
+        return InvalidToken("challenge")
+    if opened.account.attempts.is_locked(now):
+        return LockedOut(opened.account.attempts, now)
+    if opened.contact_waiting:
+        # What waits (a revoke, a reset) might end what this login is about to grant.
+        contact_id = opened.challenge.contact_id
+        return HistoryIncomplete(f"contact {contact_id} waits beyond a version gap")
+    contact, enrollment = opened.contact, opened.enrollment
+    if (
+        contact is None
+        or not contact.portal_access
+        or enrollment is None
+        or not enrollment.is_active(contact)
+    ):
+        # Reset or revoked since the password step: the login starts again.
+        return InvalidToken("challenge")
+    return None
+
+
+def _secret(rt: AuthRuntime, enrollment: Enrollment | None) -> str:
+    assert enrollment is not None and enrollment.secret_blob is not None
+    return rt.secret_box.open(enrollment.secret_blob, enrollment.enrollment_id.bytes)
+
+
+def _wake_channel(rt: AuthRuntime) -> str | None:
+    """NOTIFY at commit only if this process's relay will not be woken (`answer`)."""
+    return None if rt.relay is not None and rt.relay.publishing else OUTBOX_CHANNEL
+
+
+async def _pass_unlocked(
+    rt: AuthRuntime, conn: asyncpg.Connection, challenge_token: str, otp: str
+) -> SecondFactorPassed | None:
+    """The passed login, or None: the locked attempt decides (and records) everything else."""
+    now = rt.clock()
+    opened = await challenges.open_challenge(conn, rt.projection, challenge_token, now, lock=False)
+    if opened is None or opened.fingerprint is None or _refusal(opened, now) is not None:
+        return None
+    if opened.account.password_hash is None:
+        return None
+    step = totp.matching_time_step(_secret(rt, opened.enrollment), otp, now)
+    if step is None:
+        return None
+    passing = challenges.attempt_of(opened.account)
+    session = new_session(rt, passing, ["password", "totp"], now)
+    outcome = await challenges.passed(
+        conn,
+        opened,
+        passing,
+        time_step=step,
+        session_token=session.token,
+        session_expires_at=session.expires_at,
+        now=now,
+        wake_channel=_wake_channel(rt),
+        read_as=opened.fingerprint,
+    )
+    # A replay, or anything changed since the read: nothing was written.
+    return SecondFactorPassed(session, outcome) if isinstance(outcome, int) else None
 
 
 async def _attempt(
@@ -51,27 +121,14 @@ async def _attempt(
 ) -> SecondFactorPassed | None:
     # One round trip: the token locked, then the account, then what the factor needs.
     opened = await challenges.open_challenge(conn, rt.projection, challenge_token, now)
-    if opened is None:
-        raise InvalidToken("challenge")
-    challenge, account = opened.challenge, opened.account
-    if account.attempts.is_locked(now):
-        raise LockedOut(account.attempts, now)
-    if opened.contact_waiting:
-        # What waits (a revoke, a reset) might end what this login is about to grant.
-        raise HistoryIncomplete(f"contact {challenge.contact_id} waits beyond a version gap")
-    contact, enrollment = opened.contact, opened.enrollment
-    if (
-        contact is None
-        or not contact.portal_access
-        or enrollment is None
-        or not enrollment.is_active(contact)
-    ):
-        # Reset or revoked since the password step: the login starts again.
-        raise InvalidToken("challenge")
-
-    cause = rt.cause(challenge.contact_id, now)
-    assert enrollment.secret_blob is not None
-    secret = rt.secret_box.open(enrollment.secret_blob, enrollment.enrollment_id.bytes)
+    refusal = _refusal(opened, now)
+    if refusal is not None:
+        raise refusal
+    assert opened is not None
+    account, enrollment = opened.account, opened.enrollment
+    assert enrollment is not None
+    cause = rt.cause(opened.challenge.contact_id, now)
+    secret = _secret(rt, enrollment)
     step: int | None = None
     if otp is not None:
         step = totp.matching_time_step(secret, otp, now)
@@ -104,13 +161,13 @@ async def _attempt(
         session_token=session.token,
         session_expires_at=session.expires_at,
         now=now,
-        wake_channel=None if rt.relay is not None and rt.relay.publishing else OUTBOX_CHANNEL,
+        wake_channel=_wake_channel(rt),
     )
     if outcome is challenges.Claim.REPLAYED:
         account.record(OtpReplayRejected, Empty(), cause)
         await _failed(conn, account, "reused_otp", cause)
         return None
-    if outcome is challenges.Claim.TOKEN_USED:
+    if isinstance(outcome, challenges.Claim):  # used meanwhile (cannot be: it is locked)
         await _failed(
             conn, account, "reused_otp" if step is not None else "wrong_backup_code", cause
         )
