@@ -15,7 +15,7 @@ import logging
 import sys
 import traceback
 from types import TracebackType
-from typing import Literal, TypeAlias
+from typing import Literal, TextIO, TypeAlias
 
 from opentelemetry import trace
 from pythonjsonlogger.json import JsonFormatter
@@ -122,9 +122,64 @@ def default_format(profile: str, chosen: LogFormat | None) -> LogFormat:
     return "text" if profile == "dev" else "json"
 
 
-def configure_logging(service: str, log_format: LogFormat, level: str = "INFO") -> None:
-    """Replace whatever handlers the root logger had by one line-per-event handler."""
-    handler = logging.StreamHandler(sys.stderr)
+class WrittenPerLoopTurn(logging.StreamHandler):  # type: ignore[type-arg]
+    """Lines below WARNING logged on a running event loop are written together once the
+    loop's current turn is over — one write for all the requests answered in that turn,
+    not one per access line (a system call each, and a wake-up of whoever reads the
+    other end). Lines at WARNING and above, and lines from any other thread, are written
+    at once, after whatever was waiting: the order of lines is kept. `flush()` (and so
+    the interpreter's exit) writes whatever waits; only a process killed outright loses
+    the lines of its last turn, which it had not finished anyway.
+    """
+
+    def __init__(self, stream: TextIO) -> None:
+        super().__init__(stream)
+        import asyncio  # not at module level: the CLI imports this module, not asyncio
+
+        self._running_loop = asyncio.get_running_loop
+        self._waiting: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:  # called under self.lock
+        try:
+            line = self.format(record) + self.terminator
+        except Exception:
+            self.handleError(record)
+            return
+        if record.levelno < logging.WARNING:
+            try:
+                loop = self._running_loop()
+            except RuntimeError:  # no loop on this thread
+                pass
+            else:
+                if not self._waiting:
+                    loop.call_soon(self.flush)
+                self._waiting.append(line)
+                return
+        self._waiting.append(line)
+        self._write_waiting()
+
+    def flush(self) -> None:
+        with self.lock:  # type: ignore[union-attr]
+            self._write_waiting()
+
+    def _write_waiting(self) -> None:
+        if not self._waiting:
+            return
+        text, self._waiting = "".join(self._waiting), []
+        try:
+            self.stream.write(text)
+            self.stream.flush()
+        except Exception:
+            # As StreamHandler says a failed write: on stderr, never raised to the caller.
+            self.handleError(logging.makeLogRecord({"msg": "log lines lost"}))
+
+
+def configure_logging(
+    service: str, log_format: LogFormat, level: str = "INFO", *, per_loop_turn: bool = False
+) -> None:
+    """Replace whatever handlers the root logger had by one line-per-event handler;
+    `per_loop_turn` (a serving process) writes its INFO lines once per loop turn."""
+    handler = WrittenPerLoopTurn(sys.stderr) if per_loop_turn else logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonLines() if log_format == "json" else ReadableText())
     handler.addFilter(_Context(service))
     root = logging.getLogger()
