@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from shared.observability.logs import WrittenPerLoopTurn
+from shared.observability.logs import WrittenPerLoopTurn, configure_logging
 
 
 class CountedWrites(io.StringIO):
@@ -90,3 +90,20 @@ async def test_flush_writes_what_waits(
     logger.info("last words")
     handler.flush()
     assert stream.getvalue() == "INFO last words\n"
+
+
+def test_records_are_made_without_looking_up_thread_or_process(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Half the cost of a record, for fields no format of ours names.
+    for flag in ("logThreads", "logProcesses", "logMultiprocessing"):
+        monkeypatch.setattr(logging, flag, True)
+    root = logging.getLogger()
+    before = (list(root.handlers), root.level)
+    try:
+        configure_logging("unit", "json")
+        record = logging.LogRecord("unit", logging.INFO, __file__, 1, "answered", (), None)
+        assert record.thread is None and record.process is None
+    finally:
+        root.handlers[:] = before[0]
+        root.setLevel(before[1])
