@@ -135,8 +135,10 @@ class WrittenPerLoopTurn(logging.StreamHandler):  # type: ignore[type-arg]
     def __init__(self, stream: TextIO) -> None:
         super().__init__(stream)
         import asyncio  # not at module level: the CLI imports this module, not asyncio
+        import select
 
         self._running_loop = asyncio.get_running_loop
+        self._atomic = select.PIPE_BUF
         self._waiting: list[str] = []
 
     def emit(self, record: logging.LogRecord) -> None:  # called under self.lock
@@ -165,9 +167,20 @@ class WrittenPerLoopTurn(logging.StreamHandler):  # type: ignore[type-arg]
     def _write_waiting(self) -> None:
         if not self._waiting:
             return
-        text, self._waiting = "".join(self._waiting), []
+        waiting, self._waiting = self._waiting, []
+        # Whole lines, at most PIPE_BUF bytes a write: a write that size to a pipe is
+        # atomic, so lines of processes sharing one (the dev stack's) never interleave.
+        chunk: list[str] = []
+        size = 0
         try:
-            self.stream.write(text)
+            for line in waiting:
+                length = len(line) if line.isascii() else len(line.encode("utf-8", "replace"))
+                if chunk and size + length > self._atomic:
+                    self.stream.write("".join(chunk))
+                    chunk, size = [], 0
+                chunk.append(line)
+                size += length
+            self.stream.write("".join(chunk))
             self.stream.flush()
         except Exception:
             # As StreamHandler says a failed write: on stderr, never raised to the caller.

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import select
 import threading
 from collections.abc import Iterator
 
@@ -19,9 +20,11 @@ class CountedWrites(io.StringIO):
     def __init__(self) -> None:
         super().__init__()
         self.writes = 0
+        self.written: list[str] = []
 
     def write(self, text: str) -> int:
         self.writes += 1
+        self.written.append(text)
         return super().write(text)
 
 
@@ -50,6 +53,22 @@ async def test_lines_of_one_turn_are_written_together_when_the_turn_is_over(
     await asyncio.sleep(0)
     assert stream.getvalue().splitlines() == [f"INFO request {i} answered" for i in range(3)]
     assert stream.writes == 1
+
+
+async def test_a_turn_s_lines_go_in_whole_lines_of_at_most_pipe_buf_bytes(
+    logged: tuple[logging.Logger, CountedWrites, WrittenPerLoopTurn],
+) -> None:
+    # A pipe write of at most PIPE_BUF bytes is atomic: the dev stack's processes share
+    # one pipe, and their lines must not interleave mid-line.
+    logger, stream, _ = logged
+    lines = [f"request {i} answered " + "é" * 100 for i in range(100)]
+    for line in lines:
+        logger.info(line)
+    await asyncio.sleep(0)
+    assert stream.getvalue().splitlines() == [f"INFO {line}" for line in lines]
+    assert stream.writes > 1
+    for text in stream.written:
+        assert text.endswith("\n") and len(text.encode()) <= select.PIPE_BUF
 
 
 async def test_a_warning_is_written_at_once_after_what_waited(
