@@ -29,7 +29,7 @@ def secret_box_from(settings: Settings) -> SecretBox:
 
 def create_app(settings: Settings, database_url: str) -> FastAPI:
     adapters = Adapters(
-        open_database=partial(open_pool, database_url, max_size=20),
+        open_database=partial(open_pool, database_url, max_size=20, session_reset=False),
         new_producer=partial(new_producer, settings),
         database_url=database_url,
         secret_box=secret_box_from(settings),
