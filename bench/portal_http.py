@@ -20,9 +20,11 @@ invitation accepted over HTTP) and measures:
    round trip of a `ResetPortalMfa` for an unknown contact to the same service (same
    topics, same assertion check, rejected: no event written).
 3. password step, `POST /v1/portals/{org}/login` (MFA policy off: it answers with a
-   session) with as many concurrent clients as asyncio's default thread pool has
-   workers: logins/s. Baseline: `verify_password` on a hash made with the same
-   parameters, in a thread pool of that size, in this process, as many in flight.
+   session) with 6 concurrent clients: logins/s. Baseline, in rounds alternating with
+   the logins': `verify_password` on a hash made with the same parameters, on as many
+   threads (and in flight) as auth hashes on, in this process. Each process group's CPU
+   per login is printed too, and the ratio that CPU allows (`python -m bench password`
+   runs this row alone).
 
 Every phase is bounded by a fixed duration or request count; the stack and the
 baseline servers are stopped at the end.
@@ -580,9 +582,9 @@ class Rate:
 PASSWORD_ROUNDS = 4
 # Logins in flight. Each login holds no hash thread during its database round trips, so
 # the clients must outnumber auth's hash threads (one per core) to keep them fed: with 6
-# on 2 cores the hash threads were runnable ~98 % of the time (running or waiting for a
-# core), and 12 clients gave no more logins/s. 6 is also what a portal sees at this rate:
-# logins arriving ~16 ms apart, each ~80 ms long, overlap by about that many.
+# on 2 cores the hash threads were runnable 96-98 % of the time (running or waiting for
+# a core), and 12 clients gave no more logins/s. It is also what a portal at this rate
+# has in flight: ~60 logins/s answered in ~100 ms each is ~6 at a time.
 LOGIN_CLIENTS = DEFAULT_POOL
 
 
