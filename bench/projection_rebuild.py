@@ -8,8 +8,12 @@ events), produce them to fresh topics, then measure, in this order and over the 
 records:
 
 1. bare: the thinnest loop doing the same I/O: an aiokafka consumer (no group, every
-   partition, from the beginning) COPYing (event_id, raw value) into a table in batches;
-2. rebuild: `services.auth.entrypoints.rebuild.rebuild(..., swap=False)` into a fresh schema.
+   partition, from the beginning) COPYing (event_id, raw value) into a table in batches
+   (§9's baseline, the one the verdict is on);
+2. checking: the same loop checking each record's Ed25519 signature before its COPY, on
+   one thread per core (the design checks every record, so this is the thinnest code
+   that does the rebuild's mandatory work; `--no-checking-baseline` skips it);
+3. rebuild: `services.auth.entrypoints.rebuild.rebuild(..., swap=False)` into a fresh schema.
 
 Generating and producing are not measured. Completion is counted in records, not taken
 from end offsets: the dev broker under-reports its high-water mark (DESIGN.md §7).
@@ -36,7 +40,7 @@ from random import Random
 
 import asyncpg
 import psutil
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from bench import machine
@@ -73,6 +77,9 @@ from shared.signing import RecordSigner, SignedRecord, TrustMap
 
 TARGET_EVENTS_PER_S = 25_000
 TARGET_RATIO = 0.50
+CHECKING_THREADS = os.cpu_count() or 1
+BARE = "bare aiokafka → asyncpg COPY loop"
+CHECKING = "bare loop + each record's signature checked"
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 SPAN = timedelta(days=90)  # the generated history's length
 REBUILD_SCHEMA = "bench_rebuild"
@@ -357,8 +364,9 @@ async def bare_loop(
     """aiokafka → asyncpg COPY, nothing else: read every record once, copy it raw.
 
     With `checking`, each record's signature is checked first (the same call the
-    projection makes, on this one thread): what the rebuild would cost if checking were
-    all it added.
+    projection makes), the batch split over one thread per core as the projection splits
+    it (libsodium lets go of the GIL): what the rebuild would cost if checking were all it
+    added.
     """
     conn = await asyncpg.connect(url)
     consumer = AIOKafkaConsumer(
@@ -383,9 +391,8 @@ async def bare_loop(
         while read < expected:
             batch = await consumer.getmany(timeout_ms=200, max_records=batch_size)
             records = [r for part in batch.values() for r in part]
-            if checking is not None:
-                for r in records:
-                    checking.signer_of(SignedRecord.from_headers(r.key, r.value, r.headers))
+            if checking is not None and records:
+                await _check_all(records, checking)
             rows = [(_event_id(r.value), r.value) for r in records]
             if rows:
                 await conn.copy_records_to_table(table, records=rows, columns=("event_id", "value"))
@@ -402,6 +409,22 @@ async def bare_loop(
     finally:
         await consumer.stop()
         await conn.close()
+
+
+def _check(records: Sequence[ConsumerRecord[bytes, bytes]], trust: TrustMap) -> None:
+    for r in records:
+        trust.signer_of(SignedRecord.from_headers(r.key, r.value or b"", r.headers))
+
+
+async def _check_all(records: list[ConsumerRecord[bytes, bytes]], trust: TrustMap) -> None:
+    """Every record's signature checked (`RecordRefused` if one fails), one thread per core."""
+    size = -(-len(records) // CHECKING_THREADS)
+    await asyncio.gather(
+        *(
+            asyncio.to_thread(_check, records[i : i + size], trust)
+            for i in range(0, len(records), size)
+        )
+    )
 
 
 async def _all_partitions(
@@ -503,25 +526,47 @@ class WorkloadSummary:
 # --- the run ----------------------------------------------------------------------------
 
 
+def _cpu_total(m: Measured) -> float:
+    return sum(m.cpu_us_per_event().values())
+
+
+def ratios(subject: Measured, baseline: Measured) -> dict[str, float | None]:
+    """The rebuild against one baseline: by rate (what §9 states), and by CPU per event
+    (baseline's CPU / the rebuild's: the rate ratio two idle cores would give, and the
+    one a shared machine moves least)."""
+    return {
+        "rate": subject.rate / baseline.rate if baseline.rate else None,
+        "cpu": _cpu_total(baseline) / _cpu_total(subject) if _cpu_total(subject) else None,
+    }
+
+
 def report(
     events: int, bare: Measured, subject: Measured, checking: Measured | None = None
 ) -> bool:
-    ratio = subject.rate / bare.rate if bare.rate else 0.0
+    of_bare = ratios(subject, bare)
+    ratio = of_bare["rate"] or 0.0
     rate_met = subject.rate >= TARGET_EVENTS_PER_S
     ratio_met = ratio >= TARGET_RATIO
     rows = [
-        ("bare aiokafka → asyncpg COPY loop", bare),
-        *([("bare loop, signatures checked", checking)] if checking else []),
+        (BARE, bare),
+        *([(CHECKING, checking)] if checking else []),
         ("projection rebuild (services.auth.entrypoints.rebuild)", subject),
     ]
     print()
-    print(f"{'':44} {'events':>11} {'seconds':>9} {'events/s':>10}")
+    print(f"{'':56} {'events':>11} {'seconds':>9} {'events/s':>10}")
     for name, m in rows:
-        print(f"{name:44} {m.events:>11,} {m.seconds:>9.2f} {m.rate:>10,.0f}")
-    print(f"{'ratio rebuild / bare':44} {'':>11} {'':>9} {ratio:>10.1%}")
-    if checking is not None and checking.rate:
-        of_checking = subject.rate / checking.rate
-        print(f"{'ratio rebuild / checking loop':44} {'':>11} {'':>9} {of_checking:>10.1%}")
+        print(f"{name:56} {m.events:>11,} {m.seconds:>9.2f} {m.rate:>10,.0f}")
+    print()
+    print(f"{'rebuild against':56} {'by rate':>10} {'by CPU/event':>13}")
+    compared = [("the bare loop (§9; the verdict)", of_bare)]
+    if checking is not None:
+        compared.append(("the bare loop checking each signature", ratios(subject, checking)))
+    for name, r in compared:
+        by_rate, by_cpu = r["rate"], r["cpu"]
+        print(
+            f"{name:56} {by_rate if by_rate is not None else float('nan'):>10.1%}"
+            f" {by_cpu if by_cpu is not None else float('nan'):>13.1%}"
+        )
     print()
     print("CPU µs per event (the figure a busy machine inflates least):")
     for name, m in rows:
@@ -538,6 +583,32 @@ def report(
     if events != 1_000_000:
         print(f"(note: §9's target is over 1,000,000 events; this run used {events:,})")
     return rate_met and ratio_met
+
+
+def row_detail(
+    events: int, bare: Measured, subject: Measured, checking: Measured | None
+) -> dict[str, object]:
+    """The row's `detail`: both baselines and the rebuild's ratio to each, labelled."""
+    detail: dict[str, object] = {
+        "events": events,
+        "seconds": subject.seconds,
+        "cpu_us_per_event": subject.cpu_us_per_event(),
+        "bare_seconds": bare.seconds,
+        "bare_cpu_us_per_event": bare.cpu_us_per_event(),
+        "ratio_vs_bare": ratios(subject, bare)["rate"],
+        "cpu_ratio_vs_bare": ratios(subject, bare)["cpu"],
+    }
+    if checking is not None:
+        of_checking = ratios(subject, checking)
+        detail |= {
+            "checking_loop": f"{CHECKING}, {CHECKING_THREADS} threads",
+            "checking_loop_events_per_s": checking.rate,
+            "checking_loop_seconds": checking.seconds,
+            "checking_loop_cpu_us_per_event": checking.cpu_us_per_event(),
+            "ratio_vs_checking_loop": of_checking["rate"],
+            "cpu_ratio_vs_checking_loop": of_checking["cpu"],
+        }
+    return detail
 
 
 async def main(args: argparse.Namespace) -> int:
@@ -637,6 +708,14 @@ async def measure(args: argparse.Namespace) -> Row:
         )
         print(f"  {subject.rate:,.0f} events/s ({machine.load()})", flush=True)
         met = report(summary.events, bare, subject, checking)
+        baseline_name = BARE
+        of_checking = ratios(subject, checking)["rate"] if checking is not None else None
+        if of_checking is not None and checking is not None:
+            # §9's ratio stays the row's; the one against the loop that also checks every
+            # signature (the design's mandatory work) is named beside it.
+            baseline_name += (
+                f"; {CHECKING}: {checking.rate:,.0f} /s, rebuild {of_checking:.1%} of it"
+            )
         row = Row(
             f"projection rebuild, {summary.events:,} events",
             subject.rate,
@@ -644,23 +723,9 @@ async def measure(args: argparse.Namespace) -> Row:
             f"≥ {TARGET_EVENTS_PER_S:,} events/s and ≥ {TARGET_RATIO:.0%} of bare",
             met,  # judged on this run; §9 counts it over 1,000,000 events
             bare.rate,
-            "bare aiokafka → asyncpg COPY loop",
+            baseline_name,
             ratio(subject.rate, bare.rate),
-            {
-                "events": summary.events,
-                "seconds": subject.seconds,
-                "bare_seconds": bare.seconds,
-                "cpu_us_per_event": subject.cpu_us_per_event(),
-                "bare_cpu_us_per_event": bare.cpu_us_per_event(),
-                **(
-                    {
-                        "checking_loop_events_per_s": checking.rate,
-                        "checking_loop_cpu_us_per_event": checking.cpu_us_per_event(),
-                    }
-                    if checking is not None
-                    else {}
-                ),
-            },
+            row_detail(summary.events, bare, subject, checking),
         )
         if profile is not None:
             profile.dump_stats(args.profile)
@@ -710,8 +775,10 @@ def _parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--checking-baseline",
-        action="store_true",
-        help="also run the bare loop checking each record's signature (not a §9 baseline)",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also run the bare loop checking each record's signature, and report the"
+        " ratio to it beside §9's (default: on)",
     )
     args = parser.parse_args(argv)
     if args.events < 1:

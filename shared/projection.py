@@ -22,8 +22,7 @@ import logging
 import os
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
@@ -72,8 +71,12 @@ class Projection(HasOffsets, Protocol):
         """Apply events in order; an event already applied must change nothing."""
 
 
-@dataclass(frozen=True)
-class Delivered:
+class Delivered(NamedTuple):
+    """A record and what reading it gave: its event, or why it is refused.
+
+    A tuple, not a frozen dataclass: one is made per record, on the decoding threads,
+    where everything that holds the GIL slows the other threads down."""
+
     record: ConsumerRecord[bytes, bytes]
     event: Event | None
     error: str | None

@@ -42,6 +42,9 @@ def run(app: FastAPI, settings: Settings, port: int) -> None:
 def configure(settings: Settings, name: str) -> None:
     """The process's logs and traces, before the app is made (it may log)."""
     configure_logging(
-        name, default_format(settings.profile, settings.log_format), settings.log_level
+        name,
+        default_format(settings.profile, settings.log_format),
+        settings.log_level,
+        per_loop_turn=True,  # one write per event-loop turn, not one per access line
     )
     configure_tracing(name, settings.trace_dir)

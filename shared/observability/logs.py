@@ -15,7 +15,7 @@ import logging
 import sys
 import traceback
 from types import TracebackType
-from typing import Literal, TypeAlias
+from typing import Literal, TextIO, TypeAlias
 
 from opentelemetry import trace
 from pythonjsonlogger.json import JsonFormatter
@@ -122,11 +122,84 @@ def default_format(profile: str, chosen: LogFormat | None) -> LogFormat:
     return "text" if profile == "dev" else "json"
 
 
-def configure_logging(service: str, log_format: LogFormat, level: str = "INFO") -> None:
-    """Replace whatever handlers the root logger had by one line-per-event handler."""
-    handler = logging.StreamHandler(sys.stderr)
+class WrittenPerLoopTurn(logging.StreamHandler):  # type: ignore[type-arg]
+    """Lines below WARNING logged on a running event loop are written together once the
+    loop's current turn is over — one write for all the requests answered in that turn,
+    not one per access line (a system call each, and a wake-up of whoever reads the
+    other end). Lines at WARNING and above, and lines from any other thread, are written
+    at once, after whatever was waiting: the order of lines is kept. `flush()` (and so
+    the interpreter's exit) writes whatever waits; only a process killed outright loses
+    the lines of its last turn, which it had not finished anyway.
+    """
+
+    def __init__(self, stream: TextIO) -> None:
+        super().__init__(stream)
+        import asyncio  # not at module level: the CLI imports this module, not asyncio
+        import select
+
+        self._running_loop = asyncio.get_running_loop
+        self._atomic = select.PIPE_BUF
+        self._waiting: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:  # called under self.lock
+        try:
+            line = self.format(record) + self.terminator
+        except Exception:
+            self.handleError(record)
+            return
+        if record.levelno < logging.WARNING:
+            try:
+                loop = self._running_loop()
+            except RuntimeError:  # no loop on this thread
+                pass
+            else:
+                if not self._waiting:
+                    loop.call_soon(self.flush)
+                self._waiting.append(line)
+                return
+        self._waiting.append(line)
+        self._write_waiting()
+
+    def flush(self) -> None:
+        with self.lock:  # type: ignore[union-attr]
+            self._write_waiting()
+
+    def _write_waiting(self) -> None:
+        if not self._waiting:
+            return
+        waiting, self._waiting = self._waiting, []
+        # Whole lines, at most PIPE_BUF bytes a write: a write that size to a pipe is
+        # atomic, so lines of processes sharing one (the dev stack's) never interleave.
+        chunk: list[str] = []
+        size = 0
+        try:
+            for line in waiting:
+                length = len(line) if line.isascii() else len(line.encode("utf-8", "replace"))
+                if chunk and size + length > self._atomic:
+                    self.stream.write("".join(chunk))
+                    chunk, size = [], 0
+                chunk.append(line)
+                size += length
+            self.stream.write("".join(chunk))
+            self.stream.flush()
+        except Exception:
+            # As StreamHandler says a failed write: on stderr, never raised to the caller.
+            self.handleError(logging.makeLogRecord({"msg": "log lines lost"}))
+
+
+def configure_logging(
+    service: str, log_format: LogFormat, level: str = "INFO", *, per_loop_turn: bool = False
+) -> None:
+    """Replace whatever handlers the root logger had by one line-per-event handler;
+    `per_loop_turn` (a serving process) writes its INFO lines once per loop turn."""
+    handler = WrittenPerLoopTurn(sys.stderr) if per_loop_turn else logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonLines() if log_format == "json" else ReadableText())
     handler.addFilter(_Context(service))
+    # No format here names a record's thread or process (FIELDS, ReadableText): don't
+    # look them up for every line (half the cost of making a record).
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

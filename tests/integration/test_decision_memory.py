@@ -182,3 +182,35 @@ async def test_nothing_read_while_a_change_lands_is_remembered(
     replica.cache.changed(f"{decision_memory.CONTACT_PREFIX}c4")  # a change heard meanwhile
     replica.cache.put("acme", "c4", answer, generation)
     assert replica.cache.get("acme", "c4") is None
+
+
+async def test_the_listener_checks_a_few_times_a_second_and_stays_trusted(
+    db: tuple[asyncpg.Pool, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each check is CPU in auth and in PostgreSQL, idle or not (docs/performance.md, the
+    # lookup's round): a few a second keep the memory trusted well inside its window.
+    _, url = db
+    memory = DecisionMemory()
+    checks: list[float] = []
+    heard = memory.heard_up_to
+
+    def counted(sent_at: float) -> None:
+        checks.append(sent_at)
+        heard(sent_at)
+
+    monkeypatch.setattr(memory, "heard_up_to", counted)
+    listening = asyncio.create_task(listen(memory, url))
+    try:
+        deadline = time.monotonic() + 10
+        while not checks:
+            assert time.monotonic() < deadline, "the listener never checked"
+            await asyncio.sleep(0.01)
+        started = time.monotonic()
+        while time.monotonic() - started < 2.0:
+            assert memory.trusted
+            await asyncio.sleep(0.05)
+    finally:
+        listening.cancel()
+        await asyncio.gather(listening, return_exceptions=True)
+    per_second = sum(1 for at in checks if at >= started) / 2.0
+    assert 2 <= per_second <= 6, f"{per_second:g} checks a second"

@@ -12,6 +12,7 @@ import json
 import logging
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -19,6 +20,7 @@ from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
 from shared.http.problems import install_problem_handlers
+from shared.observability import tracing
 from shared.observability.http import observe
 from shared.observability.logs import configure_logging
 
@@ -172,3 +174,40 @@ async def test_http_duration_is_labelled_by_route_template_and_status() -> None:
     scraped = (await call(app, "GET", "/metrics")).text
     assert "portal_mfa_http_request_duration_seconds_bucket" in scraped
     assert "process_cpu_seconds_total" in scraped or "python_gc_objects_collected_total" in scraped
+
+
+TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
+
+
+async def test_no_server_span_is_made_when_none_would_go_anywhere(
+    log_lines: io.StringIO, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Nothing exports spans and the caller sent no trace: a span would be the API's no-op,
+    # ~5 µs a request for nothing (docs/performance.md, the lookup's round).
+    monkeypatch.setattr(tracing, "_exporting", False)
+    made: list[str] = []
+    real_span = tracing.span
+
+    def counted(name: str, **kwargs: Any) -> Any:
+        made.append(name)
+        return real_span(name, **kwargs)
+
+    monkeypatch.setattr(tracing, "span", counted)
+    answer = await call(app_that_fails(), "GET", "/v1/portals/acme/fine")
+    assert answer.status_code == 200 and made == []
+    (access,) = [line for line in lines(log_lines) if line["logger"] == "portal_mfa.access"]
+    assert access["request_id"] == answer.headers["x-request-id"]
+    assert str(uuid.UUID(access["request_id"])) == access["request_id"]  # type: ignore[arg-type]
+    assert uuid.UUID(answer.headers["x-request-id"]).version == 4
+    assert access["trace_id"] is None
+
+    # A caller's trace still makes one: its id is named in every line of the request.
+    parent = f"00-{TRACE}-00f067aa0ba902b7-01"
+    answer = await call(
+        app_that_fails(), "GET", "/v1/portals/acme/fine", headers={"traceparent": parent}
+    )
+    assert made == ["GET"]
+    rid = answer.headers["x-request-id"]
+    logged = [line for line in lines(log_lines) if line["request_id"] == rid]
+    assert [line["logger"] for line in logged] == ["unit.handler", "portal_mfa.access"]
+    assert all(line["trace_id"] == TRACE for line in logged)

@@ -134,10 +134,26 @@ def test_key_and_value_bytes_cannot_be_shifted_between_each_other() -> None:
         lambda h: [x for x in h if x[0] != KID_HEADER],
         lambda h: [x for x in h if x[0] != SIGNATURE_HEADER],
         lambda h: [*h, (SIGNATURE_HEADER, h[-1][1])],
+        lambda h: [(KID_HEADER, h[-2][1]), *h],
         lambda h: [(n, b"not*base64!" if n == SIGNATURE_HEADER else v) for n, v in h],
         lambda h: [(n, v[:40] if n == SIGNATURE_HEADER else v) for n, v in h],
+        lambda h: [(n, v + b"===" if n == SIGNATURE_HEADER else v) for n, v in h],
+        lambda h: [(n, v + b"A" if n == SIGNATURE_HEADER else v) for n, v in h],
+        lambda h: [(n, v[:20] + b"=" + v[20:] if n == SIGNATURE_HEADER else v) for n, v in h],
+        lambda h: [(n, v[:20] + b" " + v[20:] if n == SIGNATURE_HEADER else v) for n, v in h],
     ],
-    ids=["no kid", "no signature", "two signatures", "not base64", "short signature"],
+    ids=[
+        "no kid",
+        "no signature",
+        "two signatures",
+        "two key ids",
+        "not base64",
+        "short signature",
+        "padded past its length",
+        "one character too many",
+        "padding inside",
+        "whitespace inside",
+    ],
 )
 def test_malformed_signature_headers_are_a_bad_signature(tamper: object) -> None:
     key, value, headers = wire(policy_disabled(), PREFERENCES)
@@ -251,3 +267,46 @@ def test_a_consumer_refuses_to_start_trusting_nobody() -> None:
 def test_parsed_events_are_equal_whether_or_not_they_carry_evidence() -> None:
     key, value, headers = wire(contact_created(), CONTACTS)
     assert verified_event(TRUST, key, value, headers) == parse_event(value)
+
+
+@pytest.mark.parametrize(
+    "encoded",
+    [
+        b"",
+        b"A",
+        b"AA",
+        b"AA=",
+        b"AA==",
+        b"AA===",
+        b"AAA",
+        b"AAAA",
+        b"-_-_",
+        b"+/+/",
+        b"ab\ncd",
+        b"ab cd",
+        b"ab=cd",
+        b"\xff\xfe",
+        base64.urlsafe_b64encode(bytes(range(64))).rstrip(b"="),
+        base64.urlsafe_b64encode(bytes(range(64))),
+        base64.standard_b64encode(bytes(range(255, 191, -1))).rstrip(b"="),
+        base64.urlsafe_b64encode(bytes(range(64))).rstrip(b"=") + b"A",
+    ],
+)
+def test_a_signature_header_decodes_exactly_as_strict_urlsafe_base64(encoded: bytes) -> None:
+    """The decoder is hand-rolled for speed; it must accept and refuse what
+    `base64.b64decode(..., b"-_", validate=True)` does, and only 64-byte signatures."""
+    from shared.signing import _decoded_signature
+
+    try:
+        expected: bytes | None = base64.b64decode(
+            encoded + b"=" * (-len(encoded) % 4), b"-_", validate=True
+        )
+    except ValueError:
+        expected = None
+    if expected is not None and len(expected) != 64:
+        expected = None
+    if expected is None:
+        with pytest.raises(RecordRefused):
+            _decoded_signature(encoded)
+    else:
+        assert _decoded_signature(encoded) == expected
