@@ -761,11 +761,17 @@ def _say(text: str) -> None:
 
 
 async def measure(
-    plan: Plan, *, extended: bool = True, lookup_only: bool = False, password_only: bool = False
+    plan: Plan,
+    *,
+    extended: bool = True,
+    lookup_only: bool = False,
+    challenge_only: bool = False,
+    password_only: bool = False,
 ) -> list[Row]:
     """Every row this stack measures, printed as it goes; `extended` adds the MFA
     challenge and the 1,000,000-contact RSS rows (`python -m bench all`); `lookup_only`
     takes the lookup and reset → lookup rows alone (`python -m bench lookup`),
+    `challenge_only` the MFA challenge row alone (`python -m bench challenge`),
     `password_only` the password step alone (`python -m bench password`)."""
     _say(
         f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}, revision "
@@ -783,6 +789,12 @@ async def measure(
             raise RuntimeError("no auth process in the dev stack")
         auth = await AuthProcess.of(auth_pid)
         rss_at_start = auth.rss_bytes()
+        if challenge_only:
+            bare_servers = [BareServer("asgi")]
+            bare_servers[0].wait_ready()
+            return [
+                _challenge_row(await _challenge_runs(plan, auth, auth_port, bare_servers[0], stack))
+            ]
         mfa_org = f"bench-mfa-{uuid.uuid4().hex[:6]}"
         plain_org = f"bench-plain-{uuid.uuid4().hex[:6]}"
         async with CommandClient(stack.settings()) as console:
@@ -859,7 +871,7 @@ async def measure(
                 resets = await reset_round_trips(admin, auth_port, mfa_org, mfa_contacts)
                 return [lookup_row(plan, lookups), reset_row(resets)]
             if extended:
-                challenges = await _challenge_runs(plan, auth, auth_port, bare_servers[0])
+                challenges = await _challenge_runs(plan, auth, auth_port, bare_servers[0], stack)
             for server in bare_servers:
                 server.stop()
 
@@ -893,7 +905,7 @@ def _cli_rows(plan: Plan, stack: Stack, org: str) -> list[Row]:
 
 
 async def _challenge_runs(
-    plan: Plan, auth: AuthProcess, auth_port: int, bare: BareServer
+    plan: Plan, auth: AuthProcess, auth_port: int, bare: BareServer, stack: Stack | None = None
 ) -> list[mfa_challenge.ChallengeLoad]:
     org = f"bench-otp-{uuid.uuid4().hex[:6]}"
     started = time.perf_counter()
@@ -912,6 +924,11 @@ async def _challenge_runs(
             found = {"server": [pid]}
             if port == auth_port:
                 found["postgres"] = _postgres_pids(pid)
+                if stack is not None:
+                    # The relay runs in auth; the broker, audit and the other services here.
+                    counted = {pid, *found["postgres"]}
+                    rest = _stack_groups(stack, pid)["rest of stack"]
+                    found["rest of stack"] = [p for p in rest if p not in counted]
             return found
 
         _say(f"challenge: {label} … ({machine.load()})")
@@ -956,6 +973,11 @@ def _challenge_row(runs: list[mfa_challenge.ChallengeLoad]) -> Row:
             f"p99 {_pct(m.latencies, 0.99) * 1e3:.1f} ms, server "
             f"{m.cpu.get('server', 0) / max(m.requests, 1) * 1e6:.0f} µs/req, PostgreSQL "
             f"{m.cpu.get('postgres', float('nan')) / max(m.requests, 1) * 1e6:.0f} µs/req"
+            + (
+                f", rest of stack {m.cpu['rest of stack'] / max(m.requests, 1) * 1e6:.0f} µs/req"
+                if "rest of stack" in m.cpu
+                else ""
+            )
         )
     print(
         f"target ≥ {mfa_challenge.TARGET_RPS:,} req/s, p99 ≤ {mfa_challenge.TARGET_P99_MS:g} ms, "
@@ -978,6 +1000,12 @@ def _challenge_row(runs: list[mfa_challenge.ChallengeLoad]) -> Row:
             "requests": subject.requests,
             "server_us_per_request": subject.cpu.get("server", 0) / max(subject.requests, 1) * 1e6,
             "postgres_us_per_request": subject.cpu.get("postgres", float("nan"))
+            / max(subject.requests, 1)
+            * 1e6,
+            "rest_of_stack_us_per_request": subject.cpu.get("rest of stack", float("nan"))
+            / max(subject.requests, 1)
+            * 1e6,
+            "client_us_per_request": subject.cpu.get("client (this process)", float("nan"))
             / max(subject.requests, 1)
             * 1e6,
             "ran_out_of_challenges": subject.exhausted,
