@@ -158,7 +158,8 @@ async def _password_accepted(
             )
             return EnrollmentRequired(token)
         session = await issue_session(rt, conn, account, ["password"], mfa=False)
-        await accounts.save(conn, account)
+        # Published at the relay's next poll, as every login outcome is (flows/challenge.py).
+        await accounts.save(conn, account, wake_relay=False)
         return session
 
 
