@@ -56,10 +56,6 @@ class OutboxRelay:
         self._poll_interval_s = poll_interval_s
         self._batch_size = batch_size
         self._wakeup = asyncio.Event()
-        # True while this relay holds the outbox and listens: a writer in this process can
-        # then wake it itself after its commit (`wake`) instead of a NOTIFY, whose global
-        # lock PostgreSQL holds through each notifying commit's WAL flush.
-        self.publishing = False
         self.published = 0
         # Healing: how trouble is noticed (backlog watched every `watch_interval_s`; stuck
         # when its oldest row has not moved for `stuck_after_s`) and how retries wait.
@@ -111,7 +107,6 @@ class OutboxRelay:
                     waiting_logged = True
                 await asyncio.sleep(self._poll_interval_s)
             await conn.add_listener(OUTBOX_CHANNEL, self._on_notify)
-            self.publishing = True
             while True:
                 self._wakeup.clear()
                 async with asyncio.timeout(self._cycle_timeout_s):
@@ -123,12 +118,7 @@ class OutboxRelay:
                     # NOTIFY wakes us at once; the poll is the fallback for a lost notification.
                     await asyncio.wait_for(self._wakeup.wait(), self._poll_interval_s)
         finally:
-            self.publishing = False
             await _close(conn)
-
-    def wake(self) -> None:
-        """Publish now: rows were committed in this process (as a NOTIFY would say)."""
-        self._wakeup.set()
 
     def _working(self, published: int = 0) -> None:
         self.health.working(published)

@@ -19,7 +19,7 @@ from services.auth.adapters.tokens import Token
 from services.auth.domain.account import Account
 from services.auth.domain.enrollment import Enrollment
 from services.auth.domain.lockout import MfaAttempts
-from shared.eventstore import ConcurrencyConflict, event_rows, outbox_rows
+from shared.eventstore import OUTBOX_CHANNEL, ConcurrencyConflict, event_rows, outbox_rows
 from shared.login_rule.projected import ProjectedContact
 from shared.tokens import hash_token
 
@@ -139,7 +139,7 @@ async def passed(
     session_token: str,
     session_expires_at: datetime,
     now: datetime,
-    wake_channel: str | None,
+    wake_relay: bool,
     read_as: str | None = None,
 ) -> int | Claim:
     """Claim `time_step` (None: a backup code, already spent), use the challenge token,
@@ -176,7 +176,7 @@ async def passed(
             attempts.disabled,
             *(list(column) for column in zip(*rows, strict=True)),
             *(list(column) for column in zip(*outbox, strict=True)),
-            wake_channel,
+            OUTBOX_CHANNEL if wake_relay else None,
             read_as,
         )
     except asyncpg.UniqueViolationError as exc:
