@@ -3,11 +3,11 @@
 CPython's cyclic collector stops the event loop while it runs. A service's heap is mostly
 objects made at start-up and kept for its whole life (modules, the FastAPI app and its
 pydantic models, the Kafka and database clients): every full (generation-2) collection
-walks all ~90,000 of them again (auth freed nothing in any of them measured here) and took
-90-250 ms of wall time on a shared machine, 62 ms of CPU in auth, stalling every request
+walks all ~90,000 of them again (freeing 0-75 objects each time in auth) and took
+42-220 ms of wall time in auth on a shared machine (40-62 ms of CPU), stalling every request
 in flight for that long: one such collection inside `bench lookup`'s 3 s window took its
 p99 to 181 ms. And the default young threshold (700 container objects) runs a young
-collection ~25 times a second under load.
+collection 25-57 times a second under load.
 
 So a serving process, once started (its lifespan's start-up done: schemas applied, the
 projection consumer and relay running), collects once and freezes what survived
