@@ -2,13 +2,17 @@
 
     .venv/bin/python -m bench all [--quick] [--json FILE] [--check]
     .venv/bin/python -m bench lookup [--quick] [--json FILE] [--check]
+    .venv/bin/python -m bench challenge [--quick] [--json FILE] [--check]
+    .venv/bin/python -m bench password [--quick] [--json FILE] [--check]
 
 Runs `bench.portal_http` (lookup, reset → lookup, password step, MFA challenge, auth RSS
 with 1,000,000 contacts projected: one dev stack) and then `bench.projection_rebuild`
 (its own broker and PostgreSQL), prints one table and writes one JSON document: each row
 with its figure, baseline, ratio, target, verdict, load average and git revision.
 `--check` exits with status 1 if any target is missed. `lookup` takes only the
-login-requirement lookup and reset → lookup rows (one dev stack, no rebuild).
+login-requirement lookup and reset → lookup rows (one dev stack, no rebuild);
+`challenge` the MFA challenge row alone (one dev stack and the bare ASGI endpoint);
+`password` the password step alone (one dev stack).
 """
 
 from __future__ import annotations
@@ -30,8 +34,14 @@ async def run_all(quick: bool, what: str = "all") -> list[Row]:
     # rebuild import it then), whatever is committed while it runs.
     revision = machine.revision()
     plan = portal_http.QUICK if quick else portal_http.FULL
-    if what == "lookup":
-        rows = await portal_http.measure(plan, extended=False, lookup_only=True)
+    if what in ("lookup", "challenge", "password"):
+        rows = await portal_http.measure(
+            plan,
+            extended=False,
+            lookup_only=what == "lookup",
+            challenge_only=what == "challenge",
+            password_only=what == "password",
+        )
         for row in rows:
             row.revision = revision
         return rows
@@ -49,8 +59,9 @@ def _parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
     parser.add_argument(
         "what",
-        choices=["all", "lookup"],
-        help="which rows: all of them, or the lookup and reset → lookup rows",
+        choices=["all", "lookup", "challenge", "password"],
+        help="which rows: all of them, the lookup and reset → lookup rows, the MFA challenge,"
+        " or the password step",
     )
     parser.add_argument(
         "--quick",

@@ -39,8 +39,6 @@ async def append_events(
     """
     if not events:
         return
-    # The trace that caused them travels with them (shared.observability.tracing).
-    traced = [[name, value.decode()] for name, value in trace_headers()]
     try:
         # One block (a savepoint inside the caller's transaction): an event is never stored
         # without its outbox row, whatever the caller does.
@@ -49,32 +47,11 @@ async def append_events(
                 "INSERT INTO events (event_id, aggregate_type, aggregate_id, aggregate_version,"
                 " event_type, schema_version, org_id, occurred_at, envelope)"
                 " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                [
-                    (
-                        e.event_id,
-                        e.aggregate_type,
-                        e.aggregate_id,
-                        e.aggregate_version,
-                        e.event_type,
-                        e.schema_version,
-                        e.org_id,
-                        e.occurred_at,
-                        e.model_dump(mode="json"),
-                    )
-                    for e in events
-                ],
+                event_rows(events),
             )
             await conn.executemany(
                 "INSERT INTO outbox (topic, key, value, headers) VALUES ($1, $2, $3, $4)",
-                [
-                    (
-                        e.topic,
-                        e.kafka_key(),
-                        e.to_json(),
-                        [[name, value.decode()] for name, value in e.kafka_headers()] + traced,
-                    )
-                    for e in events
-                ],
+                outbox_rows(events),
             )
             if wake_relay:
                 await conn.execute("SELECT pg_notify($1, '')", OUTBOX_CHANNEL)
@@ -82,6 +59,42 @@ async def append_events(
         raise ConcurrencyConflict(
             f"{events[0].aggregate_type} {events[0].aggregate_id} changed concurrently"
         ) from exc
+
+
+EventRow = tuple[object, ...]
+
+
+def event_rows(events: Sequence[EventEnvelope]) -> list[EventRow]:
+    """The `events` rows of these events, in the columns `append_events` inserts."""
+    return [
+        (
+            e.event_id,
+            e.aggregate_type,
+            e.aggregate_id,
+            e.aggregate_version,
+            e.event_type,
+            e.schema_version,
+            e.org_id,
+            e.occurred_at,
+            e.model_dump(mode="json"),
+        )
+        for e in events
+    ]
+
+
+def outbox_rows(events: Sequence[EventEnvelope]) -> list[EventRow]:
+    """Their `outbox` rows (topic, key, value, headers), as `append_events` inserts them."""
+    # The trace that caused them travels with them (shared.observability.tracing).
+    traced = [[name, value.decode()] for name, value in trace_headers()]
+    return [
+        (
+            e.topic,
+            e.kafka_key(),
+            e.to_json(),
+            [[name, value.decode()] for name, value in e.kafka_headers()] + traced,
+        )
+        for e in events
+    ]
 
 
 def headers_from_json(raw: str | list[list[str]]) -> list[tuple[str, bytes]]:

@@ -92,3 +92,172 @@ ALTER TABLE password_attempts ADD COLUMN IF NOT EXISTS login_key text;
 ALTER TABLE password_attempts ADD COLUMN IF NOT EXISTS window_s integer NOT NULL DEFAULT 900;
 CREATE INDEX IF NOT EXISTS password_attempts_by_login ON password_attempts (login_key)
     WHERE login_key IS NOT NULL;
+
+-- The MFA challenge in two round trips instead of about fifteen (services/auth/adapters/
+-- challenges.py; each statement here is one the flow used to send on its own, in the same
+-- order). In a plpgsql function every statement takes a fresh snapshot, as separate
+-- statements of the transaction did: what is read after a lock was waited for is what
+-- the lock holder committed.
+--
+-- challenge_open: the live challenge token, then its account (with p_lock: both locked,
+-- the account created if missing, as accounts.lock does), the projected contact of the
+-- token's org and whether its stream waits beyond a gap, the latest enabled enrollment,
+-- its unused backup codes, and a fingerprint of all but the last (NULL without an
+-- account row). No row: no live challenge token. The live projection schema is named
+-- here; the adapter refuses a flow that reads another one.
+CREATE OR REPLACE FUNCTION challenge_open(p_token_hash text, p_now timestamptz, p_lock boolean)
+RETURNS TABLE (
+    contact_id text, org_id text, token_enrollment_id uuid, token_mfa boolean,
+    token_expires_at timestamptz,
+    account_version integer, password_hash text, mfa_failures integer, mfa_lockouts integer,
+    mfa_locked_until timestamptz, mfa_failures_since_success integer, mfa_disabled boolean,
+    c_contact_id text, c_org_id text, c_version integer, c_kind text, c_display_name text,
+    c_email text, c_portal_access boolean, c_invitation_hash text,
+    c_invitation_expires_at timestamptz, c_mfa_epoch integer, c_reset_event_id uuid,
+    c_deleted boolean, c_waiting boolean,
+    e_enrollment_id uuid, e_contact_id text, e_org_id text, e_status text,
+    e_secret_blob bytea, e_mfa_epoch integer, e_enrolled_event_id uuid,
+    e_enabled_at timestamptz, backup_codes_left integer, fingerprint text
+) AS $$
+BEGIN
+    IF p_lock THEN
+        SELECT t.contact_id, t.org_id, t.enrollment_id, t.mfa, t.expires_at
+            INTO contact_id, org_id, token_enrollment_id, token_mfa, token_expires_at
+            FROM tokens t WHERE t.token_hash = p_token_hash AND t.purpose = 'challenge'
+            AND t.used_at IS NULL AND t.expires_at > p_now FOR UPDATE;
+    ELSE
+        SELECT t.contact_id, t.org_id, t.enrollment_id, t.mfa, t.expires_at
+            INTO contact_id, org_id, token_enrollment_id, token_mfa, token_expires_at
+            FROM tokens t WHERE t.token_hash = p_token_hash AND t.purpose = 'challenge'
+            AND t.used_at IS NULL AND t.expires_at > p_now;
+    END IF;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    IF p_lock THEN
+        SELECT a.version, a.password_hash, a.mfa_failures, a.mfa_lockouts, a.mfa_locked_until,
+               a.mfa_failures_since_success, a.mfa_disabled
+            INTO account_version, password_hash, mfa_failures, mfa_lockouts, mfa_locked_until,
+                 mfa_failures_since_success, mfa_disabled
+            FROM accounts a WHERE a.contact_id = challenge_open.contact_id FOR UPDATE;
+        IF NOT FOUND THEN
+            INSERT INTO accounts AS a (contact_id, org_id)
+                VALUES (challenge_open.contact_id, challenge_open.org_id) ON CONFLICT DO NOTHING;
+            SELECT a.version, a.password_hash, a.mfa_failures, a.mfa_lockouts,
+                   a.mfa_locked_until, a.mfa_failures_since_success, a.mfa_disabled
+                INTO account_version, password_hash, mfa_failures, mfa_lockouts,
+                     mfa_locked_until, mfa_failures_since_success, mfa_disabled
+                FROM accounts a WHERE a.contact_id = challenge_open.contact_id FOR UPDATE;
+        END IF;
+    ELSE
+        SELECT a.version, a.password_hash, a.mfa_failures, a.mfa_lockouts, a.mfa_locked_until,
+               a.mfa_failures_since_success, a.mfa_disabled
+            INTO account_version, password_hash, mfa_failures, mfa_lockouts, mfa_locked_until,
+                 mfa_failures_since_success, mfa_disabled
+            FROM accounts a WHERE a.contact_id = challenge_open.contact_id;
+    END IF;
+    SELECT c.contact_id, c.org_id, c.version, c.kind, c.display_name, c.email,
+           c.portal_access, c.invitation_hash, c.invitation_expires_at, c.mfa_epoch,
+           c.reset_event_id, c.deleted,
+           EXISTS (SELECT 1 FROM login_projection.pending_events h
+                   WHERE h.aggregate_id = c.contact_id AND h.aggregate_type = 'contact')
+        INTO c_contact_id, c_org_id, c_version, c_kind, c_display_name, c_email,
+             c_portal_access, c_invitation_hash, c_invitation_expires_at, c_mfa_epoch,
+             c_reset_event_id, c_deleted, c_waiting
+        FROM login_projection.contacts c
+        WHERE c.contact_id = challenge_open.contact_id AND c.org_id = challenge_open.org_id;
+    SELECT e.enrollment_id, e.contact_id, e.org_id, e.status, e.secret_blob, e.mfa_epoch,
+           e.enrolled_event_id, e.enabled_at
+        INTO e_enrollment_id, e_contact_id, e_org_id, e_status, e_secret_blob, e_mfa_epoch,
+             e_enrolled_event_id, e_enabled_at
+        FROM enrollments e WHERE e.contact_id = challenge_open.contact_id
+        AND e.status = 'enabled' ORDER BY e.enabled_at DESC LIMIT 1;
+    IF e_enrollment_id IS NOT NULL THEN
+        SELECT count(*) INTO backup_codes_left FROM backup_codes b
+            WHERE b.enrollment_id = e_enrollment_id AND b.used_at IS NULL;
+    END IF;
+    IF account_version IS NOT NULL THEN
+        -- Everything a decision reads, so a write can tell it is still what was read.
+        fingerprint := md5(row(contact_id, org_id, token_enrollment_id, token_mfa,
+            token_expires_at, account_version, password_hash, mfa_failures, mfa_lockouts,
+            mfa_locked_until, mfa_failures_since_success, mfa_disabled, c_contact_id,
+            c_org_id, c_version, c_kind, c_display_name, c_email, c_portal_access,
+            c_invitation_hash, c_invitation_expires_at, c_mfa_epoch, c_reset_event_id,
+            c_deleted, c_waiting, e_enrollment_id, e_contact_id, e_org_id, e_status,
+            e_secret_blob, e_mfa_epoch, e_enrolled_event_id, e_enabled_at)::text);
+    END IF;
+    RETURN NEXT;
+END
+$$ LANGUAGE plpgsql;
+
+-- challenge_passed: a proven second factor. With p_read_as (the fingerprint of an
+-- unlocked challenge_open, outside a transaction: the whole call is then one
+-- transaction), challenge_open is first run again with its locks, and -2 is returned,
+-- nothing written, unless it reads the same; without it, it follows a locked
+-- challenge_open in the caller's transaction. Then it claims the TOTP time step (none
+-- for a backup code, spent before): NULL, and nothing written, if it was not later than
+-- the last one accepted (a replay). Then uses the challenge token (-1, and nothing more
+-- written, if it was used meanwhile), issues the session token, appends the account's
+-- events with their outbox rows (waking the relay on `p_wake_channel` unless NULL) and
+-- writes the account's snapshot. Returns the unused backup codes left.
+CREATE OR REPLACE FUNCTION challenge_passed(
+    p_token_hash text, p_now timestamptz, p_enrollment_id uuid, p_time_step bigint,
+    p_session_hash text, p_session_expires_at timestamptz,
+    p_contact_id text, p_org_id text, p_version integer, p_failures integer,
+    p_lockouts integer, p_locked_until timestamptz, p_failures_since_success integer,
+    p_disabled boolean,
+    p_event_ids uuid[], p_aggregate_types text[], p_aggregate_ids text[],
+    p_aggregate_versions integer[], p_event_types text[], p_schema_versions integer[],
+    p_event_org_ids text[], p_occurred_at timestamptz[], p_envelopes text[],
+    p_topics text[], p_keys bytea[], p_values bytea[], p_headers text[],
+    p_wake_channel text, p_read_as text
+) RETURNS integer AS $$
+DECLARE
+    left_codes integer;
+    now_reads text;
+BEGIN
+    IF p_read_as IS NOT NULL THEN
+        SELECT o.fingerprint INTO now_reads FROM challenge_open(p_token_hash, p_now, true) o;
+        IF now_reads IS DISTINCT FROM p_read_as THEN
+            RETURN -2;
+        END IF;
+    END IF;
+    IF p_time_step IS NOT NULL THEN
+        UPDATE enrollments SET last_time_step = p_time_step
+            WHERE enrollment_id = p_enrollment_id
+            AND (last_time_step IS NULL OR last_time_step < p_time_step);
+        IF NOT FOUND THEN
+            RETURN NULL;
+        END IF;
+    END IF;
+    UPDATE tokens SET used_at = p_now WHERE token_hash = p_token_hash AND used_at IS NULL;
+    IF NOT FOUND THEN
+        RETURN -1;
+    END IF;
+    INSERT INTO tokens (token_hash, purpose, contact_id, org_id, mfa, expires_at)
+        VALUES (p_session_hash, 'session', p_contact_id, p_org_id, true, p_session_expires_at);
+    -- In the order given, as the event store's own inserts keep it. The JSON comes as text
+    -- (encoded as the pool's jsonb codec encodes it): a list would be read as an array.
+    INSERT INTO events (event_id, aggregate_type, aggregate_id, aggregate_version, event_type,
+                        schema_version, org_id, occurred_at, envelope)
+        SELECT i, ty, a, v, et, sv, o, at, en::jsonb
+        FROM unnest(p_event_ids, p_aggregate_types, p_aggregate_ids, p_aggregate_versions,
+                    p_event_types, p_schema_versions, p_event_org_ids, p_occurred_at,
+                    p_envelopes) WITH ORDINALITY AS e(i, ty, a, v, et, sv, o, at, en, n)
+        ORDER BY n;
+    INSERT INTO outbox (topic, key, value, headers)
+        SELECT t, k, v, h::jsonb
+        FROM unnest(p_topics, p_keys, p_values, p_headers) WITH ORDINALITY AS o(t, k, v, h, n)
+        ORDER BY n;
+    IF p_wake_channel IS NOT NULL THEN
+        PERFORM pg_notify(p_wake_channel, '');
+    END IF;
+    UPDATE accounts SET version = p_version, mfa_failures = p_failures,
+        mfa_lockouts = p_lockouts, mfa_locked_until = p_locked_until,
+        mfa_failures_since_success = p_failures_since_success, mfa_disabled = p_disabled
+        WHERE contact_id = p_contact_id;
+    SELECT count(*) INTO left_codes FROM backup_codes
+        WHERE enrollment_id = p_enrollment_id AND used_at IS NULL;
+    RETURN left_codes;
+END
+$$ LANGUAGE plpgsql;

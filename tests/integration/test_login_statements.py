@@ -117,3 +117,21 @@ async def test_the_known_email_has_its_failure_recorded_and_the_unknown_leaves_n
         )
     assert [(r["aggregate_id"], r["event_type"]) for r in rows] == [("c-1", "LoginFailed")]
     assert stand_ins == 0
+
+
+async def test_a_successful_login_takes_a_pooled_connection_twice(recorded: Recorded) -> None:
+    # Each return to the pool costs a reset round trip (CPU in auth and PostgreSQL on
+    # every login): the give-back of the reservation shares the session's connection.
+    async def right_login() -> list[str]:
+        recorded.statements.clear()
+        await login.login(recorded.runtime, ORG, EMAIL, "the-right-password", "192.0.2.5")
+        return list(recorded.statements)
+
+    await right_login()  # asyncpg's type look-ups, once
+    statements = await right_login()
+    assert sum("RESET ALL" in s for s in statements) == 2, statements
+    # Still a statement of its own, outside the session's transaction: the address's
+    # counter is locked only for it.
+    given_back = next(i for i, s in enumerate(statements) if "GREATEST(failures - 1" in s)
+    assert statements[given_back + 1] == "BEGIN;", statements
+    assert "RESET ALL" in statements[given_back - 1], statements

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import asyncpg
 
 from services.auth.adapters import accounts, hashing, invitations, password_attempts, tokens
+from services.auth.adapters.accounts import LoginCandidate
 from services.auth.adapters.password_attempts import Subject, login_key
 from services.auth.domain.errors import (
     InvalidCredentials,
@@ -117,8 +120,21 @@ async def login(
     assert found is not None
 
     async with rt.pool.acquire() as conn:
+        # The attempt was no failure: given back on a statement of its own (the address's
+        # counter is shared by every login from there: its lock is not held through the
+        # session's transaction), on the connection that transaction then uses. A login
+        # thus takes a connection from the pool twice, not three times: each return costs
+        # a round trip (the pool's reset), CPU in auth and in PostgreSQL alike.
         await password_attempts.release(conn, limits)
-    async with rt.pool.acquire() as conn, conn.transaction():
+        return await _password_accepted(rt, conn, found, org_id, now)
+
+
+async def _password_accepted(
+    rt: AuthRuntime, conn: asyncpg.Connection, found: LoginCandidate, org_id: str, now: datetime
+) -> LoginOutcome:
+    """The password was right: what the contact needs next (a session, or the second
+    factor's challenge, or enrollment), decided on its locked account."""
+    async with conn.transaction():
         account = await accounts.lock(conn, found.contact_id, org_id)
         if account.password_hash != found.password_hash:
             # A new password (or a revoke) landed between the verify and this lock: the
@@ -142,7 +158,8 @@ async def login(
             )
             return EnrollmentRequired(token)
         session = await issue_session(rt, conn, account, ["password"], mfa=False)
-        await accounts.save(conn, account)
+        # Published at the relay's next poll, as every login outcome is (flows/challenge.py).
+        await accounts.save(conn, account, wake_relay=False)
         return session
 
 

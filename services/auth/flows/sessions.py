@@ -25,18 +25,25 @@ async def issue_session(
     mfa: bool,
     now: datetime | None = None,
 ) -> Session:
+    now = now or rt.clock()
+    session = new_session(rt, account, factors, now)
+    await tokens.issue(
+        conn, "session", account.contact_id, account.org_id, now, mfa=mfa, token=session.token
+    )
+    return session
+
+
+def new_session(rt: AuthRuntime, account: Account, factors: list[Factor], now: datetime) -> Session:
+    """A session for the account, `LoginSucceeded` recorded on it; the caller stores both."""
     if account.password_hash is None:
         # Every login starts with the password, checked before the account was locked; a
         # revoke that cleared it since wins (else a later grant would revive this session).
         raise InvalidCredentials()
-    now = now or rt.clock()
-    token, expires_at = await tokens.issue(
-        conn, "session", account.contact_id, account.org_id, now, mfa=mfa, token=rt.random.token()
-    )
+    token = rt.random.token()
     account.record(
         LoginSucceeded, LoginSucceededPayload(factors=factors), rt.cause(account.contact_id, now)
     )
-    return Session(token, expires_at)
+    return Session(token, now + tokens.LIFETIMES["session"])
 
 
 async def end_every_token(

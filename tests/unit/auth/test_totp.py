@@ -1,4 +1,5 @@
 import base64
+import random
 import re
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -157,3 +158,17 @@ def test_provisioning_uri_round_trips_through_pyotp() -> None:
     assert parsed.name == "ada@example.com"
     assert parsed.issuer == "Acme: Portal"
     assert parsed.at(NOW) == code_at(SECRET, NOW)
+
+
+def test_codes_are_pyotps_codes_for_every_step_and_secret() -> None:
+    # Computed here, not by pyotp: the same six digits for any secret and step, RFC's too.
+    draw = random.Random(6238)
+    secrets = [RFC_SECRET, SECRET, SECRET.lower(), SECRET[:24], *(new_secret() for _ in range(20))]
+    for secret in secrets:
+        reference = pyotp.TOTP(secret, digits=6, interval=30)
+        # Up to the year 9999 (datetime's last): the counter's high bytes are used too.
+        for step in [0, 1, 2**31, 8 * 10**9, *(draw.randrange(8 * 10**9) for _ in range(50))]:
+            moment = datetime.fromtimestamp(step * 30 + 7, tz=UTC)
+            code = reference.at(moment)
+            assert code_at(secret, moment) == code, (secret, step)
+            assert matching_time_step(secret, code, moment) == step
