@@ -57,3 +57,13 @@ async def test_a_small_batch_is_decoded_too() -> None:
     decoded = await _decoded([record(0), record(1, forged=True)], TRUST)
 
     assert [d.error for d in decoded] == [None, BAD_SIGNATURE]
+
+
+def test_a_record_is_measured_with_its_key_and_headers() -> None:
+    from aiokafka import ConsumerRecord
+
+    from shared.projection import _record_bytes
+
+    headers = (("a", b"12"), ("bc", b""), ("d", None))
+    record = ConsumerRecord("t", 0, 0, 0, 0, b"key", b"value", None, 3, 5, headers)
+    assert _record_bytes(record) == 5 + 3 + (1 + 2) + (2 + 0) + (1 + 0)  # type: ignore[arg-type]

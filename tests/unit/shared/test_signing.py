@@ -85,6 +85,19 @@ def test_a_record_signed_by_its_owner_verifies_and_keeps_its_evidence() -> None:
     assert TRUST.signer_of(verified.signed_record).service == "preferences"
 
 
+def test_the_evidence_is_not_part_of_the_event() -> None:
+    # Kept beside the fields, in pydantic's private slot: never in the JSON, the equality
+    # or another event, and a copy keeps it.
+    event = policy_disabled()
+    assert event.signed_record is None
+    key, value, headers = wire(event, PREFERENCES)
+    verified = verified_event(TRUST, key, value, headers)
+    assert verified.to_json() == value
+    assert verified == event and event.signed_record is None
+    assert verified.model_copy().signed_record is verified.signed_record
+    assert parse_event(value).signed_record is None
+
+
 def test_the_signed_bytes_are_the_documented_ones() -> None:
     assert signed_message(b"k1", b"{}") == (
         b"portal-mfa/signed-record/v1" + b"\x00\x00\x00\x02k1" + b"\x00\x00\x00\x02{}"
