@@ -363,7 +363,10 @@ def test_a_hundred_failures_disable_the_authenticator_until_a_reset(portal: Port
         what="the unlock to reach auth",
     )
     assert_problem(answer, 429, "locked-out")
-    (disabled,) = audit_types(portal.stack, portal.org, "MfaAuthenticatorDisabled")
+    (disabled,) = wait_until(
+        lambda: audit_types(portal.stack, portal.org, "MfaAuthenticatorDisabled"),
+        what="the disabled authenticator in the audit log",
+    )
     assert disabled["payload"] == {"failures": DISABLE_AFTER_FAILURES}
     assert len(audit_types(portal.stack, portal.org, "ContactLockedOut")) == 19
     # ...until an admin resets MFA and the contact enrolls again.

@@ -24,6 +24,7 @@ from services.auth.adapters import accounts, challenges, tokens
 from services.auth.adapters.projection import LoginProjection
 from services.auth.domain import totp
 from services.auth.domain.errors import InvalidToken, WrongCode
+from services.auth.domain.lockout import MAX_CONSECUTIVE_FAILURES
 from services.auth.domain.passwords import hash_password
 from services.auth.domain.secret_box import SecretBox, generate_key
 from services.auth.flows import challenge
@@ -187,6 +188,24 @@ async def test_a_passed_challenge_waits_for_the_relays_next_poll(setup: Setup) -
     assert heard == []
     async with setup.runtime.pool.acquire() as conn:
         assert await conn.fetchval(unsent) == before + 1  # LoginSucceeded, waiting
+
+
+async def test_a_plain_failure_waits_for_the_poll_the_lockout_wakes_the_relay(
+    setup: Setup,
+) -> None:
+    now = setup.clock()
+    valid = {totp.code_at(setup.secret, now + k * STEP) for k in (-1, 0, 1)}
+    wrong = next(c for c in ("000000", "111111", "222222", "333333") if c not in valid)
+    token = await setup.challenge_token()
+
+    async def fail() -> None:
+        with pytest.raises(WrongCode):
+            await challenge.answer(setup.runtime, token, wrong, None)
+
+    for _ in range(MAX_CONSECUTIVE_FAILURES - 1):
+        assert await _notified_while(setup.url, fail) == []
+    # The failure that locks: audit's readers see ContactLockedOut as it happens.
+    assert await _notified_while(setup.url, fail) == [OUTBOX_CHANNEL]
 
 
 async def _changed_after_the_unlocked_read(

@@ -87,8 +87,9 @@ class Account:
         self.evolve(event)
         return event
 
-    def second_factor_failed(self, reason: str, cause: Cause) -> None:
-        """A wrong or reused second factor: counted, and locked or disabled at the limits."""
+    def second_factor_failed(self, reason: str, cause: Cause) -> bool:
+        """A wrong or reused second factor: counted, and locked or disabled at the limits.
+        True if this failure locked the second factor or disabled the authenticator."""
         assert reason in SECOND_FACTOR_FAILURES
         now = cause.at
         before = self.attempts
@@ -97,10 +98,12 @@ class Account:
             failures = self.attempts.failures_since_success
             payload = MfaAuthenticatorDisabledPayload(failures=failures)
             self.record(MfaAuthenticatorDisabled, payload, cause)
-            return
+            return True
         until = self.attempts.locked_until
         if not before.is_locked(now) and until is not None and self.attempts.is_locked(now):
             self.record(ContactLockedOut, ContactLockedOutPayload(until=until), cause)
+            return True
+        return False
 
     def lift_lockout(self, by: LiftedBy, cause: Cause) -> None:
         """An admin's reset or unlock; records nothing when there is nothing to lift."""

@@ -24,10 +24,11 @@ from shared.contracts import (
 )
 from shared.login_rule.gapless import HistoryIncomplete
 
-# A login's outcome (`LoginSucceeded`, `LoginFailed`, `BackupCodeUsed`, a lockout) wakes
-# no relay: it is published at the relay's next poll (≤ `relay_poll_interval_s`), many to
-# a batch. Only audit reads these events; publishing each at once cost the stack ~0.5 ms
-# per login (a relay cycle, a broker write, an audit transaction each). docs/decisions.md.
+# A login's outcome (`LoginSucceeded`, `LoginFailed`, `BackupCodeUsed`) wakes no relay (a
+# lockout does: `_failed`): it is published at the relay's next poll (within
+# `relay_poll_interval_s`), many to a batch. Only audit reads these events; publishing
+# each at once cost the stack ~0.5 ms per login (a relay cycle, a broker write, an audit
+# transaction each). docs/decisions.md.
 
 
 async def answer(
@@ -172,5 +173,7 @@ async def _attempt(
 
 async def _failed(conn: asyncpg.Connection, account: Account, reason: str, cause: Cause) -> None:
     """A wrong or reused factor: counted toward the lockout (committed, then refused)."""
-    account.second_factor_failed(reason, cause)
-    await accounts.save(conn, account, wake_relay=False)
+    # A lockout or a disabled authenticator is published at once, for audit's readers to
+    # see it as it happens; a plain failure waits for the relay's poll.
+    locked = account.second_factor_failed(reason, cause)
+    await accounts.save(conn, account, wake_relay=locked)
