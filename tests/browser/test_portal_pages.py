@@ -137,7 +137,9 @@ def test_the_enrollment_pages_work_from_the_keyboard_alone(
     page = web.person(phone=True)
     page.goto(web.portal(portal.org))
     keys = page.keyboard
-    # The email field has the focus on arrival; the password is next, then the button.
+    # The email field has the focus on arrival (waited for: keys typed before the page
+    # has focused it are lost); the password is next, then the button.
+    expect(page.get_by_label("Email")).to_be_focused()
     keys.type(user.email)
     keys.press("Tab")
     keys.type(user.password)
