@@ -165,7 +165,8 @@ def test_the_enrollment_pages_work_from_the_keyboard_alone(
     tab_to("Next")
     keys.press("Enter")
     expect(page.get_by_role("heading", name="Enter the code")).to_be_visible()
-    keys.type(app.code())  # the code field has the focus
+    expect(page.locator("input:focus")).to_have_count(1)  # the code field has the focus
+    keys.type(app.code())
     keys.press("Enter")
     expect(page.get_by_role("heading", name="Save your backup codes")).to_be_visible()
     # Past the codes and their Copy and Download buttons to the confirmation box.
