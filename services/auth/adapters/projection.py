@@ -35,7 +35,15 @@ from shared.contracts import (
 from shared.db import SCHEMA_LOCK
 from shared.login_rule.gapless import HistoryIncomplete, in_order
 from shared.login_rule.login_requirement import ActiveEnrollment, Held
-from shared.login_rule.projected import ContactEvent, OrgPolicy, PolicyEvent, ProjectedContact
+from shared.login_rule.projected import (
+    ContactEvent,
+    ContactRow,
+    OrgPolicy,
+    PolicyEvent,
+    ProjectedContact,
+    fold_contact,
+    new_contact_row,
+)
 from shared.projection_offsets import OFFSETS_SQL
 
 TOPICS = (PREFERENCES_EVENTS, CONTACTS_EVENTS)
@@ -43,6 +51,7 @@ LIVE_SCHEMA = "login_projection"
 
 _POLICY_COLUMNS = [f.name for f in fields(OrgPolicy)]
 _CONTACT_COLUMNS = [f.name for f in fields(ProjectedContact)]
+_CONTACT_VERSION = _CONTACT_COLUMNS.index("version")
 # PostgreSQL types of the columns, in field order, for upserting a batch as arrays.
 _POLICY_TYPES = ["text", "integer", "boolean", "text", "uuid"]
 _CONTACT_TYPES = [
@@ -201,23 +210,26 @@ class LoginProjection:
         held: dict[str, list[ContactEvent]],
         changes: held_events.HeldChanges,
     ) -> list[ContactEvent]:
-        current = {c.contact_id: c for c in await self.contacts(conn, list(by_contact))}
-        changed: list[tuple[object, ...]] = []
+        # Rows folded in place, not a `ProjectedContact` copied per event: the same fold
+        # (`fold_contact`), without an object per read-back row and a copy per event.
+        current = {row[0]: row for row in await self._contact_rows(conn, list(by_contact))}
+        changed: list[ContactRow] = []
         applied: list[ContactEvent] = []
         for contact_id, events in by_contact.items():
-            before = current.get(contact_id)
-            version = before.version if before else 0
+            row = current.get(contact_id)
+            version: int = row[_CONTACT_VERSION] if row is not None else 0
             step = in_order(version, held.get(contact_id, ()), events)
             if step.held or step.unheld:
                 applied_to = version + len(step.applicable)
                 changes.note(CONTACT, contact_id, (version, applied_to), step)
             if not step.applicable:
                 continue
-            # A new contact's org is that of its first event, version 1.
-            after = before or ProjectedContact(contact_id, step.applicable[0].org_id)
+            if row is None:
+                # A new contact's org is that of its first event, version 1.
+                row = new_contact_row(contact_id, step.applicable[0].org_id)
             for event in step.applicable:
-                after = after.evolve(event)
-            changed.append(after.row())
+                fold_contact(row, event)
+            changed.append(row)
             applied += step.applicable
         await _upsert(conn, f"{self.schema}.contacts", _CONTACT_COLUMNS, _CONTACT_TYPES, changed)
         return applied
@@ -245,6 +257,16 @@ class LoginProjection:
             contact_ids,
         )
         return [ProjectedContact.from_row(r) for r in rows]
+
+    async def _contact_rows(
+        self, conn: asyncpg.Connection, contact_ids: list[str]
+    ) -> list[ContactRow]:
+        rows = await conn.fetch(
+            f"SELECT {', '.join(_CONTACT_COLUMNS)} FROM {self.schema}.contacts"
+            " WHERE contact_id = ANY($1::text[])",
+            contact_ids,
+        )
+        return [list(r) for r in rows]
 
     async def contact_by_email(
         self, conn: asyncpg.Connection, org_id: str, email: str
@@ -390,7 +412,7 @@ async def _upsert(
     table: str,
     columns: list[str],
     types: list[str],
-    rows: list[tuple[object, ...]],
+    rows: Sequence[Sequence[object]],
 ) -> None:
     """Insert or replace whole rows: the batch goes as one array per column, in one statement.
 
