@@ -107,13 +107,20 @@ def _group_alive(pgid: int) -> bool:
     return False
 
 
+_POSTGRES_PROGRAMS = frozenset({"postgres", "pg_ctl", "initdb"})
+
+
 def postgres_processes(pgdata: Path) -> list[psutil.Process]:
-    """Live processes of the server on `pgdata`: run in it, or given it as `-D` (the
-    postmaster, and pg_ctl or initdb still at work on it)."""
+    """Live processes of the server on `pgdata`: PostgreSQL's programs run in it, or
+    given it as `-D` (the postmaster, and pg_ctl or initdb still at work on it). Only
+    those: a shell someone left in that directory is not the server's."""
     found = []
     target = str(pgdata)
-    for process in psutil.process_iter(["cwd", "cmdline", "status"]):
-        if process.pid == os.getpid() or process.info["status"] == psutil.STATUS_ZOMBIE:
+    for process in psutil.process_iter(["name", "cwd", "cmdline", "status"]):
+        if (
+            process.info["name"] not in _POSTGRES_PROGRAMS
+            or process.info["status"] == psutil.STATUS_ZOMBIE
+        ):
             continue
         cmdline = process.info["cmdline"] or []
         if process.info["cwd"] == target or any(
@@ -143,17 +150,19 @@ def end_postgres(pgdata: Path) -> list[int]:
             time.sleep(0.1)
             continue
         quiet_since = None
+        if now >= deadline + GRACE_S:
+            # Not ours to kill after all (another user's): nothing more to be done here.
+            return ended
         for process in processes:
             if process.pid not in ended:
                 ended.append(process.pid)
             with contextlib.suppress(psutil.Error):
-                is_postmaster = process.name() == "postgres" and "-D" in process.cmdline()
-                if now >= deadline:
+                name = process.name()
+                if now >= deadline or name in ("pg_ctl", "initdb"):
                     process.kill()
-                elif is_postmaster:
+                elif "-D" in process.cmdline():
                     process.send_signal(signal.SIGQUIT)
-                elif process.name() in ("pg_ctl", "initdb", "sh"):
-                    process.kill()
+                # Else a backend: its postmaster ends it.
         time.sleep(0.1)
 
 
