@@ -21,7 +21,6 @@ import json
 import logging
 import os
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple, Protocol
 
@@ -65,9 +64,6 @@ _MAX_DEADLETTER_KEY_BYTES = 1024
 # One decoding thread per core; handing over to a thread costs, so small batches take one.
 _DECODE_THREADS = os.cpu_count() or 1
 _MIN_RECORDS_PER_THREAD = 200
-# Batches fetched and not yet written, at most: while one is written, the next is decoded
-# ahead, so the decoding threads need not wait for the write (nor the write for them).
-_BATCHES_IN_FLIGHT = 3
 
 
 class Projection(HasOffsets, Protocol):
@@ -196,51 +192,38 @@ class ProjectionConsumer:
     async def run(self) -> None:
         """Consume until cancelled; a failure marks the projection not ready, then re-raises."""
         quiet = 0
-        # Each fetched batch becomes a task that decodes it (threads), then waits for the
-        # batch before it to be written, then writes it: batches still apply strictly one
-        # after another, a batch that failed stops every later one, and the decoding of
-        # the next batches overlaps the writing of this one (see `_BATCHES_IN_FLIGHT`).
-        in_flight: deque[asyncio.Task[None]] = deque()
+        # Batch n is written while batch n+1 is fetched and decoded: the CPU work and the
+        # database round trips overlap, and batches still apply strictly one after another.
+        writing: asyncio.Task[None] | None = None
         try:
             while True:
-                while in_flight and (len(in_flight) >= _BATCHES_IN_FLIGHT or in_flight[0].done()):
-                    await in_flight.popleft()
                 batch = await self._consumer.getmany(timeout_ms=200, max_records=self._batch_size)
                 records = [r for part in batch.values() for r in part]
                 if records:
                     quiet = 0
-                    after = in_flight[-1] if in_flight else None
-                    in_flight.append(asyncio.create_task(self._decode_and_handle(records, after)))
+                    decoded = await _decoded(records, self._trust)
+                    if writing is not None:
+                        await writing
+                    writing = asyncio.create_task(self._handle(decoded))
                 elif not self._caught_up:
-                    while in_flight:
-                        await in_flight.popleft()
+                    if writing is not None:
+                        await writing
+                        writing = None
                     # Several empty fetches in a row, not one: on a loaded machine a single
                     # poll can time out before the fetch that would have returned records.
                     quiet += 1
                     if quiet >= QUIET_POLLS_TO_BE_CAUGHT_UP:
                         self._caught_up = await self._reached_start_high_water()
+                elif writing is not None and writing.done():
+                    await writing
+                    writing = None
         except BaseException as exc:
-            for task in in_flight:
-                if not task.done():
-                    task.cancel()
-                elif not task.cancelled():
-                    # A batch after the one that failed fails with it: the same failure,
-                    # logged once below, not again as never retrieved.
-                    task.exception()
+            if writing is not None and not writing.done():
+                writing.cancel()
             if not isinstance(exc, asyncio.CancelledError):
                 self._failed = True
                 log.exception("projection %s stopped", self._projection.name)
             raise
-
-    async def _decode_and_handle(
-        self, records: list[ConsumerRecord[bytes, bytes]], after: asyncio.Task[None] | None
-    ) -> None:
-        decoded = await _decoded(records, self._trust)
-        if after is not None:
-            # Raises if the batch before failed or was cancelled: this one is never applied
-            # out of order or past it.
-            await after
-        await self._handle(decoded)
 
     async def run_until_cancelled(self, *, first_retry_s: float | None = None) -> None:
         """`run`, restarted after any failure `run` does not heal in place, from the stored
