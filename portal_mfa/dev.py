@@ -10,15 +10,17 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import ctypes
 import functools
 import os
 import secrets
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from types import FrameType
 
@@ -160,6 +162,7 @@ class DevStack:
             env=self.env | self.keys.env_for(service),
             # Own session: Ctrl-C reaches only this supervisor, which stops children in order.
             start_new_session=True,
+            preexec_fn=_end_with_parent(),
         )
 
     def supervisor(self) -> Supervisor:
@@ -220,6 +223,35 @@ class DevStack:
             yield service, f"http://127.0.0.1:{port_of(self.settings, service)}"
         yield "portal", f"http://127.0.0.1:{frontend_port(self.settings, 'portal-web')}"
         yield "console", f"http://127.0.0.1:{frontend_port(self.settings, 'console-web')}"
+
+
+def _end_with_parent() -> Callable[[], None] | None:
+    """In a service child before exec: SIGTERM it when this process dies (Linux).
+
+    A `portal-mfa dev` killed with SIGKILL runs no cleanup, and a service in its own
+    session would keep its port. The kernel sends the signal when the *thread* that
+    forked the child exits: services are spawned only from the main thread (start, and
+    the supervisor's loop), which lives as long as the process. The embedded servers have
+    lifelines instead (portal_mfa/infra/lifeline.py), as they may start from any thread.
+    """
+    if _prctl is None or threading.current_thread() is not threading.main_thread():
+        return None
+    parent = os.getpid()
+
+    def arm() -> None:
+        _prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:
+            # It died between the fork and the prctl: no signal will come.
+            os._exit(1)
+
+    return arm
+
+
+_PR_SET_PDEATHSIG = 1
+# Looked up before any fork: the child must not load libraries between fork and exec.
+_prctl: Callable[..., int] | None = (
+    ctypes.CDLL(None, use_errno=True).prctl if sys.platform == "linux" else None
+)
 
 
 class _Stop(Exception):

@@ -54,19 +54,22 @@ class Started(Generic[Service]):
 
 def command_service_app(
     *,
-    intake: CommandIntake,
-    service: Started[Any],
+    service: Callable[[asyncpg.Pool], Service],
+    intake: Callable[[Settings, Callable[[], Service]], CommandIntake],
+    reads: APIRouter,
+    schema: str,
     settings: Settings,
     database_url: str,
-    schema: str,
     signer: RecordSigner,
     verifier: AssertionVerifier,
-    reads: APIRouter,
 ) -> FastAPI:
-    """The service starts once its pool is open; its reads reach it as `app.state.service`,
-    its subscriber (on `intake`) through `service`."""
-    name = intake.name
-    broker = intake.broker
+    """The service (built by `service` once its pool is open) answers the commands of its
+    subscriber (made by `intake`) and its `reads`, which reach it as `app.state.service`;
+    `schema` is its own tables' SQL, beside the event store's."""
+    built = Started(service)
+    subscriber = intake(settings, built)
+    name = subscriber.name
+    broker = subscriber.broker
     registry = CollectorRegistry()
     state: dict[str, Any] = {}
 
@@ -74,7 +77,7 @@ def command_service_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         pool = await open_pool(database_url)
         await apply_schema(pool, EVENTSTORE_SQL, schema)
-        started = service.start(pool)
+        started = built.start(pool)
         producer = new_producer(settings)
         await producer.start()
         relay = OutboxRelay(
@@ -122,7 +125,7 @@ def command_service_app(
                 await database_problem(state["pool"]),
                 relay.reason,
                 f"outbox relay {name} stopped" if relay_task.done() else None,
-                intake.failure,
+                subscriber.failure,
             ],
         )
 

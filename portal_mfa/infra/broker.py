@@ -15,6 +15,8 @@ from typing import IO
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
+from portal_mfa.infra.lifeline import Lifeline
+
 HOST = "127.0.0.1"
 
 # Tansu also reads settings from the environment; these two, inherited, would turn on
@@ -50,12 +52,19 @@ def ensure_port_free(port: int, env_var: str | None = None, host: str = HOST) ->
 
 
 class EmbeddedBroker:
-    """A Tansu broker child process in its own process group, listening on 127.0.0.1."""
+    """A Tansu broker child process in its own process group, listening on 127.0.0.1.
 
-    def __init__(self, process: subprocess.Popen[bytes], port: int, log: IO[bytes]) -> None:
+    It ends with this process however that ends: a lifeline (lifeline.py) stops it if
+    we die without calling stop().
+    """
+
+    def __init__(
+        self, process: subprocess.Popen[bytes], port: int, log: IO[bytes], lifeline: Lifeline
+    ) -> None:
         self.process = process
         self.port = port
         self._log = log
+        self._lifeline = lifeline
 
     @property
     def bootstrap(self) -> str:
@@ -84,7 +93,7 @@ class EmbeddedBroker:
         """
         ensure_port_free(port, port_env_var)
         process, log = _spawn(port, log_path)
-        broker = cls(process, port, log)
+        broker = cls(process, port, log, Lifeline.for_process_group(process.pid))
         atexit.register(broker.stop)
         try:
             async with asyncio.timeout(ready_within):
@@ -150,6 +159,7 @@ class EmbeddedBroker:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
+        self._lifeline.release()
         self._log.close()
 
 

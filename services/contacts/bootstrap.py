@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from services.contacts import entrypoints
 from services.contacts.flows import ContactsService
 from shared.admin_identity import AssertionVerifier
-from shared.command_service import Started, command_service_app
+from shared.command_service import command_service_app
 from shared.db import read_sql
 from shared.settings import Settings
 from shared.signing import RecordSigner
@@ -24,14 +24,13 @@ def bootstrap(
     signer: RecordSigner,
     clock: Callable[[], datetime],
 ) -> FastAPI:
-    service = Started(lambda pool: ContactsService(pool, verifier, clock))
     return command_service_app(
-        intake=entrypoints.command_intake(settings, service),
-        service=service,
+        service=lambda pool: ContactsService(pool, verifier, clock),
+        intake=entrypoints.command_intake,
+        reads=entrypoints.router,
+        schema=read_sql("services.contacts", "schema.sql"),
         settings=settings,
         database_url=database_url,
-        schema=read_sql("services.contacts", "schema.sql"),
         signer=signer,
         verifier=verifier,
-        reads=entrypoints.router,
     )

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from services.preferences import entrypoints
 from services.preferences.flows import PreferencesService
 from shared.admin_identity import AssertionVerifier
-from shared.command_service import Started, command_service_app
+from shared.command_service import command_service_app
 from shared.settings import Settings
 from shared.signing import RecordSigner
 
@@ -23,14 +23,13 @@ def bootstrap(
     signer: RecordSigner,
     clock: Callable[[], datetime],
 ) -> FastAPI:
-    service = Started(lambda pool: PreferencesService(pool, verifier, clock))
     return command_service_app(
-        intake=entrypoints.command_intake(settings, service),
-        service=service,
+        service=lambda pool: PreferencesService(pool, verifier, clock),
+        intake=entrypoints.command_intake,
+        reads=entrypoints.router,
+        schema="",
         settings=settings,
         database_url=database_url,
-        schema="",
         signer=signer,
         verifier=verifier,
-        reads=entrypoints.router,
     )

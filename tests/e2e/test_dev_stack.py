@@ -131,6 +131,37 @@ def test_sigterm_leaves_no_process_behind() -> None:
     assert alive == []
 
 
+def test_sigkill_leaves_no_process_behind() -> None:
+    # SIGKILL: the dev process runs no cleanup. Its services end with it (they are told
+    # by the kernel), the broker and PostgreSQL by their lifelines.
+    own = start_stack({"PORTAL_MFA_DEV_SEED": "0"})
+    state = dev_state.read(own.kafka)
+    assert state is not None
+    data_dir = re.search(r"(/[^?&]*portal-mfa-pg-[^/?&]+)", unquote(state["database_url"]))
+    assert data_dir is not None, state["database_url"]
+    postgres = [
+        p
+        for p in psutil.process_iter(["name", "cmdline"])
+        if p.info["name"] == "postgres"
+        and any(data_dir.group(1) in part for part in p.info["cmdline"] or [])
+    ]
+    assert postgres, "the embedded PostgreSQL should be running"
+    processes = own.descendants() + postgres
+    assert len(processes) >= 8  # broker, 4 services, 2 frontends, postmaster
+    names = {p.pid: " ".join(p.cmdline()[:4]) for p in processes}
+
+    own.process.kill()
+    own.process.wait()
+
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        alive = [p.pid for p in processes if p.is_running() and p.status() != "zombie"]
+        if not alive:
+            break
+        time.sleep(0.1)
+    assert [names[pid] for pid in alive] == []
+
+
 def test_projection_rebuild_from_the_cli_keeps_the_answers(stack: RunningStack) -> None:
     org = f"rebuild-{uuid.uuid4().hex[:8]}"
     stack.cli_json("admin", "--org", org, "mfa", "enable")

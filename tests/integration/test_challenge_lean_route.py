@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from typing import Any, cast
 
 import httpx
@@ -25,17 +24,17 @@ from services.auth.adapters import enrollments, tokens
 from services.auth.adapters.projection import LoginProjection
 from services.auth.domain import totp
 from services.auth.domain.backup_codes import backup_code_key, hash_backup_code
-from services.auth.domain.passwords import hash_password
 from services.auth.domain.randomness import RandomSource
 from services.auth.domain.secret_box import SecretBox, generate_key
 from services.auth.entrypoints.http import challenge_route, dependencies, lookup, portal
 from services.auth.entrypoints.http.body_limit import BodyLimit
 from services.auth.entrypoints.http.problems import install_problem_handlers
 from services.auth.flows.runtime import AuthRuntime
-from shared.db import EVENTSTORE_SQL, apply_schema, open_pool, read_sql
+from shared.db import open_pool
 from shared.http.hardening import harden
 from shared.observability.http import HTTP_DURATION, observe
 from tests.conftest import FreshDatabase
+from tests.integration.challenge_setup import ReadyConsumer, enrolled_contact
 from tests.integration.movable_clock import START, MovableClock
 
 pytestmark = pytest.mark.integration
@@ -49,11 +48,6 @@ RIGHT = totp.code_at(SECRET, START)
 WRONG = next(c for c in ("000000", "111111") if not totp.matching_time_step(SECRET, c, START))
 
 
-@dataclass
-class _Ready:
-    ready: bool = True
-
-
 def _counting_tokens() -> Iterator[str]:
     n = 0
     while True:
@@ -65,33 +59,16 @@ async def _app(fresh_database: FreshDatabase, name: str, *, lean: bool) -> FastA
     pool = await open_pool(await fresh_database(name), min_size=1, max_size=2)
     projection = LoginProjection()
     enrollment_id = uuid.UUID(int=1)
-    await apply_schema(pool, EVENTSTORE_SQL, read_sql("services.auth", "schema.sql"))
+    await enrolled_contact(
+        pool,
+        projection,
+        org=ORG,
+        contact=CONTACT,
+        box=BOX,
+        secret=SECRET,
+        enrollment_id=enrollment_id,
+    )
     async with pool.acquire() as conn:
-        await projection.create(conn)
-        await conn.execute(
-            f"INSERT INTO {projection.schema}.contacts (contact_id, org_id, version, kind,"
-            " display_name, email, portal_access, mfa_epoch, deleted)"
-            " VALUES ($1, $2, 2, 'customer', 'Known', 'known@example.com', true, 0, false)",
-            CONTACT,
-            ORG,
-        )
-        await conn.execute(
-            "INSERT INTO accounts (contact_id, org_id, password_hash) VALUES ($1, $2, $3)",
-            CONTACT,
-            ORG,
-            hash_password("the-right-password"),
-        )
-        await conn.execute(
-            "INSERT INTO enrollments (enrollment_id, contact_id, org_id, status, secret_blob,"
-            " mfa_epoch, enrolled_event_id, enabled_at) VALUES ($1, $2, $3, 'enabled', $4, 0,"
-            " $5, $6)",
-            enrollment_id,
-            CONTACT,
-            ORG,
-            BOX.seal(SECRET, enrollment_id.bytes),
-            uuid.uuid4(),
-            START,
-        )
         await enrollments.replace_backup_codes(
             conn, enrollment_id, [hash_backup_code(BACKUP, backup_code_key(SECRET))]
         )
@@ -102,7 +79,7 @@ async def _app(fresh_database: FreshDatabase, name: str, *, lean: bool) -> FastA
     app.state.runtime = AuthRuntime(
         pool=pool,
         projection=projection,
-        consumer=cast(Any, _Ready()),
+        consumer=cast(Any, ReadyConsumer()),
         secret_box=BOX,
         clock=MovableClock(START),
         random=RandomSource(token=lambda: next(made)),

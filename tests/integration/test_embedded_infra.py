@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
+import shutil
+import signal
 import sys
-from collections.abc import Awaitable, Callable
+import tempfile
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -22,6 +28,8 @@ from portal_mfa.infra import (
     ensure_port_free,
     ensure_topics,
 )
+from portal_mfa.infra.lifeline import postgres_processes
+from portal_mfa.infra.postgres import SCRATCH_PREFIX, stop_stale_servers
 
 pytestmark = pytest.mark.integration
 
@@ -129,29 +137,163 @@ async def test_embedded_postgres_refuses_a_data_dir_it_did_not_make(tmp_path: Pa
     assert (tmp_path / "notes.txt").exists()
 
 
-async def test_embedded_postgres_starts_fresh_over_a_killed_runs_data_dir(tmp_path: Path) -> None:
+@pytest.fixture
+def scratch_root() -> Iterator[Path]:
+    """A temp dir for scratch dirs, short enough for PostgreSQL's socket path in it."""
+    root = Path(tempfile.mkdtemp(prefix="pgroot-"))
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@dataclass
+class Owner:
+    """A process that started the embedded broker and PostgreSQL, and idles."""
+
+    process: asyncio.subprocess.Process
+    broker_pid: int
+    postmaster_pid: int
+    pgdata: Path
+
+    def kill_postgres_lifeline(self) -> None:
+        """As a run from before lifelines did, or one whose lifeline was killed with it."""
+        lifelines = [
+            child
+            for child in psutil.Process(self.process.pid).children()
+            if (cmdline := _cmdline(child))
+            and "postgres" in cmdline
+            and any(part.endswith("lifeline.py") for part in cmdline)
+        ]
+        assert len(lifelines) == 1
+        lifelines[0].kill()
+        # Its parent idles and does not reap it: a zombie is as dead as it gets.
+        deadline = time.monotonic() + 5
+        while alive(lifelines[0].pid):
+            assert time.monotonic() < deadline, "the lifeline would not die"
+            time.sleep(0.02)
+
+    async def kill(self, signum: int = signal.SIGKILL) -> None:
+        if self.process.returncode is None:
+            self.process.send_signal(signum)
+        await self.process.wait()
+
+
+def _cmdline(process: psutil.Process) -> list[str]:
+    try:
+        return process.cmdline()
+    except psutil.Error:
+        return []
+
+
+StartOwner = Callable[..., Awaitable[Owner]]
+
+
+@pytest.fixture
+async def start_owner() -> AsyncIterator[StartOwner]:
+    """Factory: start an owner as the dev stack, a test session or a benchmark would
+    (`data_dir`, or a scratch dir under `scratch_root`); killed at the end whatever happens."""
+    started: list[Owner] = []
+
+    async def start(data_dir: Path | None = None, scratch_root: Path | None = None) -> Owner:
+        env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+        if scratch_root is not None:
+            env["TMPDIR"] = str(scratch_root)
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            "import asyncio, sys, time; from pathlib import Path;"
+            "from portal_mfa import dev_process;"
+            "from portal_mfa.infra import EmbeddedBroker, EmbeddedPostgres;"
+            "b = asyncio.run(EmbeddedBroker.start(dev_process.free_port()));"
+            "s = asyncio.run(EmbeddedPostgres.start(Path(sys.argv[1]) if sys.argv[1] else None));"
+            "print(b.pid, s.pid, s.data_dir, flush=True); time.sleep(600)",
+            str(data_dir or ""),
+            stdout=asyncio.subprocess.PIPE,
+            env=env,
+            # Its own group, as a `portal-mfa dev` in another terminal: signals are its own.
+            start_new_session=True,
+        )
+        assert process.stdout is not None
+        line = await asyncio.wait_for(process.stdout.readline(), timeout=90)
+        broker_pid, postmaster_pid, pgdata = line.decode().split()
+        owner = Owner(process, int(broker_pid), int(postmaster_pid), Path(pgdata))
+        started.append(owner)
+        return owner
+
+    yield start
+    for owner in started:
+        await owner.kill()
+    # Their lifelines end the servers; the next test should not share the cores with them.
+    servers = [pid for owner in started for pid in (owner.broker_pid, owner.postmaster_pid)]
+    await wait_gone(servers, within_s=10)
+
+
+async def wait_gone(pids: list[int], within_s: float) -> list[int]:
+    for _ in range(int(within_s / 0.05)):
+        if not any(alive(pid) for pid in pids):
+            break
+        await asyncio.sleep(0.05)
+    return [pid for pid in pids if alive(pid)]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM])
+async def test_embedded_servers_end_with_the_process_that_started_them(
+    scratch_root: Path, start_owner: StartOwner, signum: signal.Signals
+) -> None:
+    # SIGKILL runs no cleanup at all; SIGTERM with Python's default handler runs no
+    # atexit hook either. PostgreSQL is started from a worker thread that has exited.
+    owner = await start_owner(scratch_root=scratch_root)
+    postgres = [p.pid for p in postgres_processes(owner.pgdata)]
+    assert owner.postmaster_pid in postgres and len(postgres) > 2  # and its workers
+    assert alive(owner.broker_pid)
+
+    await owner.kill(signum)
+
+    assert await wait_gone([owner.broker_pid, *postgres], within_s=5) == []
+    assert postgres_processes(owner.pgdata) == []
+    # Its scratch dir (data, owner file) goes with it, once no server can come up in it.
+    for _ in range(100):
+        left = [name for name in os.listdir(scratch_root) if name.startswith(SCRATCH_PREFIX)]
+        if not left:
+            break
+        await asyncio.sleep(0.05)
+    assert left == []
+
+
+async def test_a_stale_server_in_a_scratch_dir_is_stopped_at_the_next_start(
+    scratch_root: Path, start_owner: StartOwner, caplog: pytest.LogCaptureFixture
+) -> None:
+    killed = await start_owner(scratch_root=scratch_root)
+    live = await start_owner(scratch_root=scratch_root)
+    killed.kill_postgres_lifeline()
+    await killed.kill()
+    await asyncio.sleep(0.5)
+    assert alive(killed.postmaster_pid)
+
+    with caplog.at_level(logging.WARNING, logger="portal_mfa.infra.postgres"):
+        cleared = stop_stale_servers(scratch_root)
+
+    assert cleared == [killed.pgdata.parent]
+    assert not alive(killed.postmaster_pid) and postgres_processes(killed.pgdata) == []
+    assert not killed.pgdata.parent.exists()
+    assert f"stopped the embedded PostgreSQL on {killed.pgdata}" in caplog.text
+    assert f"(pid {killed.process.pid}) is gone" in caplog.text
+    # The server of a run still going is not ours to stop.
+    assert alive(live.postmaster_pid) and live.pgdata.exists()
+
+
+async def test_embedded_postgres_starts_fresh_over_a_killed_runs_data_dir(
+    start_owner: StartOwner, tmp_path: Path
+) -> None:
     data_dir = tmp_path / "pgdata"
-    # A dev stack that was SIGKILLed: its server keeps running, its data dir stays.
-    killed_run = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-c",
-        "import asyncio, sys, time; from pathlib import Path;"
-        "from portal_mfa.infra import EmbeddedPostgres;"
-        "s = asyncio.run(EmbeddedPostgres.start(Path(sys.argv[1])));"
-        "print(s.pid, flush=True); time.sleep(600)",
-        str(data_dir),
-        stdout=asyncio.subprocess.PIPE,
-        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
-    )
-    assert killed_run.stdout is not None
-    orphan_pid = int(await asyncio.wait_for(killed_run.stdout.readline(), timeout=60))
-    killed_run.kill()
-    await killed_run.wait()
-    assert alive(orphan_pid)
+    # A dev stack killed with its lifeline: its server keeps running, its data dir stays.
+    killed = await start_owner(data_dir)
+    killed.kill_postgres_lifeline()
+    await killed.kill()
+    assert alive(killed.postmaster_pid)
 
     server = await EmbeddedPostgres.start(data_dir)
     try:
-        assert not alive(orphan_pid)
+        assert not alive(killed.postmaster_pid)
         connection = await asyncpg.connect(server.url("postgres"))
         try:
             assert await connection.fetchval("SELECT count(*) FROM pg_database") == 3
@@ -160,6 +302,19 @@ async def test_embedded_postgres_starts_fresh_over_a_killed_runs_data_dir(tmp_pa
     finally:
         server.stop()
     assert not data_dir.exists()
+
+
+async def test_a_data_dir_still_in_use_is_a_clear_error_not_a_wipe(
+    start_owner: StartOwner, tmp_path: Path
+) -> None:
+    data_dir = tmp_path / "pgdata"
+    running = await start_owner(data_dir)
+
+    with pytest.raises(RuntimeError, match=rf"still in use by process {running.process.pid}\b"):
+        await EmbeddedPostgres.start(data_dir)
+
+    assert alive(running.postmaster_pid)
+    assert (data_dir / "PG_VERSION").exists()
 
 
 async def test_fresh_databases_are_distinct_and_empty(

@@ -6,13 +6,13 @@ instead, by `LeanLookup`, the outermost layer of auth's app: it skips FastAPI's
 per-request machinery (dependency solving, parameter models, response serialization)
 and the Prometheus instrumentator's (a Request, a route scan and a Response per
 request), which together cost more CPU than the answer itself (docs/performance.md).
-What the rest of the app gives every answer it gives too, with the same code: the
-security headers (the app's own `AnswerHeaders` rule), the request id, access log line and span
-(`RequestObservation`), the request-duration metric (same histogram, same labels) and
-the app's own exception handlers (401/403 problems, 422, 503 while the database is away,
-500). It checks what FastAPI would, the same way: the path ids and `min_position`
-against the declared patterns (422 naming the field), then the admin assertion for the
-org. Any other method on the path goes through the app as before (405).
+What the rest of the app gives every answer it gives too, with the same code
+(`LeanPath`, lean_path.py): the security headers, the request id, access log line and
+span, the request-duration metric and the app's own exception handlers (401/403
+problems, 422, 503 while the database is away, 500). It checks what FastAPI would, the
+same way: the path ids and `min_position` against the declared patterns (422 naming the
+field), then the admin assertion for the org. Any other method on the path goes through
+the app as before (405).
 
 The answer comes from this replica's memory while it is sure of it
 (services/auth/adapters/decision_memory.py), else from the database.
@@ -22,29 +22,23 @@ from __future__ import annotations
 
 import json
 import re
-import time
-from types import SimpleNamespace
 from typing import Any, Final
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.security.utils import get_authorization_scheme_param
-from prometheus_client import Histogram
-from starlette.datastructures import MutableHeaders, QueryParams
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.datastructures import QueryParams
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from services.auth.adapters.decision_memory import Answer, DecisionMemory
 from services.auth.adapters.positions import applied_in_org
+from services.auth.entrypoints.http.lean_path import LeanPath, serve_ahead
 from services.auth.flows.decisions import login_requirement
 from services.auth.flows.runtime import AuthRuntime
 from shared import read_your_writes
 from shared.admin_access import AUDIT_READERS
 from shared.admin_identity import AssertionVerifier
-from shared.http.hardening import AnswerHeaders, HeaderRule
 from shared.login_rule.login_requirement import LoginRequirement
-from shared.observability.http import HTTP_DURATION, RequestObservation
 from shared.read_your_writes import POSITION_PATTERN
 
 PATH: Final = "/v1/orgs/{org_id}/contacts/{contact_id}/login-requirement"
@@ -54,7 +48,6 @@ _ID: Final = re.compile(r"[A-Za-z0-9._:@-]{1,100}")
 _POSITION: Final = re.compile(POSITION_PATTERN.removeprefix("^").removesuffix("$"))
 # The path as Starlette's router matches it (a segment is anything but a slash).
 _PATH: Final = re.compile(r"/v1/orgs/([^/]+)/contacts/([^/]+)/login-requirement")
-_TEMPLATE: Final = SimpleNamespace(path=PATH)
 
 
 async def remembered_login_requirement(
@@ -101,26 +94,6 @@ def _malformed(org_id: str, contact_id: str, min_position: str | None) -> list[d
     return errors
 
 
-async def answer_lookup(app: FastAPI, scope: Scope) -> Answer:
-    """The lookup, read from the ASGI scope as FastAPI would read its parameters."""
-    org_id: str = scope["path_params"]["org_id"]
-    contact_id: str = scope["path_params"]["contact_id"]
-    query = scope["query_string"]
-    # As FastAPI reads a single query value: the last one given.
-    min_position = QueryParams(query).get("min_position") if query else None
-    errors = _malformed(org_id, contact_id, min_position)
-    if errors:
-        raise RequestValidationError(errors)
-    # Who must log in how, and whether a contact exists, is the org's business only.
-    verifier: AssertionVerifier = app.state.admin_verifier
-    verifier.for_read(_bearer(scope), org_id=org_id, scopes=AUDIT_READERS)
-    runtime: AuthRuntime = app.state.runtime
-    runtime.require_ready()
-    return await remembered_login_requirement(
-        runtime, runtime.memory, org_id, contact_id, min_position
-    )
-
-
 def _bearer(scope: Scope) -> str | None:
     # As shared.admin_access reads it (HTTPBearer without auto_error): anything but a
     # bearer credential is no credential, and the verifier refuses it as a problem.
@@ -133,96 +106,52 @@ def _bearer(scope: Scope) -> str | None:
     return credentials.strip() or None
 
 
-class LeanLookup:
+class LeanLookup(LeanPath):
     """Outermost ASGI layer: a GET on the lookup's path is answered here, anything else
     goes to the app."""
 
     def __init__(self, app: ASGIApp, fastapi: FastAPI, service: str) -> None:
-        self.app = app
-        self.fastapi = fastapi
-        self.duration = _histogram(fastapi)
-        # The 200s' series, looked up once: `labels()` hashes three strings per call.
-        self._ok_duration = self.duration.labels(PATH, "GET", "200") if self.duration else None
-        self.observed = RequestObservation(self._answer, service)
-        # The headers every answer of the app gets (shared.http.hardening), if it has any.
-        self.rule: HeaderRule | None = app.rule if isinstance(app, AnswerHeaders) else None
-        self._headers: list[tuple[bytes, bytes]] | None = None  # of a 200, with the rule's
+        super().__init__(
+            app,
+            fastapi,
+            service,
+            path=PATH,
+            method="GET",
+            headers=[(b"content-type", b"application/json")],
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "GET" and not scope.get("root_path"):
             found = _PATH.fullmatch(scope["path"])
             if found is not None:
-                scope["app"] = self.fastapi
-                scope["route"] = _TEMPLATE  # the access log and the span name the route
                 scope["path_params"] = {"org_id": found[1], "contact_id": found[2]}
-                await self.observed(scope, receive, send)
+                await self.serve(scope, receive, send)
                 return
         await self.app(scope, receive, send)
 
-    async def _answer(self, scope: Scope, receive: Receive, send: Send) -> None:
-        started = time.perf_counter()
-        try:
-            answer = await answer_lookup(self.fastapi, scope)
-        except Exception as exc:
-            handler = self._handler_for(exc)
-            if handler is None:
-                raise  # RequestObservation answers 500 problem+json and logs it
-            refusal: Response = await handler(Request(scope, receive), exc)
-            await (AnswerHeaders(refusal, self.rule) if self.rule else refusal)(
-                scope, receive, send
-            )
-            status = refusal.status_code
-        else:
-            if self._headers is None:
-                # Once: the API's rule does not depend on the request.
-                self._headers = _with_rule(self.rule, scope, b"application/json")
-            length = (b"content-length", str(len(answer.body)).encode())
-            await send(
-                {"type": "http.response.start", "status": 200, "headers": [length, *self._headers]}
-            )
-            await send({"type": "http.response.body", "body": answer.body})
-            status = 200
-        took = max(time.perf_counter() - started, 0.0)
-        if status == 200 and self._ok_duration is not None:
-            self._ok_duration.observe(took)
-        elif self.duration is not None:
-            self.duration.labels(PATH, "GET", str(status)).observe(took)
-
-    def _handler_for(self, exc: Exception) -> Any:
-        # As Starlette's ExceptionMiddleware picks one: the nearest class in the MRO.
-        handlers = self.fastapi.exception_handlers
-        for cls in type(exc).__mro__:
-            if cls in handlers:
-                return handlers[cls]
-        return None
-
-
-def _with_rule(
-    rule: HeaderRule | None, scope: Scope, media_type: bytes
-) -> list[tuple[bytes, bytes]]:
-    """A 200's headers as the app's header rule leaves them."""
-    message: Message = {"type": "http.response.start", "headers": [(b"content-type", media_type)]}
-    if rule is not None:
-        rule(scope, MutableHeaders(scope=message))
-    return list(message["headers"])
-
-
-def _histogram(app: FastAPI) -> Histogram | None:
-    """The request-duration histogram shared.observability.http registered for the app
-    (labels handler, method, status), if it is observed."""
-    registry = getattr(app.state, "metrics", None)
-    if registry is None:
-        return None
-    found = registry._names_to_collectors.get(HTTP_DURATION)
-    return found if isinstance(found, Histogram) else None
+    async def answer_body(self, scope: Scope, receive: Receive) -> bytes:
+        """The lookup, read from the ASGI scope as FastAPI would read its parameters."""
+        org_id: str = scope["path_params"]["org_id"]
+        contact_id: str = scope["path_params"]["contact_id"]
+        query = scope["query_string"]
+        # As FastAPI reads a single query value: the last one given.
+        min_position = QueryParams(query).get("min_position") if query else None
+        errors = _malformed(org_id, contact_id, min_position)
+        if errors:
+            raise RequestValidationError(errors)
+        # Who must log in how, and whether a contact exists, is the org's business only.
+        app = self.fastapi
+        verifier: AssertionVerifier = app.state.admin_verifier
+        verifier.for_read(_bearer(scope), org_id=org_id, scopes=AUDIT_READERS)
+        runtime: AuthRuntime = app.state.runtime
+        runtime.require_ready()
+        answer = await remembered_login_requirement(
+            runtime, runtime.memory, org_id, contact_id, min_position
+        )
+        return answer.body
 
 
 def serve_lean(app: FastAPI, service: str = "auth") -> None:
     """Answer the lookup ahead of everything else; call after the app's middleware and
     observation are installed (it wraps the stack they build)."""
-    build = app.build_middleware_stack
-
-    def build_with_lean_lookup() -> ASGIApp:
-        return LeanLookup(build(), app, service)
-
-    app.build_middleware_stack = build_with_lean_lookup  # type: ignore[method-assign]
+    serve_ahead(app, LeanLookup, service)
