@@ -301,3 +301,115 @@ BEGIN
     RETURN left_codes;
 END
 $$ LANGUAGE plpgsql;
+
+-- challenge_passed_batch: many passed challenges of one auth process, each as
+-- challenge_passed(p_read_as => …) would pass it, in one statement and one transaction:
+-- one commit (one WAL flush) for them all (services/auth/adapters/challenge_batches.py,
+-- docs/decisions.md "Passed challenges are committed in groups"). Item i is the i-th of
+-- every per-item array; its events are p_event_*[p_events_from[i]:p_events_to[i]], its
+-- outbox rows p_topics… over the same range. Items go in the order of their contact ids
+-- (then as given), each in a block of its own: what one item's error undoes is its own
+-- writes only, and two items of one contact are decided one after the other, the second
+-- reading what the first wrote. Its rows are locked NOWAIT: an item whose token, account
+-- or enrollment another transaction holds is not waited for (no batch waits behind a
+-- slow writer, none deadlocks) but handed back to the caller's locked path (-2), as is an
+-- item whose fresh read differs from p_read_as[i], or that failed in any other way
+-- (its SQLSTATE in `failure`). Per item: `outcome` as challenge_passed returns it (NULL
+-- a replay, -1 the token used meanwhile, -2 not decided here, else the backup codes
+-- left), or -3: another writer took one of the account's versions (ConcurrencyConflict).
+-- No wake: a login's outcome waits for the relay's poll (services/auth/flows/challenge.py).
+CREATE OR REPLACE FUNCTION challenge_passed_batch(
+    p_token_hashes text[], p_nows timestamptz[], p_enrollment_ids uuid[],
+    p_time_steps bigint[], p_session_hashes text[], p_session_expires_at timestamptz[],
+    p_contact_ids text[], p_org_ids text[], p_versions integer[], p_failures integer[],
+    p_lockouts integer[], p_locked_until timestamptz[], p_failures_since_success integer[],
+    p_disabled boolean[], p_read_as text[], p_events_from integer[], p_events_to integer[],
+    p_event_ids uuid[], p_aggregate_types text[], p_aggregate_ids text[],
+    p_aggregate_versions integer[], p_event_types text[], p_schema_versions integer[],
+    p_event_org_ids text[], p_occurred_at timestamptz[], p_envelopes text[],
+    p_topics text[], p_keys bytea[], p_values bytea[], p_headers text[]
+) RETURNS TABLE (item integer, outcome integer, failure text) AS $$
+DECLARE
+    i integer;
+    f integer;
+    t integer;
+    now_reads text;
+    failed_table text;
+BEGIN
+    FOR i IN SELECT c.n FROM unnest(p_contact_ids) WITH ORDINALITY AS c(id, n)
+             ORDER BY c.id, c.n LOOP
+        item := i;
+        failure := NULL;
+        f := p_events_from[i];
+        t := p_events_to[i];
+        BEGIN
+            -- The locks challenge_open(p_lock) takes, in its order, plus the enrollment's
+            -- (its time step is claimed below); then the read it would make under them.
+            PERFORM 1 FROM tokens k WHERE k.token_hash = p_token_hashes[i]
+                AND k.purpose = 'challenge' AND k.used_at IS NULL
+                AND k.expires_at > p_nows[i] FOR UPDATE NOWAIT;
+            PERFORM 1 FROM accounts a WHERE a.contact_id = p_contact_ids[i] FOR UPDATE NOWAIT;
+            PERFORM 1 FROM enrollments e WHERE e.enrollment_id = p_enrollment_ids[i]
+                FOR NO KEY UPDATE NOWAIT;
+            SELECT o.fingerprint INTO now_reads
+                FROM challenge_open(p_token_hashes[i], p_nows[i], false) o;
+            IF now_reads IS DISTINCT FROM p_read_as[i] THEN
+                outcome := -2;
+            ELSE
+                UPDATE enrollments SET last_time_step = p_time_steps[i]
+                    WHERE enrollment_id = p_enrollment_ids[i]
+                    AND (last_time_step IS NULL OR last_time_step < p_time_steps[i]);
+                IF NOT FOUND THEN
+                    outcome := NULL;
+                ELSE
+                    UPDATE tokens SET used_at = p_nows[i]
+                        WHERE token_hash = p_token_hashes[i] AND used_at IS NULL;
+                    IF NOT FOUND THEN
+                        outcome := -1;
+                    ELSE
+                        INSERT INTO tokens (token_hash, purpose, contact_id, org_id, mfa,
+                                            expires_at)
+                            VALUES (p_session_hashes[i], 'session', p_contact_ids[i],
+                                    p_org_ids[i], true, p_session_expires_at[i]);
+                        INSERT INTO events (event_id, aggregate_type, aggregate_id,
+                                            aggregate_version, event_type, schema_version,
+                                            org_id, occurred_at, envelope)
+                            SELECT ei, ty, a, v, et, sv, o, at, en::jsonb
+                            FROM unnest(p_event_ids[f:t], p_aggregate_types[f:t],
+                                        p_aggregate_ids[f:t], p_aggregate_versions[f:t],
+                                        p_event_types[f:t], p_schema_versions[f:t],
+                                        p_event_org_ids[f:t], p_occurred_at[f:t],
+                                        p_envelopes[f:t])
+                                WITH ORDINALITY AS e(ei, ty, a, v, et, sv, o, at, en, n)
+                            ORDER BY n;
+                        INSERT INTO outbox (topic, key, value, headers)
+                            SELECT tp, k, v, h::jsonb
+                            FROM unnest(p_topics[f:t], p_keys[f:t], p_values[f:t],
+                                        p_headers[f:t]) WITH ORDINALITY AS o(tp, k, v, h, n)
+                            ORDER BY n;
+                        UPDATE accounts SET version = p_versions[i],
+                            mfa_failures = p_failures[i], mfa_lockouts = p_lockouts[i],
+                            mfa_locked_until = p_locked_until[i],
+                            mfa_failures_since_success = p_failures_since_success[i],
+                            mfa_disabled = p_disabled[i]
+                            WHERE contact_id = p_contact_ids[i];
+                        SELECT count(*) INTO outcome FROM backup_codes
+                            WHERE enrollment_id = p_enrollment_ids[i] AND used_at IS NULL;
+                    END IF;
+                END IF;
+            END IF;
+        EXCEPTION
+            WHEN unique_violation THEN
+                GET STACKED DIAGNOSTICS failed_table = TABLE_NAME;
+                outcome := CASE WHEN failed_table = 'events' THEN -3 ELSE -2 END;
+                failure := SQLSTATE;
+            WHEN OTHERS THEN
+                -- Not QUERY_CANCELED (plpgsql's OTHERS never catches it): a cancelled or
+                -- lost batch fails whole, nothing of it written.
+                outcome := -2;
+                failure := SQLSTATE;
+        END;
+        RETURN NEXT;
+    END LOOP;
+END
+$$ LANGUAGE plpgsql;

@@ -1,8 +1,9 @@
 """The MFA challenge's cost is its round trips to PostgreSQL (DESIGN.md §9: 1,500 challenges
 a second on two cores): a passed challenge sends two statements (`challenge_open` unlocked,
 then `challenge_passed`, which reads again under the locks and writes only if nothing
-changed, else the locked attempt decides), and wakes no relay: a login's outcome is
-published at the relay's next poll.
+changed, else the locked attempt decides; both shared with the challenges under way at
+once: test_challenge_groups.py), and wakes no relay: a login's outcome is published at
+the relay's next poll.
 
 What the statements do is the flows' business, covered by test_auth_aggregates.py (rows
 are the fold of the events), test_session_end_races.py and the e2e challenge, lockout and
@@ -62,8 +63,9 @@ class Setup:
 @pytest.fixture
 async def setup(fresh_database: FreshDatabase) -> AsyncIterator[Setup]:
     url = await fresh_database("challenge_round_trips")
-    # One connection, so every statement of a challenge is seen by this one logger.
-    pool = await open_pool(url, min_size=1, max_size=1)
+    # One connection, so every statement of a challenge is seen by this one logger; no
+    # reset query on release, as auth's pool (services/auth/main.py).
+    pool = await open_pool(url, min_size=1, max_size=1, session_reset=False)
     projection = LoginProjection()
     box = SecretBox({"k": generate_key()}, "k")
     secret = totp.new_secret()
@@ -139,13 +141,13 @@ async def test_a_passed_challenge_is_two_statements(setup: Setup) -> None:
     passed = await challenge.answer(setup.runtime, token, code, None)
     assert passed.backup_codes_remaining == 0
     # No transaction of the flow's own: the write is one, checking the read under locks.
-    # The pool's reset on release comes after: one round trip of every pooled request.
-    assert [s.split("(")[0] for s in setup.statements[:2]] == [
-        "SELECT * FROM challenge_open",
-        "SELECT challenge_passed",
+    # Alone, each is a group of one (nothing waits at low load).
+    assert [s.split(" FROM ")[0] for s in setup.statements] == [
+        "SELECT t.n, o.*",
+        "SELECT item, outcome, failure",
     ], setup.statements
-    assert len(setup.statements) == 3, setup.statements
-    assert setup.statements[-1].startswith("SELECT pg_advisory_unlock_all()")
+    assert "challenge_open" in setup.statements[0]
+    assert "challenge_passed_batch" in setup.statements[1]
     async with setup.runtime.pool.acquire() as conn:
         stored = [e.event_type for e in await accounts.events(conn, CONTACT)]
         session = await tokens.find(conn, passed.session.token, "session", setup.clock())
@@ -212,19 +214,18 @@ async def _changed_after_the_unlocked_read(
     setup: Setup, monkeypatch: pytest.MonkeyPatch, change: str
 ) -> None:
     """Runs `change` (SQL, on a connection of its own) right after the unlocked read."""
-    read = challenges.open_challenge
+    read = challenges.open_challenges
 
-    async def read_then_change(*args: Any, lock: bool = True, **kwargs: Any) -> Any:
-        opened = await read(*args, lock=lock, **kwargs)
-        if not lock:
-            other = await asyncpg.connect(setup.url)
-            try:
-                await other.execute(change)
-            finally:
-                await other.close()
+    async def read_then_change(*args: Any, **kwargs: Any) -> Any:
+        opened = await read(*args, **kwargs)
+        other = await asyncpg.connect(setup.url)
+        try:
+            await other.execute(change)
+        finally:
+            await other.close()
         return opened
 
-    monkeypatch.setattr(challenges, "open_challenge", read_then_change)
+    monkeypatch.setattr(challenges, "open_challenges", read_then_change)
 
 
 async def test_a_change_after_the_unlocked_read_is_decided_on_the_locked_rows(
@@ -243,8 +244,8 @@ async def test_a_change_after_the_unlocked_read_is_decided_on_the_locked_rows(
     # are looked up on a statement's first use: left out.)
     flow = [s.split("(")[0] for s in setup.statements if not s.startswith(("\n", "WITH"))]
     assert flow[:6] == [
-        "SELECT * FROM challenge_open",
-        "SELECT challenge_passed",
+        "SELECT t.n, o.* FROM unnest",
+        "SELECT item, outcome, failure FROM challenge_passed_batch",
         "BEGIN;",
         "SELECT * FROM challenge_open",
         "SELECT challenge_passed",

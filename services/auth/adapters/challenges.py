@@ -7,6 +7,7 @@ every decision; these only read and write, in the order the separate statements 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import Enum
@@ -56,8 +57,34 @@ async def open_challenge(
         raise ValueError(f"the challenge reads {LIVE_SCHEMA}, not {projection.schema}")
     token_hash = hash_token(token)
     row = await conn.fetchrow("SELECT * FROM challenge_open($1, $2, $3)", token_hash, now, lock)
-    if row is None:
-        return None
+    return None if row is None else _opened(row, token_hash)
+
+
+async def open_challenges(
+    conn: asyncpg.Connection,
+    projection: LoginProjection,
+    asked: Sequence[tuple[str, datetime]],
+) -> list[Opened | None]:
+    """`open_challenge(…, lock=False)` of each (token, now), in one statement: what a
+    group of `passed_together` checks again."""
+    if projection.schema != LIVE_SCHEMA:
+        raise ValueError(f"the challenge reads {LIVE_SCHEMA}, not {projection.schema}")
+    hashes = [hash_token(token) for token, _ in asked]
+    rows = await conn.fetch(
+        "SELECT t.n, o.* FROM unnest($1::text[], $2::timestamptz[]) WITH ORDINALITY"
+        " AS t(h, at, n) CROSS JOIN LATERAL challenge_open(t.h, t.at, false) o",
+        hashes,
+        [now for _, now in asked],
+    )
+    opened: list[Opened | None] = [None] * len(asked)
+    for row in rows:
+        n = row["n"] - 1
+        opened[n] = _opened(row, hashes[n], skip=1)
+    return opened
+
+
+def _opened(row: asyncpg.Record, token_hash: str, skip: int = 0) -> Opened:
+    """`skip`: leading columns before challenge_open's own."""
     if row["account_version"] is None:  # read unlocked: no account row (yet)
         return _without_account(row, token_hash)
     challenge = Token(
@@ -82,7 +109,7 @@ async def open_challenge(
             row["mfa_disabled"],
         ),
     )
-    values = tuple(row)
+    values = tuple(row)[skip:]
     contact = None
     if row["c_contact_id"] is not None:
         contact = ProjectedContact(*values[12:24])
@@ -130,72 +157,184 @@ class Claim(Enum):
     TOKEN_USED = "token_used"  # noqa: S105 (not a secret) the step is claimed, the token was used meanwhile
 
 
-async def passed(
-    conn: asyncpg.Connection,
+@dataclass(frozen=True)
+class Passing:
+    """What `passed` writes for a proven factor, its rows made in the request's own task
+    (the outbox rows carry its trace)."""
+
+    opened: Opened
+    account: Account  # with its recorded events: saved only if the step is claimed
+    time_step: int | None  # None: a backup code, already spent
+    session_hash: str
+    session_expires_at: datetime
+    now: datetime
+    read_as: str | None  # `opened` was read unlocked: its fingerprint
+    events: list[tuple[object, ...]]
+    outbox: list[tuple[object, ...]]
+
+    @property
+    def version(self) -> int:
+        return self.account.version + len(self.events)
+
+
+def passing(
     opened: Opened,
-    passing: Account,
+    account: Account,
     *,
     time_step: int | None,
     session_token: str,
     session_expires_at: datetime,
     now: datetime,
-    wake_relay: bool,
     read_as: str | None = None,
-) -> int | Claim:
-    """Claim `time_step` (None: a backup code, already spent), use the challenge token,
-    issue the session and save `passing` (the account with its recorded events), in one
-    round trip. The backup codes left, or why nothing (or only the claim) was written.
-
-    `read_as`: `opened` was read unlocked (its fingerprint); the call, outside a
-    transaction, is then one of its own that first locks and reads again, and writes
-    only if it reads the same (else `Claim.CHANGED`)."""
+) -> Passing:
     assert opened.enrollment is not None
-    events = passing.pending
+    events = account.pending
     # The JSON columns as text, as the pool's jsonb codec would send them (shared.db).
     rows = [(*row[:-1], json.dumps(row[-1])) for row in event_rows(events)]
     outbox = [(*row[:-1], json.dumps(row[-1])) for row in outbox_rows(events)]
-    attempts = passing.attempts
-    version = passing.version + len(events)
+    return Passing(
+        opened,
+        account,
+        time_step,
+        hash_token(session_token),
+        session_expires_at,
+        now,
+        read_as,
+        rows,
+        outbox,
+    )
+
+
+async def passed(conn: asyncpg.Connection, claim: Passing, *, wake_relay: bool) -> int | Claim:
+    """Claim the time step, use the challenge token, issue the session and save the
+    account with its recorded events, in one round trip. The backup codes left, or why
+    nothing (or only the claim) was written.
+
+    With `read_as` the call, outside a transaction, is one of its own that first locks and
+    reads again, and writes only if it reads the same (else `Claim.CHANGED`). Many of
+    those are `passed_together`."""
+    assert claim.opened.enrollment is not None
+    attempts = claim.account.attempts
     try:
         left = await conn.fetchval(
             "SELECT challenge_passed($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13,"
             " $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29)",
-            opened.challenge.token_hash,
-            now,
-            opened.enrollment.enrollment_id,
-            time_step,
-            hash_token(session_token),
-            session_expires_at,
-            passing.contact_id,
-            passing.org_id,
-            version,
+            claim.opened.challenge.token_hash,
+            claim.now,
+            claim.opened.enrollment.enrollment_id,
+            claim.time_step,
+            claim.session_hash,
+            claim.session_expires_at,
+            claim.account.contact_id,
+            claim.account.org_id,
+            claim.version,
             attempts.failures,
             attempts.lockouts,
             attempts.locked_until,
             attempts.failures_since_success,
             attempts.disabled,
-            *(list(column) for column in zip(*rows, strict=True)),
-            *(list(column) for column in zip(*outbox, strict=True)),
+            *_columns(claim.events, 9),
+            *_columns(claim.outbox, 4),
             OUTBOX_CHANNEL if wake_relay else None,
-            read_as,
+            claim.read_as,
         )
     except asyncpg.UniqueViolationError as exc:
         if exc.table_name != "events":
             raise
-        # As append_events says it: another writer took one of these account versions.
-        raise ConcurrencyConflict(
-            f"portal_account {passing.contact_id} changed concurrently"
-        ) from exc
+        raise _conflict(claim) from exc
+    return settled(claim, left)
+
+
+async def passed_together(
+    conn: asyncpg.Connection, claims: Sequence[Passing]
+) -> list[int | Claim | ConcurrencyConflict]:
+    """`passed` of each claim read unlocked (`read_as`), in one statement and one
+    transaction, each item as if alone: its outcome, or the conflict `passed` raises.
+    An item another transaction holds a lock of, or that failed otherwise, is
+    `Claim.CHANGED` (nothing of it written: the locked path decides). `settled` then
+    applies a written one to its account."""
+    events: list[tuple[object, ...]] = []
+    outbox: list[tuple[object, ...]] = []
+    starts: list[int] = []
+    ends: list[int] = []
+    for claim in claims:
+        assert claim.read_as is not None and claim.time_step is not None
+        starts.append(len(events) + 1)
+        events.extend(claim.events)
+        outbox.extend(claim.outbox)
+        ends.append(len(events))
+    rows = await conn.fetch(
+        "SELECT item, outcome, failure FROM challenge_passed_batch($1, $2, $3, $4, $5, $6,"
+        " $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22,"
+        " $23, $24, $25, $26, $27, $28, $29, $30)",
+        [c.opened.challenge.token_hash for c in claims],
+        [c.now for c in claims],
+        [_enrollment_id(c) for c in claims],
+        [c.time_step for c in claims],
+        [c.session_hash for c in claims],
+        [c.session_expires_at for c in claims],
+        [c.account.contact_id for c in claims],
+        [c.account.org_id for c in claims],
+        [c.version for c in claims],
+        [c.account.attempts.failures for c in claims],
+        [c.account.attempts.lockouts for c in claims],
+        [c.account.attempts.locked_until for c in claims],
+        [c.account.attempts.failures_since_success for c in claims],
+        [c.account.attempts.disabled for c in claims],
+        [c.read_as for c in claims],
+        starts,
+        ends,
+        *_columns(events, 9),
+        *_columns(outbox, 4),
+    )
+    outcomes: list[int | Claim | ConcurrencyConflict] = [Claim.CHANGED] * len(claims)
+    for row in rows:
+        n = row["item"] - 1
+        outcome = row["outcome"]
+        if outcome == -3:
+            outcomes[n] = _conflict(claims[n])
+        else:
+            outcomes[n] = _claim(outcome)
+    return outcomes
+
+
+def settled(claim: Passing, left: int | Claim | None) -> int | Claim:
+    """The outcome of `claim` as written: its account moved to the saved version."""
+    outcome = left if isinstance(left, Claim) else _claim(left)
+    if isinstance(outcome, int):
+        account_metrics.count(claim.account.pending)
+        claim.account.version = claim.version
+        claim.account.pending.clear()
+    return outcome
+
+
+def _claim(left: int | None) -> int | Claim:
     if left is None:
         return Claim.REPLAYED
     if left == -2:
         return Claim.CHANGED
     if left < 0:
         return Claim.TOKEN_USED
-    account_metrics.count(events)
-    passing.version = version
-    passing.pending.clear()
     return int(left)
+
+
+def _conflict(claim: Passing) -> ConcurrencyConflict:
+    # As append_events says it: another writer took one of these account versions.
+    return ConcurrencyConflict(f"portal_account {claim.account.contact_id} changed concurrently")
+
+
+def _enrollment_id(claim: Passing) -> object:
+    assert claim.opened.enrollment is not None
+    return claim.opened.enrollment.enrollment_id
+
+
+def _columns(rows: Sequence[tuple[object, ...]], width: int) -> list[list[object]]:
+    """Rows as the lists of their columns (`width` of them, also without any row)."""
+    columns: list[list[object]] = [[] for _ in range(width)]
+    for row in rows:
+        for column, value in zip(columns, row, strict=True):
+            column.append(value)
+    return columns
 
 
 def attempt_of(account: Account) -> Account:

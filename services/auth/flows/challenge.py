@@ -12,7 +12,7 @@ from services.auth.domain.account import Account
 from services.auth.domain.backup_codes import backup_code_key, hash_backup_code
 from services.auth.domain.enrollment import Enrollment
 from services.auth.domain.errors import InvalidToken, LockedOut, WrongCode
-from services.auth.domain.results import Factor, SecondFactorPassed
+from services.auth.domain.results import Factor, SecondFactorPassed, Session
 from services.auth.flows.runtime import AuthRuntime
 from services.auth.flows.sessions import new_session
 from shared.contracts import (
@@ -35,15 +35,16 @@ async def answer(
     rt: AuthRuntime, challenge_token: str, otp: str | None, backup_code: str | None
 ) -> SecondFactorPassed:
     rt.require_ready()
-    async with rt.pool.acquire() as conn:
-        # The common case first, in two round trips and no transaction of ours: a right
-        # code, decided on an unlocked read that the write checks again under the locks.
-        outcome = None if otp is None else await _pass_unlocked(rt, conn, challenge_token, otp)
-        if outcome is None:
-            # Anything else (a refusal, a wrong or replayed code, a backup code, a change
-            # since the read) is decided here, on rows locked from the start.
-            async with conn.transaction():
-                outcome = await _attempt(rt, conn, challenge_token, otp, backup_code, rt.clock())
+    # The common case first, with no connection or transaction of its own: a right code,
+    # decided on an unlocked read that the write checks again under the locks, both
+    # statements shared with the other challenges under way (adapters/challenge_batches.py).
+    outcome = None if otp is None else await _pass_unlocked(rt, challenge_token, otp)
+    if outcome is None:
+        # Anything else (a refusal, a wrong or replayed code, a backup code, a change
+        # since the read, a row another transaction held) is decided here, on rows
+        # locked from the start.
+        async with rt.pool.acquire() as conn, conn.transaction():
+            outcome = await _attempt(rt, conn, challenge_token, otp, backup_code, rt.clock())
     # Raised after the commit: a failed attempt must still count toward the lockout.
     if outcome is None:
         raise WrongCode()
@@ -78,11 +79,11 @@ def _secret(rt: AuthRuntime, enrollment: Enrollment | None) -> str:
 
 
 async def _pass_unlocked(
-    rt: AuthRuntime, conn: asyncpg.Connection, challenge_token: str, otp: str
+    rt: AuthRuntime, challenge_token: str, otp: str
 ) -> SecondFactorPassed | None:
     """The passed login, or None: the locked attempt decides (and records) everything else."""
     now = rt.clock()
-    opened = await challenges.open_challenge(conn, rt.projection, challenge_token, now, lock=False)
+    opened = await rt.challenge_groups.open(challenge_token, now)
     if opened is None or opened.fingerprint is None or _refusal(opened, now) is not None:
         return None
     if opened.account.password_hash is None:
@@ -91,20 +92,36 @@ async def _pass_unlocked(
     if step is None:
         return None
     passing = challenges.attempt_of(opened.account)
-    session = new_session(rt, passing, ["password", "totp"], now)
-    outcome = await challenges.passed(
-        conn,
+    session, outcome = await _passed(rt, None, opened, passing, step, "totp", now)
+    # A replay, or anything changed since the read: nothing was written.
+    return SecondFactorPassed(session, outcome) if isinstance(outcome, int) else None
+
+
+async def _passed(
+    rt: AuthRuntime,
+    conn: asyncpg.Connection | None,
+    opened: challenges.Opened,
+    passing: Account,
+    step: int | None,
+    factor: Factor,
+    now: datetime,
+) -> tuple[Session, int | challenges.Claim]:
+    """The session this factor earns, and what writing the passed login gave: on `conn`,
+    in the locked attempt's transaction; without it, read unlocked (`opened.fingerprint`),
+    with the other challenges under way."""
+    session = new_session(rt, passing, ["password", factor], now)
+    claim = challenges.passing(
         opened,
         passing,
         time_step=step,
         session_token=session.token,
         session_expires_at=session.expires_at,
         now=now,
-        wake_relay=False,
-        read_as=opened.fingerprint,
+        read_as=opened.fingerprint if conn is None else None,
     )
-    # A replay, or anything changed since the read: nothing was written.
-    return SecondFactorPassed(session, outcome) if isinstance(outcome, int) else None
+    if conn is None:
+        return session, await rt.challenge_groups.passed(claim)
+    return session, await challenges.passed(conn, claim, wake_relay=False)
 
 
 async def _attempt(
@@ -148,17 +165,7 @@ async def _attempt(
     # failure is recorded on the account.
     passing = challenges.attempt_of(account)
     factor: Factor = "totp" if otp is not None else "backup_code"
-    session = new_session(rt, passing, ["password", factor], now)
-    outcome = await challenges.passed(
-        conn,
-        opened,
-        passing,
-        time_step=step,
-        session_token=session.token,
-        session_expires_at=session.expires_at,
-        now=now,
-        wake_relay=False,
-    )
+    session, outcome = await _passed(rt, conn, opened, passing, step, factor, now)
     if outcome is challenges.Claim.REPLAYED:
         account.record(OtpReplayRejected, Empty(), cause)
         await _failed(conn, account, "reused_otp", cause)

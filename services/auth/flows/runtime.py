@@ -9,6 +9,7 @@ from datetime import datetime
 
 import asyncpg
 
+from services.auth.adapters.challenge_batches import ChallengeGroups
 from services.auth.adapters.decision_memory import DecisionMemory
 from services.auth.adapters.projection import LoginProjection
 from services.auth.domain.errors import NotReady
@@ -34,6 +35,11 @@ class AuthRuntime:
     random: RandomSource = SYSTEM_RANDOM
     # The lookup's answers in memory; never trusted unless its listener runs (bootstrap.py).
     memory: DecisionMemory = field(default_factory=DecisionMemory)
+    # Passed challenges share their statements and commits (adapters/challenge_batches.py).
+    challenge_groups: ChallengeGroups = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.challenge_groups = ChallengeGroups(self.pool, self.projection)
 
     def require_ready(self) -> None:
         # Fail closed: with a stale projection a login might skip a second factor it needs.
