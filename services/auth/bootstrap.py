@@ -21,7 +21,13 @@ from services.auth.adapters.decision_memory import DecisionMemory, enrollment_tr
 from services.auth.adapters.projection import LIVE_SCHEMA, LoginProjection
 from services.auth.domain.randomness import SYSTEM_RANDOM, RandomSource
 from services.auth.domain.secret_box import SecretBox
-from services.auth.entrypoints.http import challenge_route, lookup, operations, portal
+from services.auth.entrypoints.http import (
+    challenge_route,
+    login_route,
+    lookup,
+    operations,
+    portal,
+)
 from services.auth.entrypoints.http.body_limit import BodyLimit
 from services.auth.entrypoints.http.problems import (
     install_problem_handlers,
@@ -136,6 +142,7 @@ def bootstrap(
     note_database_failures(app, memory)
     lookup.serve_lean(app, "auth")
     challenge_route.serve_lean(app, "auth")
+    login_route.serve_lean(app, "auth")
     app.include_router(operations.router)
     app.include_router(portal.router)
     return app

@@ -92,6 +92,46 @@ ALTER TABLE password_attempts ADD COLUMN IF NOT EXISTS login_key text;
 ALTER TABLE password_attempts ADD COLUMN IF NOT EXISTS window_s integer NOT NULL DEFAULT 900;
 CREATE INDEX IF NOT EXISTS password_attempts_by_login ON password_attempts (login_key)
     WHERE login_key IS NOT NULL;
+-- One attempt counted against every subject, their rows taken in the order given (the
+-- same for every attempt, so two never wait on each other in a cycle), or against none if
+-- one is then over its limit: true if counted. The counts come back under the rows'
+-- locks, so N parallel attempts see N different counts. One round trip where a
+-- transaction around the upsert took three (services/auth/adapters/password_attempts.py).
+CREATE OR REPLACE FUNCTION password_attempts_reserve(
+    p_subjects text[], p_logins text[], p_windows integer[], p_limits integer[],
+    p_at timestamptz
+) RETURNS boolean LANGUAGE plpgsql AS $$
+DECLARE
+    over_limit boolean;
+BEGIN
+    BEGIN
+        WITH counted AS (
+            INSERT INTO password_attempts AS p
+                (subject, failures, window_started, login_key, window_s)
+            SELECT subject, 1, p_at, login_key, window_s
+            FROM unnest(p_subjects, p_logins, p_windows) WITH ORDINALITY
+                AS u(subject, login_key, window_s, n)
+            ORDER BY n
+            ON CONFLICT (subject) DO UPDATE SET
+                failures = CASE WHEN p.window_started + make_interval(secs => p.window_s)
+                    <= EXCLUDED.window_started THEN 1 ELSE p.failures + 1 END,
+                window_started = CASE WHEN p.window_started + make_interval(secs => p.window_s)
+                    <= EXCLUDED.window_started THEN EXCLUDED.window_started
+                    ELSE p.window_started END,
+                window_s = EXCLUDED.window_s
+            RETURNING subject, failures
+        )
+        SELECT coalesce(bool_or(c.failures > l.attempts), false) INTO over_limit
+        FROM counted c JOIN unnest(p_subjects, p_limits) AS l(subject, attempts) USING (subject);
+        IF over_limit THEN
+            RAISE SQLSTATE 'PM001';  -- undoes every counter of this attempt
+        END IF;
+    EXCEPTION WHEN SQLSTATE 'PM001' THEN
+        RETURN false;
+    END;
+    RETURN true;
+END
+$$;
 
 -- The MFA challenge in two round trips instead of about fifteen (services/auth/adapters/
 -- challenges.py; each statement here is one the flow used to send on its own, in the same

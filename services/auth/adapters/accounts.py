@@ -6,6 +6,7 @@ for one contact serialise here and the account's event versions stay gap-free.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import asyncpg
@@ -14,7 +15,13 @@ from services.auth.adapters import account_metrics
 from services.auth.domain.account import Account
 from services.auth.domain.lockout import MfaAttempts
 from shared.contracts import Event
-from shared.eventstore import append_events, load_stream
+from shared.eventstore import (
+    OUTBOX_CHANNEL,
+    ConcurrencyConflict,
+    event_rows,
+    load_stream,
+    outbox_rows,
+)
 
 
 async def lock(conn: asyncpg.Connection, contact_id: str, org_id: str) -> Account:
@@ -106,21 +113,66 @@ _ATTEMPTS_OR_NONE = (
 
 
 async def save(conn: asyncpg.Connection, account: Account, *, wake_relay: bool = True) -> None:
-    """Append the account's recorded events and write its snapshot (and password hash)."""
-    await append_events(conn, account.pending, wake_relay=wake_relay)
-    account_metrics.count(account.pending)
-    account.version += len(account.pending)
-    account.pending.clear()
-    await conn.execute(
-        "UPDATE accounts SET version = $2, password_hash = $3, mfa_failures = $4,"
-        " mfa_lockouts = $5, mfa_locked_until = $6, mfa_failures_since_success = $7,"
-        " mfa_disabled = $8 WHERE contact_id = $1",
-        account.contact_id,
-        account.version,
-        account.password_hash,
-        account.attempts.failures,
-        account.attempts.lockouts,
-        account.attempts.locked_until,
-        account.attempts.failures_since_success,
-        account.attempts.disabled,
-    )
+    """Append the account's recorded events (with their outbox rows) and write its snapshot
+    (and password hash), in one statement: all of it or none, as the event store's own
+    savepoint made it, for one round trip where that took five (every login writes here)."""
+    events = account.pending
+    version = account.version + len(events)
+    # The JSON columns as text, as the pool's jsonb codec would send them (shared.db): a
+    # list in a jsonb[] parameter would be read as an array.
+    rows = [(*row[:-1], json.dumps(row[-1])) for row in event_rows(events)]
+    outbox = [(*row[:-1], json.dumps(row[-1])) for row in outbox_rows(events)]
+    attempts = account.attempts
+    try:
+        await conn.execute(
+            _SAVE,
+            account.contact_id,
+            version,
+            account.password_hash,
+            attempts.failures,
+            attempts.lockouts,
+            attempts.locked_until,
+            attempts.failures_since_success,
+            attempts.disabled,
+            *_columns(rows, 9),
+            *_columns(outbox, 4),
+        )
+    except asyncpg.UniqueViolationError as exc:
+        if exc.table_name != "events":
+            raise
+        # As append_events says it: another writer took one of these account versions.
+        raise ConcurrencyConflict(
+            f"portal_account {account.contact_id} changed concurrently"
+        ) from exc
+    if events and wake_relay:
+        await conn.execute("SELECT pg_notify($1, '')", OUTBOX_CHANNEL)
+    account_metrics.count(events)
+    account.version = version
+    events.clear()
+
+
+def _columns(rows: list[tuple[object, ...]], width: int) -> list[list[object]]:
+    # One array parameter per column, for unnest (empty ones when there are no rows).
+    return [[row[i] for row in rows] for i in range(width)]
+
+
+# The event store's inserts (shared.eventstore.append_events: same columns, the events in
+# the order given) and the snapshot's update. Data-modifying WITH clauses always run, all
+# in the statement's one snapshot; none of them reads what another writes.
+_SAVE = (
+    "WITH stored AS ("
+    " INSERT INTO events (event_id, aggregate_type, aggregate_id, aggregate_version,"
+    " event_type, schema_version, org_id, occurred_at, envelope)"
+    " SELECT i, ty, a, v, et, sv, o, at, en::jsonb"
+    " FROM unnest($9::uuid[], $10::text[], $11::text[], $12::integer[], $13::text[],"
+    " $14::integer[], $15::text[], $16::timestamptz[], $17::text[])"
+    " WITH ORDINALITY AS e(i, ty, a, v, et, sv, o, at, en, n) ORDER BY n),"
+    " queued AS ("
+    " INSERT INTO outbox (topic, key, value, headers)"
+    " SELECT t, k, v, h::jsonb"
+    " FROM unnest($18::text[], $19::bytea[], $20::bytea[], $21::text[])"
+    " WITH ORDINALITY AS q(t, k, v, h, n) ORDER BY n)"
+    " UPDATE accounts SET version = $2, password_hash = $3, mfa_failures = $4,"
+    " mfa_lockouts = $5, mfa_locked_until = $6, mfa_failures_since_success = $7,"
+    " mfa_disabled = $8 WHERE contact_id = $1"
+)

@@ -1,8 +1,8 @@
 """Attempt counters for the password step and invitations (fixed windows, in the database).
 
-An attempt is reserved before the password is verified, in one transaction that counts
-it against every subject or, if any is at its limit, against none: each counter is one
-upsert that returns its new value under the row's lock, so N parallel requests see N
+An attempt is reserved before the password is verified, in one call that counts it
+against every subject or, if any is then over its limit, against none: each counter is
+one upsert that returns its new value under the row's lock, so N parallel requests see N
 different counts and no more than the limit are ever let through to a verify. A failed
 attempt keeps its reservation (that is the count); a success gives it back.
 """
@@ -28,45 +28,23 @@ class Subject:
     cleared_on_success: bool = False
 
 
-class _OverLimit(Exception):
-    pass
-
-
 def login_key(org_id: str, email: str) -> str:
     return f"{org_id}:{email.lower()}"
 
 
 async def reserve(conn: asyncpg.Connection, subjects: Sequence[Subject], now: datetime) -> bool:
-    """Count one attempt against every subject, or none if one is at its limit."""
-    limits = {s.key: s.limit.attempts for s in subjects}
-    try:
-        async with conn.transaction():
-            # One statement for all counters, taking their rows in the given order (the
-            # same for every attempt, so two attempts never wait on each other in a cycle).
-            counts = await conn.fetch(
-                "INSERT INTO password_attempts AS p"
-                " (subject, failures, window_started, login_key, window_s)"
-                " SELECT subject, 1, $4, login_key, window_s"
-                " FROM unnest($1::text[], $2::text[], $3::integer[]) WITH ORDINALITY"
-                "   AS u(subject, login_key, window_s, n) ORDER BY n"
-                " ON CONFLICT (subject) DO UPDATE SET"
-                " failures = CASE WHEN p.window_started + make_interval(secs => p.window_s)"
-                "   <= EXCLUDED.window_started THEN 1 ELSE p.failures + 1 END,"
-                " window_started = CASE WHEN p.window_started + make_interval(secs => p.window_s)"
-                "   <= EXCLUDED.window_started THEN EXCLUDED.window_started"
-                "   ELSE p.window_started END,"
-                " window_s = EXCLUDED.window_s"
-                " RETURNING subject, failures",
-                [s.key for s in subjects],
-                [s.login for s in subjects],
-                [int(s.limit.window.total_seconds()) for s in subjects],
-                now,
-            )
-            if any(row["failures"] > limits[row["subject"]] for row in counts):
-                raise _OverLimit  # rolls every counter of this attempt back
-    except _OverLimit:
-        return False
-    return True
+    """Count one attempt against every subject, or none if one is at its limit (one call
+    of schema.sql's `password_attempts_reserve`: all or none, in one round trip)."""
+    counted: bool = await conn.fetchval(
+        "SELECT password_attempts_reserve($1::text[], $2::text[], $3::integer[],"
+        " $4::integer[], $5)",
+        [s.key for s in subjects],
+        [s.login for s in subjects],
+        [int(s.limit.window.total_seconds()) for s in subjects],
+        [s.limit.attempts for s in subjects],
+        now,
+    )
+    return counted
 
 
 async def blocked_until(

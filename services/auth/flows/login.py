@@ -135,8 +135,10 @@ async def _password_accepted(
     """The password was right: what the contact needs next (a session, or the second
     factor's challenge, or enrollment), decided on its locked account."""
     async with conn.transaction():
-        account = await accounts.lock(conn, found.contact_id, org_id)
-        if account.password_hash != found.password_hash:
+        # The row exists (its password was just checked): locked without the insert that
+        # `accounts.lock` first tries, a round trip less.
+        account = await accounts.lock_existing(conn, found.contact_id)
+        if account is None or account.password_hash != found.password_hash:
             # A new password (or a revoke) landed between the verify and this lock: the
             # password just checked is no longer the contact's.
             raise InvalidCredentials()
