@@ -15,24 +15,25 @@ the app's checks and answers stay the only ones for it.
 
 from __future__ import annotations
 
-import json
 from typing import Final
 
 from fastapi import FastAPI
-from pydantic import ValidationError
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from services.auth.entrypoints.http import answers
-from services.auth.entrypoints.http.body_limit import MAX_BODY_BYTES
-from services.auth.entrypoints.http.lean_path import LeanPath, serve_ahead
+from services.auth.entrypoints.http.lean_path import (
+    LeanPath,
+    body_within_limit,
+    json_body,
+    replaying,
+    serve_ahead,
+    well_formed,
+)
 from services.auth.entrypoints.http.portal import Challenge
 from services.auth.flows import challenge
 from services.auth.flows.runtime import AuthRuntime
 
 PATH: Final = "/v1/mfa/challenge"
-# The one content type taken here; FastAPI reads others too (none, `+json`, parameters),
-# and those go to it.
-_JSON: Final = b"application/json"
 
 
 class LeanChallenge(LeanPath):
@@ -58,10 +59,10 @@ class LeanChallenge(LeanPath):
         ):
             await self.app(scope, receive, send)
             return
-        read, body = await _body_within_limit(scope, receive)
-        parsed = _well_formed(scope, body) if body is not None else None
+        read, body = await body_within_limit(scope, receive)
+        parsed = well_formed(scope, body, Challenge) if body is not None else None
         if parsed is None:
-            await self.app(scope, _replaying(read, receive), send)
+            await self.app(scope, replaying(read, receive), send)
             return
         scope["challenge"] = parsed
         await self.serve(scope, receive, send)
@@ -72,71 +73,7 @@ class LeanChallenge(LeanPath):
         passed = await challenge.answer(
             runtime, parsed.challenge_token, parsed.otp, parsed.backup_code
         )
-        # As Starlette's JSONResponse renders the route's dict (all strings and an int).
-        return json.dumps(
-            answers.second_factor_answer(passed),
-            ensure_ascii=False,
-            allow_nan=False,
-            separators=(",", ":"),
-        ).encode("utf-8")
-
-
-async def _body_within_limit(scope: Scope, receive: Receive) -> tuple[list[Message], bytes | None]:
-    """The messages read, and the whole body if it came complete within the limit
-    (else None: the app reads on and answers, 413 included)."""
-    declared = None
-    for name, value in scope["headers"]:
-        if name == b"content-length":
-            declared = value
-            break
-    if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY_BYTES):
-        return [], None
-    read: list[Message] = []
-    size = 0
-    while True:
-        message = await receive()
-        read.append(message)
-        if message["type"] != "http.request":
-            return read, None
-        size += len(message.get("body", b""))
-        if size > MAX_BODY_BYTES:
-            return read, None
-        if not message.get("more_body", False):
-            break
-    return read, b"".join(m.get("body", b"") for m in read)
-
-
-def _well_formed(scope: Scope, body: bytes) -> Challenge | None:
-    """The challenge as the route's model reads the body FastAPI would hand it, or None
-    for anything the app should answer itself."""
-    content_type = None
-    for name, value in scope["headers"]:
-        if name == b"content-type":
-            if content_type is not None:
-                return None  # two of them: the app decides which counts
-            content_type = value
-    if content_type != _JSON or not body:
-        return None
-    try:
-        value = json.loads(body)  # as Starlette's Request.json()
-    except ValueError:
-        return None
-    try:
-        return Challenge.model_validate(value)
-    except ValidationError:
-        return None
-
-
-def _replaying(read: list[Message], receive: Receive) -> Receive:
-    """`receive`, after the messages already read from it."""
-    pending = list(read)
-
-    async def replayed() -> Message:
-        if pending:
-            return pending.pop(0)
-        return await receive()
-
-    return replayed
+        return json_body(answers.second_factor_answer(passed))
 
 
 def serve_lean(app: FastAPI, service: str = "auth") -> None:

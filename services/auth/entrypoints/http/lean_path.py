@@ -7,28 +7,42 @@ it: the security headers (the app's own `AnswerHeaders` rule), the request id, a
 log line and span (`RequestObservation`), the request-duration metric (same histogram,
 same labels) and the app's own exception handlers for a refusal. A route's layer decides
 which requests it takes and gives the body of a 200 (`answer_body`); anything it does not
-take goes to the app.
+take goes to the app. What reading a request the way the route would takes (the body
+within the limit, replayed to the app when the layer declines it; a JSON body the route's
+model accepts; ids the path pattern accepts) and rendering its 200 are here too, so every
+lean layer reads and renders alike.
 """
 
 from __future__ import annotations
 
+import json
+import re
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, Final, TypeVar
 
 from fastapi import FastAPI
 from prometheus_client import Histogram
+from pydantic import BaseModel, ValidationError
 from starlette.datastructures import MutableHeaders
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from services.auth.entrypoints.http.body_limit import MAX_BODY_BYTES
 from shared.http.hardening import AnswerHeaders, HeaderRule
 from shared.observability.http import HTTP_DURATION, RequestObservation
 
 Headers = list[tuple[bytes, bytes]]
+Model = TypeVar("Model", bound=BaseModel)
+# The one content type a lean path takes; FastAPI reads others too (none, `+json`,
+# parameters), and those go to it.
+_JSON: Final = b"application/json"
+# shared.http.path_params' ids, matched whole (fullmatch: `$` alone would let a trailing
+# newline through).
+PATH_ID: Final = re.compile(r"[A-Za-z0-9._:@-]{1,100}")
 
 
 class LeanPath(ABC):
@@ -145,3 +159,68 @@ def serve_ahead(
         return layer(build(), app, service)
 
     app.build_middleware_stack = build_with_lean_path  # type: ignore[method-assign]
+
+
+async def body_within_limit(scope: Scope, receive: Receive) -> tuple[list[Message], bytes | None]:
+    """The messages read, and the whole body if it came complete within the limit
+    (else None: the app reads on and answers, 413 included)."""
+    declared = None
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            declared = value
+            break
+    if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY_BYTES):
+        return [], None
+    read: list[Message] = []
+    size = 0
+    while True:
+        message = await receive()
+        read.append(message)
+        if message["type"] != "http.request":
+            return read, None
+        size += len(message.get("body", b""))
+        if size > MAX_BODY_BYTES:
+            return read, None
+        if not message.get("more_body", False):
+            break
+    return read, b"".join(m.get("body", b"") for m in read)
+
+
+def replaying(read: list[Message], receive: Receive) -> Receive:
+    """`receive`, after the messages already read from it."""
+    pending = list(read)
+
+    async def replayed() -> Message:
+        if pending:
+            return pending.pop(0)
+        return await receive()
+
+    return replayed
+
+
+def well_formed(scope: Scope, body: bytes, model: type[Model]) -> Model | None:
+    """The body as the route's `model` reads what FastAPI would hand it, or None for
+    anything the app should answer itself."""
+    content_type = None
+    for name, value in scope["headers"]:
+        if name == b"content-type":
+            if content_type is not None:
+                return None  # two of them: the app decides which counts
+            content_type = value
+    if content_type != _JSON or not body:
+        return None
+    try:
+        value = json.loads(body)  # as Starlette's Request.json()
+    except ValueError:
+        return None
+    try:
+        return model.model_validate(value)
+    except ValidationError:
+        return None
+
+
+def json_body(value: object) -> bytes:
+    """`value` as Starlette's JSONResponse renders it."""
+    return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode(
+        "utf-8"
+    )

@@ -14,18 +14,22 @@ Anything else goes through the app as before, its body handed on unchanged.
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Final
 
 from fastapi import FastAPI
-from pydantic import ValidationError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from services.auth.entrypoints.http import answers
-from services.auth.entrypoints.http.challenge_route import _body_within_limit, _replaying
-from services.auth.entrypoints.http.lean_path import LeanPath, serve_ahead
-from services.auth.entrypoints.http.lookup import _ID
+from services.auth.entrypoints.http.lean_path import (
+    PATH_ID,
+    LeanPath,
+    body_within_limit,
+    json_body,
+    replaying,
+    serve_ahead,
+    well_formed,
+)
 from services.auth.entrypoints.http.portal import Login
 from services.auth.flows import login
 from services.auth.flows.runtime import AuthRuntime
@@ -34,8 +38,6 @@ from shared.http.client_address import client_address
 PATH: Final = "/v1/portals/{org_id}/login"
 # The path as Starlette's router matches it (a segment is anything but a slash).
 _PATH: Final = re.compile(r"/v1/portals/([^/]+)/login")
-# The one content type taken here; FastAPI reads others too, and those go to it.
-_JSON: Final = b"application/json"
 
 
 class LeanLogin(LeanPath):
@@ -60,13 +62,13 @@ class LeanLogin(LeanPath):
             else None
         )
         # An org id the declared pattern refuses: the app answers it (422).
-        if found is None or not _ID.fullmatch(found[1]):
+        if found is None or not PATH_ID.fullmatch(found[1]):
             await self.app(scope, receive, send)
             return
-        read, body = await _body_within_limit(scope, receive)
-        parsed = _well_formed(scope, body) if body is not None else None
+        read, body = await body_within_limit(scope, receive)
+        parsed = well_formed(scope, body, Login) if body is not None else None
         if parsed is None:
-            await self.app(scope, _replaying(read, receive), send)
+            await self.app(scope, replaying(read, receive), send)
             return
         scope["path_params"] = {"org_id": found[1]}
         scope["login"] = parsed
@@ -82,34 +84,7 @@ class LeanLogin(LeanPath):
             parsed.password,
             _client_address(runtime, scope),
         )
-        # As Starlette's JSONResponse renders the route's dict (all strings).
-        return json.dumps(
-            answers.login_answer(outcome),
-            ensure_ascii=False,
-            allow_nan=False,
-            separators=(",", ":"),
-        ).encode("utf-8")
-
-
-def _well_formed(scope: Scope, body: bytes) -> Login | None:
-    """The login as the route's model reads the body FastAPI would hand it, or None for
-    anything the app should answer itself."""
-    content_type = None
-    for name, value in scope["headers"]:
-        if name == b"content-type":
-            if content_type is not None:
-                return None  # two of them: the app decides which counts
-            content_type = value
-    if content_type != _JSON or not body:
-        return None
-    try:
-        value = json.loads(body)  # as Starlette's Request.json()
-    except ValueError:
-        return None
-    try:
-        return Login.model_validate(value)
-    except ValidationError:
-        return None
+        return json_body(answers.login_answer(outcome))
 
 
 def _client_address(runtime: AuthRuntime, scope: Scope) -> str:

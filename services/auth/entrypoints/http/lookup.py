@@ -20,7 +20,6 @@ The answer comes from this replica's memory while it is sure of it
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any, Final
 
@@ -32,7 +31,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from services.auth.adapters.decision_memory import Answer, DecisionMemory
 from services.auth.adapters.positions import applied_in_org
-from services.auth.entrypoints.http.lean_path import LeanPath, serve_ahead
+from services.auth.entrypoints.http.lean_path import PATH_ID, LeanPath, json_body, serve_ahead
 from services.auth.flows.decisions import login_requirement
 from services.auth.flows.runtime import AuthRuntime
 from shared import read_your_writes
@@ -42,9 +41,8 @@ from shared.login_rule.login_requirement import LoginRequirement
 from shared.read_your_writes import POSITION_PATTERN
 
 PATH: Final = "/v1/orgs/{org_id}/contacts/{contact_id}/login-requirement"
-# shared.http.path_params' ids and read_your_writes' position, matched whole (fullmatch:
-# `$` alone would let a trailing newline through).
-_ID: Final = re.compile(r"[A-Za-z0-9._:@-]{1,100}")
+# read_your_writes' position, matched whole (fullmatch: `$` alone would let a trailing
+# newline through).
 _POSITION: Final = re.compile(POSITION_PATTERN.removeprefix("^").removesuffix("$"))
 # The path as Starlette's router matches it (a segment is anything but a slash).
 _PATH: Final = re.compile(r"/v1/orgs/([^/]+)/contacts/([^/]+)/login-requirement")
@@ -78,16 +76,13 @@ async def remembered_login_requirement(
 
 
 def _body(decision: LoginRequirement) -> bytes:
-    # As Starlette's JSONResponse renders a body.
-    return json.dumps(
-        decision.as_dict(), ensure_ascii=False, allow_nan=False, separators=(",", ":")
-    ).encode("utf-8")
+    return json_body(decision.as_dict())
 
 
 def _malformed(org_id: str, contact_id: str, min_position: str | None) -> list[dict[str, Any]]:
     errors: list[dict[str, Any]] = []
     for name, value in (("org_id", org_id), ("contact_id", contact_id)):
-        if not _ID.fullmatch(value):
+        if not PATH_ID.fullmatch(value):
             errors.append({"loc": ("path", name), "type": "string_pattern_mismatch"})
     if min_position is not None and not _POSITION.fullmatch(min_position):
         errors.append({"loc": ("query", "min_position"), "type": "string_pattern_mismatch"})
