@@ -26,24 +26,19 @@ from services.auth.adapters.projection import LoginProjection
 from services.auth.domain import totp
 from services.auth.domain.errors import InvalidToken, WrongCode
 from services.auth.domain.lockout import MAX_CONSECUTIVE_FAILURES
-from services.auth.domain.passwords import hash_password
 from services.auth.domain.secret_box import SecretBox, generate_key
 from services.auth.flows import challenge
 from services.auth.flows.runtime import AuthRuntime
-from shared.db import EVENTSTORE_SQL, apply_schema, open_pool, read_sql
+from shared.db import open_pool
 from shared.eventstore import OUTBOX_CHANNEL
 from shared.tokens import hash_token
 from tests.conftest import FreshDatabase
+from tests.integration.challenge_setup import ReadyConsumer, enrolled_contact
 from tests.integration.movable_clock import START, STEP, MovableClock
 
 pytestmark = pytest.mark.integration
 
 ORG, CONTACT = "org-round-trips", "c-1"
-
-
-@dataclass
-class _Ready:
-    ready: bool = True
 
 
 @dataclass
@@ -70,38 +65,20 @@ async def setup(fresh_database: FreshDatabase) -> AsyncIterator[Setup]:
     box = SecretBox({"k": generate_key()}, "k")
     secret = totp.new_secret()
     enrollment_id = uuid.uuid4()
-    await apply_schema(pool, EVENTSTORE_SQL, read_sql("services.auth", "schema.sql"))
-    async with pool.acquire() as conn:
-        await projection.create(conn)
-        await conn.execute(
-            f"INSERT INTO {projection.schema}.contacts (contact_id, org_id, version, kind,"
-            " display_name, email, portal_access, mfa_epoch, deleted)"
-            " VALUES ($1, $2, 2, 'customer', 'Known', 'known@example.com', true, 0, false)",
-            CONTACT,
-            ORG,
-        )
-        await conn.execute(
-            "INSERT INTO accounts (contact_id, org_id, password_hash) VALUES ($1, $2, $3)",
-            CONTACT,
-            ORG,
-            hash_password("the-right-password"),
-        )
-        await conn.execute(
-            "INSERT INTO enrollments (enrollment_id, contact_id, org_id, status, secret_blob,"
-            " mfa_epoch, enrolled_event_id, enabled_at) VALUES ($1, $2, $3, 'enabled', $4, 0,"
-            " $5, $6)",
-            enrollment_id,
-            CONTACT,
-            ORG,
-            box.seal(secret, enrollment_id.bytes),
-            uuid.uuid4(),
-            START,
-        )
+    await enrolled_contact(
+        pool,
+        projection,
+        org=ORG,
+        contact=CONTACT,
+        box=box,
+        secret=secret,
+        enrollment_id=enrollment_id,
+    )
     clock = MovableClock(START)
     runtime = AuthRuntime(
         pool=pool,
         projection=projection,
-        consumer=cast(Any, _Ready()),
+        consumer=cast(Any, ReadyConsumer()),
         secret_box=box,
         clock=clock,
     )
