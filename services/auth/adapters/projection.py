@@ -251,12 +251,7 @@ class LoginProjection:
     async def contacts(
         self, conn: asyncpg.Connection, contact_ids: list[str]
     ) -> list[ProjectedContact]:
-        rows = await conn.fetch(
-            f"SELECT {', '.join(_CONTACT_COLUMNS)} FROM {self.schema}.contacts"
-            " WHERE contact_id = ANY($1::text[])",
-            contact_ids,
-        )
-        return [ProjectedContact.from_row(r) for r in rows]
+        return [ProjectedContact.from_row(r) for r in await self._contact_rows(conn, contact_ids)]
 
     async def _contact_rows(
         self, conn: asyncpg.Connection, contact_ids: list[str]
